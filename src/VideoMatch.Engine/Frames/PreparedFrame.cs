@@ -1,0 +1,67 @@
+using System.Buffers;
+
+namespace VideoMatch.Engine.Frames;
+
+/// <summary>
+/// A frame resized to the model's input: a gray plane in [0, 1] in a pooled buffer, plus what the response needs
+/// (original size, sequence, timestamp). Reference-counted: a stream frame belongs to two pairs, (t−1, t) and
+/// (t, t+1), and is preprocessed once for both; the buffer goes back to the pool when the last holder releases it.
+/// </summary>
+public sealed class PreparedFrame
+{
+    private float[]? _pixels;
+    private int _references = 1;
+
+    internal PreparedFrame(float[] pixels, int originalWidth, int originalHeight, ulong sequence, long timestampUs, double preprocessMs)
+    {
+        _pixels = pixels;
+        OriginalWidth = originalWidth;
+        OriginalHeight = originalHeight;
+        Sequence = sequence;
+        TimestampUs = timestampUs;
+        PreprocessMs = preprocessMs;
+    }
+
+    public int OriginalWidth { get; }
+
+    public int OriginalHeight { get; }
+
+    public ulong Sequence { get; }
+
+    public long TimestampUs { get; }
+
+    /// <summary>Decode and resize time.</summary>
+    public double PreprocessMs { get; }
+
+    /// <summary>The gray plane; valid while the caller holds a reference.</summary>
+    public ReadOnlySpan<float> Pixels(int length) =>
+        (_pixels ?? throw new ObjectDisposedException(nameof(PreparedFrame), "A released frame was read.")).AsSpan(0, length);
+
+    /// <summary>Takes one more reference; pair it with <see cref="Release"/>.</summary>
+    public PreparedFrame AddReference()
+    {
+        if (Interlocked.Increment(ref _references) <= 1)
+        {
+            throw new ObjectDisposedException(nameof(PreparedFrame), "A released frame was referenced again.");
+        }
+
+        return this;
+    }
+
+    public void Release()
+    {
+        var left = Interlocked.Decrement(ref _references);
+        if (left == 0)
+        {
+            var pixels = Interlocked.Exchange(ref _pixels, null);
+            if (pixels is not null)
+            {
+                ArrayPool<float>.Shared.Return(pixels);
+            }
+        }
+        else if (left < 0)
+        {
+            throw new InvalidOperationException("A frame was released more often than referenced.");
+        }
+    }
+}

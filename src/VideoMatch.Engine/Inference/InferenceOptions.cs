@@ -1,0 +1,71 @@
+using Microsoft.Extensions.Options;
+
+namespace VideoMatch.Engine.Inference;
+
+/// <summary>Which model runs, and where. Bound from the <c>Inference</c> configuration section.</summary>
+public sealed class InferenceOptions
+{
+    public const string Section = "Inference";
+
+    /// <summary>
+    /// Folder holding <c>videomatch-model.json</c> and its ONNX file, or the manifest file itself.
+    /// Empty (the default): the embedded weight-free matcher, built in memory.
+    /// </summary>
+    public string ModelPath { get; set; } = "";
+
+    /// <summary><c>cpu</c> (default) or <c>cuda</c>. A CUDA provider that cannot start stops the server; there is no fallback.</summary>
+    public string ExecutionProvider { get; set; } = "cpu";
+
+    /// <summary>GPU ordinal for <c>cuda</c>. Default 0.</summary>
+    public int DeviceId { get; set; }
+
+    /// <summary>ONNX Runtime intra-op threads on CPU; 0 lets ONNX Runtime choose (one per core).</summary>
+    public int IntraOpThreads { get; set; }
+
+    /// <summary>Embedded model input width in pixels, a multiple of 32. Default 640 (as EfficientLoFTR).</summary>
+    public int EmbeddedWidth { get; set; } = 640;
+
+    /// <summary>Embedded model input height in pixels, a multiple of 32. Default 480 (as EfficientLoFTR).</summary>
+    public int EmbeddedHeight { get; set; } = 480;
+
+    /// <summary>Run one batch of every size up to the largest before reporting ready. Default true.</summary>
+    public bool WarmUp { get; set; } = true;
+
+    internal bool IsCuda => string.Equals(ExecutionProvider, "cuda", StringComparison.OrdinalIgnoreCase);
+}
+
+/// <summary>Checks <see cref="InferenceOptions"/> at start.</summary>
+public sealed class InferenceOptionsValidator : IValidateOptions<InferenceOptions>
+{
+    public ValidateOptionsResult Validate(string? name, InferenceOptions options)
+    {
+        var problems = new List<string>();
+        if (!string.Equals(options.ExecutionProvider, "cpu", StringComparison.OrdinalIgnoreCase) && !options.IsCuda)
+        {
+            problems.Add($"Inference:ExecutionProvider must be 'cpu' or 'cuda' (got '{options.ExecutionProvider}').");
+        }
+
+        if (options.DeviceId < 0)
+        {
+            problems.Add($"Inference:DeviceId must be 0 or more (got {options.DeviceId}).");
+        }
+
+        if (options.IntraOpThreads < 0)
+        {
+            problems.Add($"Inference:IntraOpThreads must be 0 (automatic) or more (got {options.IntraOpThreads}).");
+        }
+
+        if (string.IsNullOrEmpty(options.ModelPath) &&
+            (options.EmbeddedWidth <= 0 || options.EmbeddedHeight <= 0 || options.EmbeddedWidth % 32 != 0 || options.EmbeddedHeight % 32 != 0))
+        {
+            problems.Add($"Inference:EmbeddedWidth and EmbeddedHeight must be positive multiples of 32 (got {options.EmbeddedWidth}×{options.EmbeddedHeight}).");
+        }
+
+        if (!string.IsNullOrEmpty(options.ModelPath) && !File.Exists(options.ModelPath) && !Directory.Exists(options.ModelPath))
+        {
+            problems.Add($"Inference:ModelPath '{options.ModelPath}' does not exist; give a model folder or leave it empty for the embedded model.");
+        }
+
+        return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
+    }
+}

@@ -1,0 +1,173 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace VideoMatch.Engine.Inference;
+
+/// <summary>How the model's input tensor holds pixels.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<InputElementType>))]
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1720", Justification = "The names are the ONNX element types they stand for.")]
+public enum InputElementType
+{
+    /// <summary>float32 in [0, 1] (the Hugging Face processor's output).</summary>
+    Float32,
+
+    /// <summary>uint8 in [0, 255]; the graph scales it (a quarter of the host-to-device bytes).</summary>
+    UInt8,
+}
+
+/// <summary>What the dense outputs' slots mean.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<OutputLayout>))]
+public enum OutputLayout
+{
+    /// <summary>
+    /// Slot n is image-0 cell n: matches[b,0,n] is the matched image-1 cell or −1, and keypoints[b,0,n] ↔
+    /// keypoints[b,1,n] is the matched pair of refined points. Pair-consistent by construction.
+    /// </summary>
+    PairSlots,
+
+    /// <summary>
+    /// keypoints[b,k,n] is the point of cell n in image k; matches[b,0,n] is the image-1 cell matched to image-0
+    /// cell n or −1, so the pair is keypoints[b,0,n] ↔ keypoints[b,1,matches[b,0,n]].
+    /// </summary>
+    CellIndex,
+}
+
+/// <summary>The model's input tensor.</summary>
+public sealed record ModelInputManifest
+{
+    public string Name { get; init; } = "pixel_values";
+
+    public int Width { get; init; }
+
+    public int Height { get; init; }
+
+    /// <summary>1 (gray) or 3 (gray replicated, as the Hugging Face processor emits).</summary>
+    public int Channels { get; init; } = 1;
+
+    public InputElementType ElementType { get; init; } = InputElementType.Float32;
+}
+
+/// <summary>The model's output tensors.</summary>
+public sealed record ModelOutputManifest
+{
+    public string Matches { get; init; } = "matches";
+
+    public string Scores { get; init; } = "matching_scores";
+
+    public string Keypoints { get; init; } = "keypoints";
+
+    public OutputLayout Layout { get; init; } = OutputLayout.PairSlots;
+}
+
+/// <summary>
+/// The file <c>videomatch-model.json</c> beside a dense pair-matcher ONNX model: how to feed it and how to read it.
+/// </summary>
+/// <remarks>
+/// Contract: input (B, 2, C, H, W), both images of pair b in dim 1; outputs matches int64 (B, 2, N),
+/// scores float (B, 2, N) and keypoints float (B, 2, N, 2) normalised as (x / W, y / H) with x, y in
+/// model-input pixel-index coordinates; N = (H / stride)(W / stride).
+/// </remarks>
+public sealed record ModelManifest
+{
+    /// <summary>The manifest's file name inside a model folder.</summary>
+    public const string FileName = "videomatch-model.json";
+
+    public string Name { get; init; } = "";
+
+    /// <summary>The ONNX file, relative to the manifest.</summary>
+    public string OnnxFile { get; init; } = "model.onnx";
+
+    public ModelInputManifest Input { get; init; } = new();
+
+    public ModelOutputManifest Outputs { get; init; } = new();
+
+    /// <summary>Score threshold used when a stream sets none.</summary>
+    public float DefaultThreshold { get; init; } = 0.2f;
+
+    /// <summary>Coarse cell size in input pixels.</summary>
+    public int CoarseStride { get; init; } = 8;
+
+    /// <summary>Slots per pair in the outputs.</summary>
+    [JsonIgnore]
+    public int Cells => Input.Width / CoarseStride * (Input.Height / CoarseStride);
+
+    internal static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        ReadCommentHandling = JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+        WriteIndented = true,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+    };
+
+    /// <summary>Reads and checks a manifest; <paramref name="path"/> is the manifest file or its folder.</summary>
+    /// <exception cref="InvalidDataException">The manifest is missing, unreadable or inconsistent; the message says why.</exception>
+    public static (ModelManifest Manifest, string OnnxPath) Load(string path)
+    {
+        var file = Directory.Exists(path) ? Path.Combine(path, FileName) : path;
+        if (!File.Exists(file))
+        {
+            throw new InvalidDataException($"Model manifest '{file}' does not exist. Point Inference:ModelPath at a folder holding {FileName} and its ONNX file, or leave it empty for the embedded model.");
+        }
+
+        ModelManifest? manifest;
+        try
+        {
+            manifest = JsonSerializer.Deserialize<ModelManifest>(File.ReadAllText(file), JsonOptions);
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"Model manifest '{file}' is not valid: {e.Message}", e);
+        }
+
+        if (manifest is null)
+        {
+            throw new InvalidDataException($"Model manifest '{file}' is empty.");
+        }
+
+        manifest.Validate(file);
+        var onnx = Path.GetFullPath(manifest.OnnxFile, Path.GetDirectoryName(Path.GetFullPath(file))!);
+        if (!File.Exists(onnx))
+        {
+            throw new InvalidDataException($"Model manifest '{file}' names ONNX file '{onnx}', which does not exist.");
+        }
+
+        return (manifest, onnx);
+    }
+
+    /// <summary>Writes this manifest as JSON.</summary>
+    public void Save(string file) => File.WriteAllText(file, JsonSerializer.Serialize(this, JsonOptions));
+
+    internal void Validate(string source)
+    {
+        var problems = new List<string>();
+        if (string.IsNullOrWhiteSpace(Name))
+        {
+            problems.Add("name is empty");
+        }
+
+        if (CoarseStride <= 0)
+        {
+            problems.Add($"coarseStride must be positive (got {CoarseStride})");
+        }
+        else if (Input.Width <= 0 || Input.Height <= 0 || Input.Width % CoarseStride != 0 || Input.Height % CoarseStride != 0)
+        {
+            problems.Add($"input width and height must be positive multiples of coarseStride {CoarseStride} (got {Input.Width}×{Input.Height})");
+        }
+
+        if (Input.Channels is not (1 or 3))
+        {
+            problems.Add($"input channels must be 1 or 3 (got {Input.Channels})");
+        }
+
+        if (!(DefaultThreshold >= 0f && DefaultThreshold < 1f))
+        {
+            problems.Add($"defaultThreshold must be in [0, 1) (got {DefaultThreshold})");
+        }
+
+        if (problems.Count > 0)
+        {
+            throw new InvalidDataException($"Model manifest '{source}' is not valid: {string.Join("; ", problems)}.");
+        }
+    }
+}

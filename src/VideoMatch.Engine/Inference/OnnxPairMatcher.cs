@@ -1,0 +1,274 @@
+using Microsoft.ML.OnnxRuntime;
+using VideoMatch.Engine.Batching;
+using VideoMatch.Engine.Frames;
+
+namespace VideoMatch.Engine.Inference;
+
+/// <summary>
+/// A dense pair matcher (EfficientLoFTR's contract, see <see cref="ModelManifest"/>) on ONNX Runtime. Input and
+/// output buffers are pinned once for the largest batch and wrapped as <see cref="OrtValue"/>s once per batch
+/// size, so a batch copies pixels in, runs, and reads results without allocating tensors.
+/// </summary>
+public sealed class OnnxPairMatcher : IPairMatcher
+{
+    private readonly SessionOptions _sessionOptions;
+    private readonly InferenceSession _session;
+    private readonly RunOptions _runOptions = new();
+    private readonly PostProcessor _postProcessor;
+    private readonly string[] _inputNames;
+    private readonly string[] _outputNames;
+    private readonly float[]? _inputFloat;
+    private readonly byte[]? _inputBytes;
+    private readonly long[] _matches;
+    private readonly float[] _scores;
+    private readonly float[] _keypoints;
+    private readonly OrtValue?[][] _values;
+    private readonly int _plane;
+    private bool _disposed;
+
+    private OnnxPairMatcher(ModelManifest manifest, SessionOptions sessionOptions, InferenceSession session, string provider, int maxBatchSize)
+    {
+        Manifest = manifest;
+        ExecutionProvider = provider;
+        MaxBatchSize = maxBatchSize;
+        _sessionOptions = sessionOptions;
+        _session = session;
+        _inputNames = [manifest.Input.Name];
+        _outputNames = [manifest.Outputs.Matches, manifest.Outputs.Scores, manifest.Outputs.Keypoints];
+        _plane = manifest.Input.Width * manifest.Input.Height;
+        var inputLength = maxBatchSize * 2 * manifest.Input.Channels * _plane;
+        if (manifest.Input.ElementType == InputElementType.UInt8)
+        {
+            _inputBytes = GC.AllocateArray<byte>(inputLength, pinned: true);
+        }
+        else
+        {
+            _inputFloat = GC.AllocateArray<float>(inputLength, pinned: true);
+        }
+
+        var cells = manifest.Cells;
+        _matches = GC.AllocateArray<long>(maxBatchSize * 2 * cells, pinned: true);
+        _scores = GC.AllocateArray<float>(maxBatchSize * 2 * cells, pinned: true);
+        _keypoints = GC.AllocateArray<float>(maxBatchSize * 4 * cells, pinned: true);
+        _values = new OrtValue?[maxBatchSize + 1][];
+        _postProcessor = new PostProcessor(cells, manifest.Outputs.Layout, manifest.Input.Width, manifest.Input.Height);
+    }
+
+    public ModelManifest Manifest { get; }
+
+    public string ExecutionProvider { get; }
+
+    public int MaxBatchSize { get; }
+
+    /// <summary>Opens <paramref name="model"/> (ONNX bytes) on the configured provider and checks it against the manifest.</summary>
+    /// <exception cref="InvalidOperationException">The provider cannot start or the model does not fit the manifest.</exception>
+    public static OnnxPairMatcher Create(byte[] model, ModelManifest manifest, InferenceOptions options, int maxBatchSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxBatchSize);
+        manifest.Validate(manifest.Name);
+        var sessionOptions = new SessionOptions
+        {
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            IntraOpNumThreads = options.IntraOpThreads,
+        };
+        InferenceSession? session = null;
+        try
+        {
+            var provider = "cpu";
+            if (options.IsCuda)
+            {
+                provider = $"cuda:{options.DeviceId}";
+                try
+                {
+                    sessionOptions.AppendExecutionProvider_CUDA(options.DeviceId);
+                }
+                catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
+                {
+                    throw new InvalidOperationException(
+                        $"The CUDA execution provider could not start on device {options.DeviceId}: {e.Message.Trim()} " +
+                        "Install CUDA 13 and cuDNN 9 and put their libraries on LD_LIBRARY_PATH, or set Inference:ExecutionProvider=cpu.", e);
+                }
+            }
+
+            try
+            {
+                session = new InferenceSession(model, sessionOptions);
+            }
+            catch (OnnxRuntimeException e)
+            {
+                throw new InvalidOperationException($"ONNX Runtime could not load model '{manifest.Name}': {e.Message.Trim()}", e);
+            }
+
+            CheckSignature(session, manifest);
+            return new OnnxPairMatcher(manifest, sessionOptions, session, provider, maxBatchSize);
+        }
+        catch
+        {
+            session?.Dispose();
+            sessionOptions.Dispose();
+            throw;
+        }
+    }
+
+    public void Match(ReadOnlySpan<PairRequest> batch, Span<PairMatchResult> results)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var size = batch.Length;
+        if (size == 0 || size > MaxBatchSize)
+        {
+            throw new ArgumentOutOfRangeException(nameof(batch), size, $"Batch size must be 1..{MaxBatchSize}.");
+        }
+
+        var channels = Manifest.Input.Channels;
+        for (var i = 0; i < size; i++)
+        {
+            CopyIn(batch[i].Frame0, (2 * i) * channels);
+            CopyIn(batch[i].Frame1, (2 * i + 1) * channels);
+        }
+
+        var values = _values[size] ??= CreateValues(size);
+        _session.Run(_runOptions, _inputNames, [values[0]!], _outputNames, [values[1]!, values[2]!, values[3]!]);
+
+        var cells = Manifest.Cells;
+        for (var i = 0; i < size; i++)
+        {
+            var pair = batch[i];
+            results[i] = _postProcessor.Extract(
+                _matches.AsSpan(i * 2 * cells, 2 * cells),
+                _scores.AsSpan(i * 2 * cells, 2 * cells),
+                _keypoints.AsSpan(i * 4 * cells, 4 * cells),
+                pair.Threshold,
+                pair.MaxMatches,
+                (pair.Frame0.OriginalWidth, pair.Frame0.OriginalHeight),
+                (pair.Frame1.OriginalWidth, pair.Frame1.OriginalHeight));
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        foreach (var set in _values)
+        {
+            if (set is null)
+            {
+                continue;
+            }
+
+            foreach (var value in set)
+            {
+                value?.Dispose();
+            }
+        }
+
+        _runOptions.Dispose();
+        _session.Dispose();
+        _sessionOptions.Dispose();
+    }
+
+    private void CopyIn(PreparedFrame frame, int firstPlane)
+    {
+        var pixels = frame.Pixels(_plane);
+        for (var c = 0; c < Manifest.Input.Channels; c++)
+        {
+            var offset = (firstPlane + c) * _plane;
+            if (_inputFloat is not null)
+            {
+                pixels.CopyTo(_inputFloat.AsSpan(offset, _plane));
+            }
+            else
+            {
+                var target = _inputBytes.AsSpan(offset, _plane);
+                for (var p = 0; p < target.Length; p++)
+                {
+                    target[p] = (byte)MathF.Min(MathF.Floor(pixels[p] * 255f + 0.5f), 255f);
+                }
+            }
+        }
+    }
+
+    private OrtValue?[] CreateValues(int size)
+    {
+        var input = Manifest.Input;
+        long[] inputShape = [size, 2, input.Channels, input.Height, input.Width];
+        var inputLength = (int)(size * 2L * input.Channels * _plane);
+        var cells = Manifest.Cells;
+        return
+        [
+            _inputFloat is not null
+                ? OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _inputFloat.AsMemory(0, inputLength), inputShape)
+                : OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _inputBytes.AsMemory(0, inputLength), inputShape),
+            OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _matches.AsMemory(0, size * 2 * cells), [size, 2, cells]),
+            OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _scores.AsMemory(0, size * 2 * cells), [size, 2, cells]),
+            OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _keypoints.AsMemory(0, size * 4 * cells), [size, 2, cells, 2]),
+        ];
+    }
+
+    private static void CheckSignature(InferenceSession session, ModelManifest manifest)
+    {
+        var problems = new List<string>();
+        if (!session.InputMetadata.TryGetValue(manifest.Input.Name, out var input))
+        {
+            problems.Add($"it has no input '{manifest.Input.Name}' (inputs: {string.Join(", ", session.InputMetadata.Keys)})");
+        }
+        else
+        {
+            var expected = manifest.Input.ElementType == InputElementType.UInt8 ? typeof(byte) : typeof(float);
+            if (input.ElementType != expected)
+            {
+                problems.Add($"input '{manifest.Input.Name}' holds {input.ElementType.Name}, the manifest says {manifest.Input.ElementType}");
+            }
+
+            long[] dims = [-1, 2, manifest.Input.Channels, manifest.Input.Height, manifest.Input.Width];
+            if (input.Dimensions.Length != 5 || !Fits(input.Dimensions, dims))
+            {
+                problems.Add($"input '{manifest.Input.Name}' has shape [{string.Join(", ", input.Dimensions)}], expected [B, 2, {manifest.Input.Channels}, {manifest.Input.Height}, {manifest.Input.Width}]");
+            }
+        }
+
+        CheckOutput(session, manifest.Outputs.Matches, typeof(long), [-1, 2, manifest.Cells], problems);
+        CheckOutput(session, manifest.Outputs.Scores, typeof(float), [-1, 2, manifest.Cells], problems);
+        CheckOutput(session, manifest.Outputs.Keypoints, typeof(float), [-1, 2, manifest.Cells, 2], problems);
+        if (problems.Count > 0)
+        {
+            throw new InvalidOperationException($"Model '{manifest.Name}' does not match its manifest: {string.Join("; ", problems)}.");
+        }
+    }
+
+    private static void CheckOutput(InferenceSession session, string name, Type type, long[] dims, List<string> problems)
+    {
+        if (!session.OutputMetadata.TryGetValue(name, out var output))
+        {
+            problems.Add($"it has no output '{name}' (outputs: {string.Join(", ", session.OutputMetadata.Keys)})");
+            return;
+        }
+
+        if (output.ElementType != type)
+        {
+            problems.Add($"output '{name}' holds {output.ElementType.Name}, expected {type.Name}");
+        }
+
+        if (output.Dimensions.Length != dims.Length || !Fits(output.Dimensions, dims))
+        {
+            problems.Add($"output '{name}' has shape [{string.Join(", ", output.Dimensions)}], expected [{string.Join(", ", dims)}] (−1: any)");
+        }
+    }
+
+    // Dynamic dimensions (−1 or symbolic) fit anything.
+    private static bool Fits(int[] actual, long[] expected)
+    {
+        for (var i = 0; i < actual.Length; i++)
+        {
+            if (actual[i] > 0 && expected[i] > 0 && actual[i] != expected[i])
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+}
