@@ -37,6 +37,9 @@ public sealed class PreparedFrame
     public ReadOnlySpan<float> Pixels(int length) =>
         (_pixels ?? throw new ObjectDisposedException(nameof(PreparedFrame), "A released frame was read.")).AsSpan(0, length);
 
+    /// <summary>True once the last reference was released and the pixels went back to the pool.</summary>
+    public bool IsReleased => Volatile.Read(ref _pixels) is null;
+
     /// <summary>Takes one more reference; pair it with <see cref="Release"/>.</summary>
     public PreparedFrame AddReference()
     {

@@ -1,0 +1,215 @@
+using System.Buffers;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+using VideoMatch.Engine.Batching;
+using VideoMatch.Engine.Frames;
+using VideoMatch.Engine.Inference;
+
+namespace VideoMatch.Engine.Tests.Batching;
+
+public sealed class PairBatcherTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
+
+    [Fact]
+    public async Task EnqueueAsync_FullBatch_RunsWithoutWaitingForDelay()
+    {
+        var (batcher, matcher, _) = Create(maxBatchSize: 4, delayMs: 1000);
+        await using var _ = batcher;
+
+        var pairs = Enumerable.Range(0, 4).Select(i => Pair(i)).ToArray();
+        foreach (var pair in pairs)
+        {
+            await batcher.EnqueueAsync(pair, CancellationToken.None);
+        }
+
+        var outcomes = await Task.WhenAll(pairs.Select(p => p.Completion)).WaitAsync(Timeout);
+
+        Assert.Equal([4], matcher.BatchSizes);
+        Assert.All(outcomes, o => Assert.Equal(4, o.Timings.BatchSize));
+    }
+
+    [Fact]
+    public async Task EnqueueAsync_PartialBatch_ClosesWhenOldestPairHasWaitedMaxDelay()
+    {
+        var (batcher, matcher, time) = Create(maxBatchSize: 8, delayMs: 5);
+        await using var _ = batcher;
+
+        var first = Pair(0);
+        await batcher.EnqueueAsync(first, CancellationToken.None);
+        time.Advance(TimeSpan.FromMilliseconds(4));
+        var second = Pair(1);
+        await batcher.EnqueueAsync(second, CancellationToken.None);
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        var outcomes = await Task.WhenAll(first.Completion, second.Completion).WaitAsync(Timeout);
+        var late = Pair(2);
+        await batcher.EnqueueAsync(late, CancellationToken.None);
+        time.Advance(TimeSpan.FromMilliseconds(5));
+        await late.Completion.WaitAsync(Timeout);
+
+        // 4 ms in, the batch was still open for the second pair; at 5 ms it closed without the third.
+        Assert.Equal([2, 1], matcher.BatchSizes);
+        Assert.Equal(5, outcomes[0].Timings.QueueWaitMs, 3);
+        Assert.Equal(1, outcomes[1].Timings.QueueWaitMs, 3);
+    }
+
+    [Fact]
+    public async Task Completion_ManyPairs_EachGetsItsOwnResult()
+    {
+        var (batcher, _, time) = Create(maxBatchSize: 3, delayMs: 1);
+        await using var _ = batcher;
+
+        var pairs = Enumerable.Range(0, 10).Select(i => Pair(i)).ToArray();
+        foreach (var pair in pairs)
+        {
+            await batcher.EnqueueAsync(pair, CancellationToken.None);
+        }
+
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        var outcomes = await Task.WhenAll(pairs.Select(p => p.Completion)).WaitAsync(Timeout);
+
+        // The fake matcher answers each pair with its frames' sequence numbers.
+        Assert.Equal(Enumerable.Range(0, 10).Select(i => (float)i).ToArray(), outcomes.Select(o => o.Matches.Scores[0]).ToArray());
+    }
+
+    [Fact]
+    public async Task EnqueueAsync_QueueFull_WaitsUntilTheModelTakesABatch()
+    {
+        var (batcher, matcher, _) = Create(maxBatchSize: 1, delayMs: 0, capacity: 1);
+        await using var _ = batcher;
+        matcher.Gate = new SemaphoreSlim(0);
+
+        var running = Pair(0);
+        await batcher.EnqueueAsync(running, CancellationToken.None);
+        await matcher.Entered.WaitAsync(Timeout);          // pair 0 is in the model, which is held
+        await batcher.EnqueueAsync(Pair(1), CancellationToken.None).AsTask().WaitAsync(Timeout); // fills the queue
+        var blocked = batcher.EnqueueAsync(Pair(2), CancellationToken.None).AsTask();
+
+        Assert.False(blocked.IsCompleted);
+        matcher.Gate.Release(3);
+        await blocked.WaitAsync(Timeout);
+        await running.Completion.WaitAsync(Timeout);
+    }
+
+    [Fact]
+    public async Task RunLoop_CancelledStream_RemovesOnlyItsPairs()
+    {
+        var (batcher, matcher, time) = Create(maxBatchSize: 8, delayMs: 5);
+        await using var _ = batcher;
+        using var streamA = new CancellationTokenSource();
+
+        var a1 = Pair(1, streamA.Token);
+        var b1 = Pair(2);
+        var a2 = Pair(3, streamA.Token);
+        var b2 = Pair(4);
+        foreach (var pair in new[] { a1, b1, a2, b2 })
+        {
+            await batcher.EnqueueAsync(pair, CancellationToken.None);
+        }
+
+        await streamA.CancelAsync();
+        time.Advance(TimeSpan.FromMilliseconds(5));
+        await Task.WhenAll(b1.Completion, b2.Completion).WaitAsync(Timeout);
+
+        Assert.All(matcher.Batches.SelectMany(b => b), s => Assert.True(s is 2 or 4, $"pair {s} of the cancelled stream ran"));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => a1.Completion.WaitAsync(Timeout));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => a2.Completion.WaitAsync(Timeout));
+        Assert.True(a1.Frame0.IsReleased && a2.Frame1.IsReleased, "frames of cancelled pairs go back to the pool");
+    }
+
+    [Fact]
+    public async Task RunLoop_ModelThrows_FailsOnlyThatBatch()
+    {
+        var (batcher, matcher, _) = Create(maxBatchSize: 1, delayMs: 0);
+        await using var _ = batcher;
+        matcher.FailOnSequence = 1;
+
+        var failing = Pair(1);
+        var next = Pair(2);
+        await batcher.EnqueueAsync(failing, CancellationToken.None);
+        await batcher.EnqueueAsync(next, CancellationToken.None);
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => failing.Completion.WaitAsync(Timeout));
+        var outcome = await next.Completion.WaitAsync(Timeout);
+
+        Assert.Contains("injected", error.Message, StringComparison.Ordinal);
+        Assert.Equal(2f, outcome.Matches.Scores[0]);
+    }
+
+    [Fact]
+    public async Task StopAsync_QueuedPairs_AreRunBeforeTheLoopEnds()
+    {
+        var (batcher, _, _) = Create(maxBatchSize: 2, delayMs: 1000);
+        var pairs = Enumerable.Range(0, 3).Select(i => Pair(i)).ToArray();
+        foreach (var pair in pairs)
+        {
+            await batcher.EnqueueAsync(pair, CancellationToken.None);
+        }
+
+        await batcher.StopAsync().WaitAsync(Timeout);
+
+        Assert.All(pairs, p => Assert.True(p.Completion.IsCompletedSuccessfully));
+        await batcher.DisposeAsync();
+    }
+
+    private static (PairBatcher Batcher, FakeMatcher Matcher, FakeTimeProvider Time) Create(int maxBatchSize, double delayMs, int capacity = 64)
+    {
+        var time = new FakeTimeProvider();
+        var matcher = new FakeMatcher(maxBatchSize);
+        var options = new BatchingOptions { MaxBatchSize = maxBatchSize, MaxBatchDelayMs = delayMs, QueueCapacity = capacity };
+        var batcher = new PairBatcher(matcher, options, time, NullLogger<PairBatcher>.Instance);
+        batcher.Start();
+        return (batcher, matcher, time);
+    }
+
+    private static PairRequest Pair(int sequence, CancellationToken stream = default) =>
+        new(Frame(sequence), Frame(sequence), 0f, 0, stream);
+
+    private static PreparedFrame Frame(int sequence) =>
+        new(ArrayPool<float>.Shared.Rent(4), 2, 2, (ulong)sequence, 0, 0);
+
+    private sealed class FakeMatcher(int maxBatchSize) : IPairMatcher
+    {
+        public List<int[]> Batches { get; } = [];
+
+        public int[] BatchSizes => [.. Batches.Select(b => b.Length)];
+
+        public SemaphoreSlim? Gate { get; set; }
+
+        public SemaphoreSlim Entered { get; } = new(0);
+
+        public int FailOnSequence { get; set; } = -1;
+
+        public ModelManifest Manifest { get; } = new() { Name = "fake" };
+
+        public string ExecutionProvider => "fake";
+
+        public int MaxBatchSize => maxBatchSize;
+
+        public void Match(ReadOnlySpan<PairRequest> batch, Span<PairMatchResult> results)
+        {
+            Entered.Release();
+            Gate?.Wait(Timeout);
+            var sequences = new int[batch.Length];
+            for (var i = 0; i < batch.Length; i++)
+            {
+                sequences[i] = (int)batch[i].Frame0.Sequence;
+                if (sequences[i] == FailOnSequence)
+                {
+                    throw new InvalidOperationException("injected failure");
+                }
+
+                results[i] = new PairMatchResult([0f, 0f], [0f, 0f], [sequences[i]]);
+            }
+
+            lock (Batches)
+            {
+                Batches.Add(sequences);
+            }
+        }
+
+        public void Dispose()
+        {
+        }
+    }
+}
