@@ -44,6 +44,9 @@ public sealed partial class PairBatcher : IAsyncDisposable
         });
     }
 
+    /// <summary>Largest batch the loop forms (the smaller of the setting and the model's limit).</summary>
+    public int MaxBatchSize => _maxBatchSize;
+
     /// <summary>Pairs waiting for a batch.</summary>
     public int QueueLength => _queue.Reader.Count;
 
@@ -52,12 +55,21 @@ public sealed partial class PairBatcher : IAsyncDisposable
 
     public void Start() => _loop ??= Task.Run(RunAsync);
 
-    /// <summary>Queues a pair, waiting for room while the queue is full.</summary>
+    /// <summary>Queues a pair, waiting for room while the queue is full. A pair that never gets in is cancelled.</summary>
     /// <exception cref="ChannelClosedException">The batcher is stopping.</exception>
-    public ValueTask EnqueueAsync(PairRequest pair, CancellationToken cancellationToken)
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired while waiting for room.</exception>
+    public async ValueTask EnqueueAsync(PairRequest pair, CancellationToken cancellationToken)
     {
         pair.EnqueuedAt = _time.GetTimestamp();
-        return _queue.Writer.WriteAsync(pair, cancellationToken);
+        try
+        {
+            await _queue.Writer.WriteAsync(pair, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            pair.Cancel();
+            throw;
+        }
     }
 
     /// <summary>Queues a pair if there is room now.</summary>

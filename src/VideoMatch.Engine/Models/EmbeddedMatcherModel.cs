@@ -28,8 +28,8 @@ public static class EmbeddedMatcherModel
     private const int Opset = 17;
     private const float Temperature = 0.05f;
     private const int BorderCells = 2;
-    private const int WindowSide = 10;
-    private const float WindowSpacing = 1.5f;
+    private const int WindowSide = 8;
+    private const float WindowSpacing = 1.75f;
     private const float MaxStep = 3f;
     private const float MaxRefinement = 6f;
     private const float MinCorrelation = 0.9f;

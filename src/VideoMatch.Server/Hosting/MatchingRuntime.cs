@@ -1,0 +1,105 @@
+using Microsoft.Extensions.Options;
+using VideoMatch.Engine.Batching;
+using VideoMatch.Engine.Frames;
+using VideoMatch.Engine.Inference;
+
+namespace VideoMatch.Server.Hosting;
+
+/// <summary>Opens the model the server runs; replaceable so tests can run a model that misbehaves on purpose.</summary>
+internal delegate IPairMatcher MatcherFactory(InferenceOptions options, int maxBatchSize);
+
+/// <summary>
+/// Owns the model, the shared batcher and the frame preparer for the server's lifetime. Starts before the
+/// server listens: loads the model (a failure stops the process with the reason), warms it up, then reports
+/// ready. Stops after the server has drained its calls: runs what is queued, then frees the model.
+/// </summary>
+internal sealed partial class MatchingRuntime(
+    IOptions<InferenceOptions> inference,
+    IOptions<BatchingOptions> batching,
+    IOptions<LimitsOptions> limits,
+    TimeProvider time,
+    MatcherFactory openMatcher,
+    ILoggerFactory loggers) : IHostedService, IAsyncDisposable
+{
+    private readonly ILogger _logger = loggers.CreateLogger<MatchingRuntime>();
+    private IPairMatcher? _matcher;
+    private PairBatcher? _batcher;
+    private FramePreparer? _preparer;
+    private volatile bool _ready;
+
+    public bool IsReady => _ready;
+
+    public IPairMatcher Matcher => _matcher ?? throw NotReady();
+
+    public PairBatcher Batcher => _batcher ?? throw NotReady();
+
+    public FramePreparer Preparer => _preparer ?? throw NotReady();
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var options = inference.Value;
+        _matcher = openMatcher(options, batching.Value.MaxBatchSize);
+        var manifest = _matcher.Manifest;
+        _preparer = new FramePreparer(manifest.Input.Width, manifest.Input.Height, limits.Value.MaxImageDimension);
+        _batcher = new PairBatcher(_matcher, batching.Value, time, loggers.CreateLogger<PairBatcher>());
+        _batcher.Start();
+        LogModelLoaded(manifest.Name, manifest.Input.Width, manifest.Input.Height, _matcher.ExecutionProvider);
+        if (options.WarmUp)
+        {
+            await WarmUpAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        _ready = true;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _ready = false;
+        if (_batcher is not null)
+        {
+            await _batcher.StopAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_batcher is not null)
+        {
+            await _batcher.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _matcher?.Dispose();
+    }
+
+    /// <summary>Runs the smallest and largest batch once so the first client does not pay for ONNX Runtime's first runs.</summary>
+    private async Task WarmUpAsync(CancellationToken cancellationToken)
+    {
+        var started = time.GetTimestamp();
+        var preparer = Preparer;
+        var gray = new byte[preparer.Width * preparer.Height];
+        new Engine.Synthetic.TexturedScene(seed: 1).RenderGray(preparer.Width, preparer.Height, System.Numerics.Matrix3x2.Identity, gray);
+        var input = FrameInput.Raw(FramePixelFormat.Gray8, preparer.Width, preparer.Height, 0, gray);
+        foreach (var size in new[] { 1, Batcher.MaxBatchSize }.Distinct())
+        {
+            var pairs = new PairRequest[size];
+            for (var i = 0; i < size; i++)
+            {
+                pairs[i] = new PairRequest(preparer.Prepare(input), preparer.Prepare(input), 0.5f, 1, cancellationToken);
+                await Batcher.EnqueueAsync(pairs[i], cancellationToken).ConfigureAwait(false);
+            }
+
+            await Task.WhenAll(pairs.Select(p => p.Completion)).ConfigureAwait(false);
+        }
+
+        var elapsedMs = time.GetElapsedTime(started).TotalMilliseconds;
+        LogWarmedUp(elapsedMs);
+    }
+
+    private static InvalidOperationException NotReady() => new("The model is not loaded yet.");
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Model {Model} loaded: input {Width}×{Height}, execution provider {Provider}")]
+    private partial void LogModelLoaded(string model, int width, int height, string provider);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Model warmed up in {Milliseconds:F0} ms; ready")]
+    private partial void LogWarmedUp(double milliseconds);
+}

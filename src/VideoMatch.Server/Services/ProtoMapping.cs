@@ -1,0 +1,61 @@
+using VideoMatch.Contracts.V1;
+using VideoMatch.Engine.Frames;
+using VideoMatch.Engine.Inference;
+
+namespace VideoMatch.Server.Services;
+
+/// <summary>Between the wire types and the engine's. The engine borrows pixel bytes; nothing is copied here.</summary>
+internal static class ProtoMapping
+{
+    /// <exception cref="FrameRejectedException">The image is missing or names an unknown format or encoding.</exception>
+    public static FrameInput ToFrameInput(Image? image)
+    {
+        switch (image?.DataCase)
+        {
+            case Image.DataOneofCase.Raw:
+                var raw = image.Raw;
+                var format = raw.Format switch
+                {
+                    PixelFormat.Gray8 => FramePixelFormat.Gray8,
+                    PixelFormat.Rgb24 => FramePixelFormat.Rgb24,
+                    PixelFormat.Bgr24 => FramePixelFormat.Bgr24,
+                    PixelFormat.Rgba32 => FramePixelFormat.Rgba32,
+                    _ => throw new FrameRejectedException($"Pixel format {raw.Format} is not supported; use PIXEL_FORMAT_GRAY8, RGB24, BGR24 or RGBA32."),
+                };
+                return FrameInput.Raw(format, Clamp(raw.Width), Clamp(raw.Height), Clamp(raw.RowStride), raw.Data.Memory);
+            case Image.DataOneofCase.Encoded:
+                var encoding = image.Encoded.Encoding switch
+                {
+                    ImageEncoding.Jpeg => FrameEncoding.Jpeg,
+                    ImageEncoding.Png => FrameEncoding.Png,
+                    _ => throw new FrameRejectedException($"Image encoding {image.Encoded.Encoding} is not supported; use IMAGE_ENCODING_JPEG or IMAGE_ENCODING_PNG."),
+                };
+                return FrameInput.Encoded(encoding, image.Encoded.Data.Memory);
+            default:
+                throw new FrameRejectedException("The frame carries no image; set image.raw or image.encoded.");
+        }
+    }
+
+    public static Matches ToMatches(PairMatchResult result)
+    {
+        var matches = new Matches { Count = (uint)result.Count };
+        matches.Keypoints0.AddRange(result.Keypoints0);
+        matches.Keypoints1.AddRange(result.Keypoints1);
+        matches.Scores.AddRange(result.Scores);
+        return matches;
+    }
+
+    public static Timings ToTimings(BatchTimings timings, double preprocessMs) => new()
+    {
+        QueueWaitMs = (float)timings.QueueWaitMs,
+        InferenceMs = (float)timings.InferenceMs,
+        BatchSize = (uint)timings.BatchSize,
+        PreprocessMs = (float)preprocessMs,
+    };
+
+    public static StreamResponse Status(ulong sequence, FrameStatusCode code, string message) =>
+        new() { Status = new FrameStatus { Sequence = sequence, Code = code, Message = message } };
+
+    // Sizes beyond int range are rejected by validation as over the limit, not wrapped.
+    private static int Clamp(uint value) => value > int.MaxValue ? int.MaxValue : (int)value;
+}

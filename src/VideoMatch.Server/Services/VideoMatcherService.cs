@@ -1,0 +1,100 @@
+using Grpc.Core;
+using Microsoft.Extensions.Options;
+using VideoMatch.Contracts.V1;
+using VideoMatch.Engine.Batching;
+using VideoMatch.Engine.Frames;
+using VideoMatch.Server.Hosting;
+
+namespace VideoMatch.Server.Services;
+
+/// <summary>The videomatch.v1.VideoMatcher service.</summary>
+internal sealed class VideoMatcherService(
+    MatchingRuntime runtime,
+    IOptions<StreamingOptions> streaming,
+    IOptions<LimitsOptions> limits,
+    ILogger<VideoMatcherService> logger) : VideoMatcher.VideoMatcherBase
+{
+    public override async Task MatchStream(IAsyncStreamReader<StreamRequest> requestStream, IServerStreamWriter<StreamResponse> responseStream, ServerCallContext context)
+    {
+        EnsureReady();
+        using var session = new StreamSession(runtime, streaming.Value, responseStream, context.Peer, logger);
+        await session.RunAsync(requestStream, context.CancellationToken).ConfigureAwait(false);
+    }
+
+    public override async Task<MatchPairResponse> MatchPair(MatchPairRequest request, ServerCallContext context)
+    {
+        EnsureReady();
+        var threshold = request.HasMatchThreshold ? request.MatchThreshold : runtime.Matcher.Manifest.DefaultThreshold;
+        if (!(threshold >= 0f && threshold < 1f))
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"match_threshold must be in [0, 1); got {request.MatchThreshold}."));
+        }
+
+        var frame0 = Prepare(request.Image0, "image0", 0);
+        PreparedFrame frame1;
+        try
+        {
+            frame1 = Prepare(request.Image1, "image1", 1);
+        }
+        catch
+        {
+            frame0.Release();
+            throw;
+        }
+
+        var pair = new PairRequest(frame0, frame1, threshold, (int)Math.Min(request.MaxMatches, int.MaxValue), context.CancellationToken);
+        await runtime.Batcher.EnqueueAsync(pair, context.CancellationToken).ConfigureAwait(false);
+        try
+        {
+            var outcome = await pair.Completion.ConfigureAwait(false);
+            return new MatchPairResponse
+            {
+                Matches = ProtoMapping.ToMatches(outcome.Matches),
+                Timings = ProtoMapping.ToTimings(outcome.Timings, frame0.PreprocessMs + frame1.PreprocessMs),
+            };
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new RpcException(new Status(StatusCode.Internal, e.Message));
+        }
+    }
+
+    public override Task<ModelInfo> GetModelInfo(GetModelInfoRequest request, ServerCallContext context)
+    {
+        EnsureReady();
+        var manifest = runtime.Matcher.Manifest;
+        return Task.FromResult(new ModelInfo
+        {
+            ModelName = manifest.Name,
+            InputWidth = (uint)manifest.Input.Width,
+            InputHeight = (uint)manifest.Input.Height,
+            PreferredPixelFormat = PixelFormat.Gray8,
+            DefaultMatchThreshold = manifest.DefaultThreshold,
+            MaxMatchesPerPair = (uint)manifest.Cells,
+            MaxBatchSize = (uint)runtime.Batcher.MaxBatchSize,
+            ExecutionProvider = runtime.Matcher.ExecutionProvider,
+            MaxImageDimension = (uint)limits.Value.MaxImageDimension,
+            MaxMessageBytes = (ulong)limits.Value.MaxMessageBytes,
+        });
+    }
+
+    private PreparedFrame Prepare(Image image, string name, ulong sequence)
+    {
+        try
+        {
+            return runtime.Preparer.Prepare(ProtoMapping.ToFrameInput(image), sequence);
+        }
+        catch (FrameRejectedException e)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"{name}: {e.Message}"));
+        }
+    }
+
+    private void EnsureReady()
+    {
+        if (!runtime.IsReady)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, "The model is still loading or the server is stopping; retry when grpc.health.v1 reports SERVING."));
+        }
+    }
+}
