@@ -1,0 +1,153 @@
+using System.Numerics;
+using Google.Protobuf;
+using Grpc.Core;
+using SkiaSharp;
+using VideoMatch.Contracts.V1;
+
+namespace VideoMatch.Server.Tests;
+
+public sealed class BadInputTests(ServerFactory server) : IClassFixture<ServerFactory>
+{
+    private static readonly SyntheticVideo Video = new(seed: 31, width: 160, height: 120);
+
+    public static TheoryData<string, Image, string> BadImages()
+    {
+        var good = Video.Raw(Vector2.Zero).Raw;
+        var data = new TheoryData<string, Image, string>
+        {
+            { "truncated pixels", Raw(good.Format, 160, 120, 0, good.Data.Span[..^1].ToArray()), "truncated" },
+            { "pixels for another size", Raw(good.Format, 161, 120, 0, good.Data.ToByteArray()), "truncated" },
+            { "zero width", Raw(PixelFormat.Gray8, 0, 120, 0, []), "empty" },
+            { "huge size", Raw(PixelFormat.Gray8, 70_000, 1, 0, new byte[70_000]), "limit" },
+            { "unknown format", Raw((PixelFormat)99, 160, 120, 0, good.Data.ToByteArray()), "not supported" },
+            { "unspecified format", Raw(PixelFormat.Unspecified, 160, 120, 0, good.Data.ToByteArray()), "not supported" },
+            { "stride below width", Raw(good.Format, 160, 120, 100, good.Data.ToByteArray()), "stride" },
+            { "corrupt JPEG", Encoded(ImageEncoding.Jpeg, [0xFF, 0xD8, 0xFF, 0xE0, 0, 16, 1, 2, 3]), "JPEG" },
+            { "PNG declared JPEG", Encoded(ImageEncoding.Jpeg, Png(16, 16)), "declared JPEG" },
+            { "empty PNG", Encoded(ImageEncoding.Png, []), "empty" },
+            { "unknown encoding", Encoded((ImageEncoding)42, Png(16, 16)), "not supported" },
+            { "no image", new Image(), "no image" },
+        };
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(BadImages))]
+    public async Task MatchStream_BadFrame_AnsweredInStreamAndStreamGoesOn(string _, Image bad, string reason)
+    {
+        var frames = new[]
+        {
+            Video.Frame(1, Vector2.Zero),
+            new Frame { Sequence = 2, Image = bad },
+            Video.Frame(3, new Vector2(2, 1)),
+        };
+
+        var responses = await StreamingTests.RunStreamAsync(server.Client, new StreamConfig(), frames);
+
+        Assert.Equal(3, responses.Count);
+        Assert.Equal(FrameStatusCode.FirstFrame, responses[0].Status.Code);
+        Assert.Equal(FrameStatusCode.Invalid, responses[1].Status.Code);
+        Assert.Equal(2UL, responses[1].Status.Sequence);
+        Assert.Contains(reason, responses[1].Status.Message, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal((1UL, 3UL), (responses[2].Pair.Sequence0, responses[2].Pair.Sequence1));
+        MatchAssertions.RecoversMotion(responses[2].Pair.Matches, new Vector2(-2, -1), minimum: 50);
+    }
+
+    [Theory]
+    [MemberData(nameof(BadImages))]
+    public async Task MatchPair_BadImage_InvalidArgumentNamingTheImage(string _, Image bad, string reason)
+    {
+        var request = new MatchPairRequest { Image0 = Video.Raw(Vector2.Zero), Image1 = bad };
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => server.Client.MatchPairAsync(request).ResponseAsync);
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.StartsWith("image1: ", error.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains(reason, error.Status.Detail, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task MatchStream_SequenceGoesBackwards_FrameRejectedStreamGoesOn()
+    {
+        var frames = new[] { Video.Frame(5, Vector2.Zero), Video.Frame(4, Vector2.One), Video.Frame(5, Vector2.One), Video.Frame(6, Vector2.One) };
+
+        var responses = await StreamingTests.RunStreamAsync(server.Client, new StreamConfig(), frames);
+
+        Assert.Equal([FrameStatusCode.FirstFrame, FrameStatusCode.Invalid, FrameStatusCode.Invalid], responses.Take(3).Select(r => r.Status.Code));
+        Assert.Contains("does not follow 5", responses[1].Status.Message, StringComparison.Ordinal);
+        Assert.Equal((5UL, 6UL), (responses[3].Pair.Sequence0, responses[3].Pair.Sequence1));
+    }
+
+    [Fact]
+    public async Task MatchStream_FrameBeforeConfig_InvalidArgument()
+    {
+        using var call = server.Client.MatchStream();
+        await call.RequestStream.WriteAsync(new StreamRequest { Frame = Video.Frame(7, Vector2.Zero) });
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext());
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Contains("frame 7", error.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains("StreamConfig", error.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task MatchStream_SecondConfig_AnswersEarlierFramesThenInvalidArgument()
+    {
+        using var call = server.Client.MatchStream();
+        await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig() });
+        await call.RequestStream.WriteAsync(new StreamRequest { Frame = Video.Frame(1, Vector2.Zero) });
+        await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig() });
+
+        Assert.True(await call.ResponseStream.MoveNext());
+        Assert.Equal(FrameStatusCode.FirstFrame, call.ResponseStream.Current.Status.Code);
+        var error = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext());
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Contains("second StreamConfig", error.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(float.NaN)]
+    [InlineData(-0.1f)]
+    [InlineData(1f)]
+    [InlineData(7f)]
+    public async Task MatchStream_ThresholdOutOfRange_InvalidArgument(float threshold)
+    {
+        using var call = server.Client.MatchStream();
+        await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig { MatchThreshold = threshold } });
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext());
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Contains("match_threshold", error.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task MatchStream_AfterManyBadInputs_ServerStillMatches()
+    {
+        foreach (var row in BadImages())
+        {
+            await StreamingTests.RunStreamAsync(server.Client, new StreamConfig(), [new Frame { Sequence = 1, Image = (Image)row[1] }]);
+        }
+
+        var responses = await StreamingTests.RunStreamAsync(server.Client, new StreamConfig(), [Video.Frame(1, Vector2.Zero), Video.Frame(2, new Vector2(-3, 2))]);
+
+        MatchAssertions.RecoversMotion(responses[1].Pair.Matches, new Vector2(3, -2), minimum: 50);
+    }
+
+    private static Image Raw(PixelFormat format, uint width, uint height, uint stride, byte[] data) =>
+        new() { Raw = new RawImage { Format = format, Width = width, Height = height, RowStride = stride, Data = ByteString.CopyFrom(data) } };
+
+    private static Image Encoded(ImageEncoding encoding, byte[] data) =>
+        new() { Encoded = new EncodedImage { Encoding = encoding, Data = ByteString.CopyFrom(data) } };
+
+    internal static byte[] Png(int width, int height)
+    {
+        using var bitmap = new SKBitmap(width, height);
+        bitmap.Erase(SKColors.Gray);
+        using var image = SKImage.FromBitmap(bitmap);
+        using var data = image.Encode(SKEncodedImageFormat.Png, 100);
+        return data.ToArray();
+    }
+}

@@ -1,0 +1,148 @@
+using System.Numerics;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Health.V1;
+using Grpc.Reflection.V1Alpha;
+using SkiaSharp;
+using VideoMatch.Contracts.V1;
+using VideoMatch.Engine.Synthetic;
+
+namespace VideoMatch.Server.Tests;
+
+public sealed class ServiceTests(ServerFactory server) : IClassFixture<ServerFactory>
+{
+    [Fact]
+    public async Task MatchPair_PngImages_RecoversShiftInOriginalPixels()
+    {
+        var scene = new TexturedScene(seed: 12);
+        var request = new MatchPairRequest
+        {
+            Image0 = PngImage(scene, 480, 360, SyntheticVideo.View(Vector2.Zero)),
+            Image1 = PngImage(scene, 480, 360, SyntheticVideo.View(new Vector2(4.5f, -3.25f))),
+        };
+
+        var response = await server.Client.MatchPairAsync(request);
+
+        MatchAssertions.RecoversMotion(response.Matches, new Vector2(-4.5f, 3.25f));
+        Assert.Equal(1u, response.Timings.BatchSize);
+    }
+
+    [Fact]
+    public async Task MatchPair_FullHdRgbFrames_AcceptedAndMatched()
+    {
+        var video = new SyntheticVideo(seed: 13, width: 1920, height: 1080);
+        var request = new MatchPairRequest { Image0 = video.Raw(Vector2.Zero), Image1 = video.Raw(new Vector2(6, 6)) };
+
+        var response = await server.Client.MatchPairAsync(request);
+
+        MatchAssertions.RecoversMotion(response.Matches, new Vector2(-6, -6), tolerance: 1.5f);
+    }
+
+    [Fact]
+    public async Task GetModelInfo_EmbeddedModel_DescribesInputAndPreferredFormat()
+    {
+        var info = await server.Client.GetModelInfoAsync(new GetModelInfoRequest());
+
+        Assert.Equal("videomatch-embedded-patch-matcher", info.ModelName);
+        Assert.Equal((uint)ServerFactory.ModelWidth, info.InputWidth);
+        Assert.Equal((uint)ServerFactory.ModelHeight, info.InputHeight);
+        Assert.Equal(PixelFormat.Gray8, info.PreferredPixelFormat);
+        Assert.Equal((uint)(ServerFactory.ModelWidth / 8 * (ServerFactory.ModelHeight / 8)), info.MaxMatchesPerPair);
+        Assert.Equal("cpu", info.ExecutionProvider);
+        Assert.Equal(8u, info.MaxBatchSize);
+        Assert.True(info.MaxMessageBytes >= 1920 * 1080 * 3);
+    }
+
+    [Fact]
+    public async Task HealthCheck_ModelLoaded_Serving()
+    {
+        var health = new Health.HealthClient(server.Channel);
+
+        var response = await health.CheckAsync(new HealthCheckRequest());
+
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, response.Status);
+    }
+
+    [Fact]
+    public async Task Reflection_ListServices_IncludesMatcherAndHealth()
+    {
+        var reflection = new ServerReflection.ServerReflectionClient(server.Channel);
+        using var call = reflection.ServerReflectionInfo();
+
+        await call.RequestStream.WriteAsync(new ServerReflectionRequest { ListServices = "" });
+        await call.RequestStream.CompleteAsync();
+        Assert.True(await call.ResponseStream.MoveNext());
+
+        var names = call.ResponseStream.Current.ListServicesResponse.Service.Select(s => s.Name).ToArray();
+        Assert.Contains("videomatch.v1.VideoMatcher", names);
+        Assert.Contains("grpc.health.v1.Health", names);
+    }
+
+    [Fact]
+    public void Start_CudaWithoutGpu_FailsWithClearMessage()
+    {
+        using var factory = new ServerFactory(new Dictionary<string, string?> { ["Inference:ExecutionProvider"] = "cuda" });
+
+        var error = Assert.ThrowsAny<Exception>(() => factory.Server);
+
+        Assert.Contains("CUDA execution provider could not start", Flatten(error), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("Batching:MaxBatchSize", "0", "Batching:MaxBatchSize must be 1..256")]
+    [InlineData("Inference:ExecutionProvider", "tpu", "must be 'cpu' or 'cuda'")]
+    [InlineData("Inference:ModelPath", "/nonexistent/model", "does not exist")]
+    [InlineData("Inference:EmbeddedWidth", "100", "multiples of 32")]
+    public void Start_InvalidSetting_FailsNamingTheSetting(string key, string value, string message)
+    {
+        using var factory = new ServerFactory(new Dictionary<string, string?> { [key] = value });
+
+        var error = Assert.ThrowsAny<Exception>(() => factory.Server);
+
+        Assert.Contains(message, Flatten(error), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Start_ModelFolder_ServesManifestModel()
+    {
+        var folder = Directory.CreateTempSubdirectory("videomatch-model-").FullName;
+        try
+        {
+            Engine.Inference.ModelLoader.WriteEmbedded(folder, 256, 192);
+            using var factory = new ServerFactory(new Dictionary<string, string?> { ["Inference:ModelPath"] = folder });
+
+            var info = await factory.Client.GetModelInfoAsync(new GetModelInfoRequest());
+
+            Assert.Equal((256u, 192u), (info.InputWidth, info.InputHeight));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    private static string Flatten(Exception error) =>
+        error is AggregateException aggregate
+            ? string.Join(" | ", aggregate.Flatten().InnerExceptions.Select(Flatten))
+            : error.Message + (error.InnerException is null ? "" : " | " + Flatten(error.InnerException));
+
+    private static Image PngImage(TexturedScene scene, int width, int height, Matrix3x2 view)
+    {
+        var rgb = new byte[width * height * 3];
+        scene.RenderRgb(width, height, view, rgb);
+        using var bitmap = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul));
+        var rgba = new byte[width * height * 4];
+        for (var p = 0; p < width * height; p++)
+        {
+            rgba[4 * p] = rgb[3 * p];
+            rgba[4 * p + 1] = rgb[3 * p + 1];
+            rgba[4 * p + 2] = rgb[3 * p + 2];
+            rgba[4 * p + 3] = 255;
+        }
+
+        System.Runtime.InteropServices.Marshal.Copy(rgba, 0, bitmap.GetPixels(), rgba.Length);
+        using var image = SKImage.FromBitmap(bitmap);
+        using var data = image.Encode(SKEncodedImageFormat.Png, 100);
+        return new Image { Encoded = new EncodedImage { Encoding = ImageEncoding.Png, Data = ByteString.CopyFrom(data.ToArray()) } };
+    }
+}
