@@ -1,0 +1,78 @@
+using System.Numerics;
+using Google.Protobuf;
+using SkiaSharp;
+using VideoMatch.Contracts.V1;
+
+namespace VideoMatch.Server.Tests;
+
+/// <summary>Runs only where the project's shared data (../shared) is present; skips with a message elsewhere.</summary>
+public sealed class SharedDataFactAttribute : FactAttribute
+{
+    public SharedDataFactAttribute(string relativePath)
+    {
+        if (SharedData.Find(relativePath) is null)
+        {
+            Skip = $"../shared/{relativePath} is absent; this test needs the project's shared data beside the checkout.";
+        }
+    }
+}
+
+internal static class SharedData
+{
+    public static string? Find(string relativePath)
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "VideoMatch.sln")))
+            {
+                var path = Path.Combine(dir.FullName, "..", "shared", relativePath);
+                return File.Exists(path) ? Path.GetFullPath(path) : null;
+            }
+        }
+
+        return null;
+    }
+}
+
+public sealed class RealImageTests(ServerFactory server) : IClassFixture<ServerFactory>
+{
+    [SharedDataFact("images/DSC_0410.jpg")]
+    public Task MatchPair_CropsOfRealPhoto_RecoverCropShift() => RecoverCropShiftAsync("images/DSC_0410.jpg");
+
+    [SharedDataFact("images/capitol_a.jpg")]
+    public Task MatchPair_CropsOfLandmarkPhoto_RecoverCropShift() => RecoverCropShiftAsync("images/capitol_a.jpg");
+
+    private async Task RecoverCropShiftAsync(string relativePath)
+    {
+        using var photo = SKBitmap.Decode(SharedData.Find(relativePath));
+        var request = new MatchPairRequest
+        {
+            Image0 = Crop(photo, 120, 60, 640, 480),
+            Image1 = Crop(photo, 127, 55, 640, 480),
+        };
+
+        var response = await server.Client.MatchPairAsync(request);
+
+        // The window moved by (+7, −5), so the content moves by (−7, +5). Real photos have sky and flat walls:
+        // most, not all, matches must agree (measured: about 85% within 1.5 px on both photos).
+        MatchAssertions.RecoversMotion(response.Matches, new Vector2(-7, 5), tolerance: 1.5f, share: 0.8, minimum: 100);
+    }
+
+    private static Image Crop(SKBitmap photo, int left, int top, int width, int height)
+    {
+        var rgb = new byte[width * height * 3];
+        for (var y = 0; y < height; y++)
+        {
+            for (var x = 0; x < width; x++)
+            {
+                var colour = photo.GetPixel(left + x, top + y);
+                var at = 3 * (y * width + x);
+                rgb[at] = colour.Red;
+                rgb[at + 1] = colour.Green;
+                rgb[at + 2] = colour.Blue;
+            }
+        }
+
+        return new Image { Raw = new RawImage { Format = PixelFormat.Rgb24, Width = (uint)width, Height = (uint)height, Data = ByteString.CopyFrom(rgb) } };
+    }
+}

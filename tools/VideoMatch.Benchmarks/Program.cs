@@ -1,0 +1,223 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Numerics;
+using Google.Protobuf;
+using Grpc.Net.Client;
+using VideoMatch.Contracts.V1;
+using VideoMatch.Engine.Batching;
+using VideoMatch.Engine.Frames;
+using VideoMatch.Engine.Inference;
+using VideoMatch.Engine.Synthetic;
+using VideoMatch.Server;
+using VideoMatch.Server.Services;
+
+// Usage: dotnet run -c Release --project tools/VideoMatch.Benchmarks [-- --pairs N --width W --height H --batch B --streams S]
+var settings = Settings.Parse(args);
+Console.WriteLine($"# VideoMatch benchmark, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, {RuntimeInformationText()}");
+Console.WriteLine($"model: embedded {settings.Width}×{settings.Height}, batch {settings.Batch}, {settings.Streams} streams, {settings.Pairs} pairs per measurement");
+Console.WriteLine();
+
+Preprocessing.Run(settings);
+await Matching.RunAsync(settings);
+
+static string RuntimeInformationText() => System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription;
+
+internal sealed record Settings(int Pairs, int Width, int Height, int Batch, int Streams)
+{
+    public static Settings Parse(string[] args)
+    {
+        int Get(string name, int fallback)
+        {
+            var at = Array.IndexOf(args, name);
+            return at >= 0 && at + 1 < args.Length ? int.Parse(args[at + 1], CultureInfo.InvariantCulture) : fallback;
+        }
+
+        return new Settings(Get("--pairs", 48), Get("--width", 640), Get("--height", 480), Get("--batch", 4), Get("--streams", 4));
+    }
+}
+
+/// <summary>Preprocessing rate on one thread (so the figure is per core) and its allocations per frame.</summary>
+internal static class Preprocessing
+{
+    public static void Run(Settings settings)
+    {
+        var preparer = new FramePreparer(settings.Width, settings.Height, 8192);
+        Console.WriteLine("| preprocessing, one thread | frames/s | allocated bytes/frame |");
+        Console.WriteLine("|---|---|---|");
+        Measure(preparer, "1280×720 RGB24 → gray", Frame(FramePixelFormat.Rgb24, 1280, 720));
+        Measure(preparer, "1920×1080 RGB24 → gray", Frame(FramePixelFormat.Rgb24, 1920, 1080));
+        Measure(preparer, $"{settings.Width}×{settings.Height} GRAY8 (pre-resized)", Frame(FramePixelFormat.Gray8, settings.Width, settings.Height));
+        Console.WriteLine();
+    }
+
+    private static void Measure(FramePreparer preparer, string name, FrameInput input)
+    {
+        for (var i = 0; i < 50; i++)
+        {
+            preparer.Prepare(input).Release();
+        }
+
+        const int frames = 600;
+        var allocated = GC.GetAllocatedBytesForCurrentThread();
+        var started = Stopwatch.GetTimestamp();
+        for (var i = 0; i < frames; i++)
+        {
+            preparer.Prepare(input).Release();
+        }
+
+        var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        var bytes = (GC.GetAllocatedBytesForCurrentThread() - allocated) / (double)frames;
+        Console.WriteLine($"| {name} | {frames / seconds:F0} | {bytes:F0} |");
+    }
+
+    internal static FrameInput Frame(FramePixelFormat format, int width, int height)
+    {
+        var scene = new TexturedScene(seed: 1);
+        if (format == FramePixelFormat.Gray8)
+        {
+            var gray = new byte[width * height];
+            scene.RenderGray(width, height, Matrix3x2.Identity, gray);
+            return FrameInput.Raw(format, width, height, 0, gray);
+        }
+
+        var rgb = new byte[width * height * 3];
+        scene.RenderRgb(width, height, Matrix3x2.Identity, rgb);
+        return FrameInput.Raw(format, width, height, 0, rgb);
+    }
+}
+
+/// <summary>
+/// The same model, measured twice in one process: its ONNX Runtime session called directly with full batches,
+/// and the whole server (loopback HTTP/2, gRPC, per-stream sessions, batcher) driven by concurrent streams.
+/// </summary>
+internal static class Matching
+{
+    public static async Task RunAsync(Settings settings)
+    {
+        var raw = RawSession(settings);
+        var server = await ServerAsync(settings);
+        Console.WriteLine("| path | pairs/s | allocated bytes/pair | notes |");
+        Console.WriteLine("|---|---|---|---|");
+        Console.WriteLine($"| raw ONNX Runtime session (OnnxPairMatcher.Match, batch {settings.Batch}) | {raw.PairsPerSecond:F2} | {raw.BytesPerPair:F0} | copy-in, run, post-processing |");
+        Console.WriteLine($"| full server over gRPC ({settings.Streams} streams, {settings.Width}×{settings.Height} GRAY8 frames) | {server.PairsPerSecond:F2} | {server.BytesPerPair:F0} | whole process incl. the client; mean batch {server.MeanBatch:F1}, p50 latency {server.P50Ms:F0} ms |");
+        Console.WriteLine();
+        Console.WriteLine($"server / raw session = {server.PairsPerSecond / raw.PairsPerSecond:F3}");
+    }
+
+    private static (double PairsPerSecond, double BytesPerPair) RawSession(Settings settings)
+    {
+        var options = new InferenceOptions { EmbeddedWidth = settings.Width, EmbeddedHeight = settings.Height };
+        using var matcher = ModelLoader.Open(options, settings.Batch);
+        var preparer = new FramePreparer(settings.Width, settings.Height, 8192);
+        var input = Preprocessing.Frame(FramePixelFormat.Gray8, settings.Width, settings.Height);
+        var frames = new PreparedFrame[2 * settings.Batch];
+        for (var i = 0; i < frames.Length; i++)
+        {
+            frames[i] = preparer.Prepare(input);
+        }
+
+        var results = new PairMatchResult[settings.Batch];
+        void RunBatch()
+        {
+            var batch = new PairRequest[settings.Batch];
+            for (var i = 0; i < batch.Length; i++)
+            {
+                batch[i] = new PairRequest(frames[2 * i].AddReference(), frames[2 * i + 1].AddReference(), 0.2f, 0, CancellationToken.None);
+            }
+
+            matcher.Match(batch, results);
+            foreach (var pair in batch)
+            {
+                pair.Frame0.Release();
+                pair.Frame1.Release();
+            }
+        }
+
+        // As many warm-up pairs as the server path gets (its start-up warm-up plus the short first drive).
+        for (var i = 0; i < 3; i++)
+        {
+            RunBatch();
+        }
+
+        var batches = Math.Max(1, settings.Pairs / settings.Batch);
+        var allocated = GC.GetTotalAllocatedBytes(precise: true);
+        var started = Stopwatch.GetTimestamp();
+        for (var b = 0; b < batches; b++)
+        {
+            RunBatch();
+        }
+
+        var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        var bytes = (GC.GetTotalAllocatedBytes(precise: true) - allocated) / (double)(batches * settings.Batch);
+        return (batches * settings.Batch / seconds, bytes);
+    }
+
+    private static async Task<(double PairsPerSecond, double BytesPerPair, double MeanBatch, double P50Ms)> ServerAsync(Settings settings)
+    {
+        var builder = WebApplication.CreateBuilder([
+            "--urls", "http://127.0.0.1:0",
+            "--Kestrel:EndpointDefaults:Protocols", "Http2",
+            "--Logging:LogLevel:Default", "Warning",
+            $"--Inference:EmbeddedWidth={settings.Width}",
+            $"--Inference:EmbeddedHeight={settings.Height}",
+            $"--Batching:MaxBatchSize={settings.Batch}",
+            "--Batching:MaxBatchDelayMs=20",
+        ]);
+        builder.Services.AddVideoMatch(builder.Configuration);
+        await using var app = builder.Build();
+        app.MapGrpcService<VideoMatcherService>();
+        await app.StartAsync();
+        using var channel = GrpcChannel.ForAddress(app.Urls.First());
+        var client = new VideoMatcher.VideoMatcherClient(channel);
+
+        var scene = new TexturedScene(seed: 2);
+        var frames = Enumerable.Range(0, 4).Select(i =>
+        {
+            var gray = new byte[settings.Width * settings.Height];
+            scene.RenderGray(settings.Width, settings.Height, Matrix3x2.CreateTranslation(i * 1.5f, i), gray);
+            return new Image { Raw = new RawImage { Format = PixelFormat.Gray8, Width = (uint)settings.Width, Height = (uint)settings.Height, Data = ByteString.CopyFrom(gray) } };
+        }).ToArray();
+
+        // A short run first, so connection set-up and first-batch effects stay out of the figure.
+        await DriveAsync(client, frames, settings.Streams, 2);
+        var perStream = Math.Max(2, settings.Pairs / settings.Streams);
+        var allocated = GC.GetTotalAllocatedBytes(precise: true);
+        var started = Stopwatch.GetTimestamp();
+        var responses = await DriveAsync(client, frames, settings.Streams, perStream);
+        var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        var bytes = (GC.GetTotalAllocatedBytes(precise: true) - allocated) / (double)responses.Count;
+        await app.StopAsync();
+
+        var latencies = responses.Select(r => (double)(r.Timings.QueueWaitMs + r.Timings.InferenceMs)).Order().ToArray();
+        return (responses.Count / seconds, bytes, responses.Average(r => r.Timings.BatchSize), latencies[latencies.Length / 2]);
+    }
+
+    private static async Task<List<PairMatches>> DriveAsync(VideoMatcher.VideoMatcherClient client, Image[] frames, int streams, int pairsPerStream)
+    {
+        var runs = Enumerable.Range(0, streams).Select(async s =>
+        {
+            using var call = client.MatchStream();
+            var pairs = new List<PairMatches>();
+            var reading = Task.Run(async () =>
+            {
+                while (await call.ResponseStream.MoveNext(CancellationToken.None))
+                {
+                    if (call.ResponseStream.Current.Pair is { } pair)
+                    {
+                        pairs.Add(pair);
+                    }
+                }
+            });
+            await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig { StreamName = $"bench-{s}" } });
+            for (var i = 0; i <= pairsPerStream; i++)
+            {
+                await call.RequestStream.WriteAsync(new StreamRequest { Frame = new Frame { Sequence = (ulong)i, Image = frames[(i + s) % frames.Length] } });
+            }
+
+            await call.RequestStream.CompleteAsync();
+            await reading;
+            return pairs;
+        });
+        return (await Task.WhenAll(runs)).SelectMany(p => p).ToList();
+    }
+}
