@@ -98,6 +98,23 @@ public sealed class FramePreprocessor
                 var outR = output + (long)y * Width;
                 var outG = channels == 1 ? outR : outR + rowsPerPlane;
                 var outB = channels == 1 ? outR : outR + 2L * rowsPerPlane;
+                if (axis.InSize == axis.OutSize)
+                {
+                    // Same width: the filter is the identity, so the pixels are the result.
+                    for (var x = 0; x < Width; x++)
+                    {
+                        var pixel = row + x * bpp;
+                        outR[x] = pixel[offR];
+                        if (channels == 3)
+                        {
+                            outG[x] = pixel[offG];
+                            outB[x] = pixel[offB];
+                        }
+                    }
+
+                    continue;
+                }
+
                 var done = 0;
                 // A 4-byte gather at the last pixel reads up to 3 bytes past it: only where the buffer has them.
                 if (vectorRows && rowOffset + (long)(frame.Width - 1) * bpp + 4 <= data.Length)
