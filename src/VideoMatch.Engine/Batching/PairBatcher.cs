@@ -152,19 +152,45 @@ public sealed partial class PairBatcher : IAsyncDisposable
                 break;
             }
 
-            var remaining = _time.GetElapsedTime(_time.GetTimestamp(), deadline);
-            if (remaining <= TimeSpan.Zero || !await WaitForMoreAsync(reader, remaining).ConfigureAwait(false))
+            if (!await WaitForMoreAsync(reader, deadline).ConfigureAwait(false))
             {
                 break;
             }
         }
 
-        return count;
+        return RemoveCancelled(count);
+    }
+
+    /// <summary>Drops pairs whose stream was cancelled while the batch was forming; returns the pairs left.</summary>
+    private int RemoveCancelled(int count)
+    {
+        var kept = 0;
+        for (var i = 0; i < count; i++)
+        {
+            var pair = _batch[i];
+            if (pair.Cancellation.IsCancellationRequested)
+            {
+                pair.Cancel();
+            }
+            else
+            {
+                _batch[kept++] = pair;
+            }
+        }
+
+        _batch.AsSpan(kept, count - kept).Clear();
+        return kept;
     }
 
     /// <summary>Waits until a pair arrives (true) or the batch's deadline passes or the queue closes (false).</summary>
-    private async ValueTask<bool> WaitForMoreAsync(ChannelReader<PairRequest> reader, TimeSpan remaining)
+    private async ValueTask<bool> WaitForMoreAsync(ChannelReader<PairRequest> reader, long deadline)
     {
+        var remaining = _time.GetElapsedTime(_time.GetTimestamp(), deadline);
+        if (remaining <= TimeSpan.Zero)
+        {
+            return false;
+        }
+
         if (!_deadline.TryReset())
         {
             _deadline.Dispose();
@@ -172,6 +198,12 @@ public sealed partial class PairBatcher : IAsyncDisposable
         }
 
         _deadline.CancelAfter(remaining);
+        // Time may have moved on between reading the clock and arming the timer: the deadline decides.
+        if (_time.GetTimestamp() >= deadline)
+        {
+            return false;
+        }
+
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(_deadline.Token, _stopping.Token);
         try
         {
