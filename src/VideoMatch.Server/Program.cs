@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
 using VideoMatch.Engine.Batching;
 using VideoMatch.Engine.Inference;
@@ -6,6 +7,14 @@ using VideoMatch.Server.Hosting;
 using VideoMatch.Server.Services;
 
 var builder = WebApplication.CreateBuilder(args);
+// Defaults that hold wherever the process starts (appsettings.json is read from the working directory):
+// plaintext HTTP/2 on loopback port 50051. --urls, Urls or ASPNETCORE_URLS and the Kestrel section override them.
+builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(endpoint => endpoint.Protocols = HttpProtocols.Http2));
+if (string.IsNullOrEmpty(builder.Configuration[WebHostDefaults.ServerUrlsKey]))
+{
+    builder.WebHost.UseUrls("http://127.0.0.1:50051");
+}
+
 builder.Services.AddVideoMatch(builder.Configuration);
 
 var app = builder.Build();
