@@ -106,6 +106,28 @@ public sealed class StreamingTests(ServerFactory server) : IClassFixture<ServerF
     }
 
     [Fact]
+    public async Task MatchStream_DropModeAndStreamFull_AnswersDroppedInOrder()
+    {
+        // One pair in flight per stream, and a batch that waits 2 s for company: frames 3 and 4 find the slot taken.
+        using var dropping = new ServerFactory(new Dictionary<string, string?>
+        {
+            ["Streaming:Overflow"] = "Drop",
+            ["Streaming:MaxPendingPairsPerStream"] = "1",
+            ["Batching:MaxBatchDelayMs"] = "2000",
+        });
+        var video = new SyntheticVideo(seed: 17);
+
+        var responses = await RunStreamAsync(dropping.Client, new StreamConfig(),
+            Enumerable.Range(1, 4).Select(i => video.Frame((ulong)i, new Vector2(i, 0))));
+
+        Assert.Equal(FrameStatusCode.FirstFrame, responses[0].Status.Code);
+        Assert.Equal((1UL, 2UL), (responses[1].Pair.Sequence0, responses[1].Pair.Sequence1));
+        Assert.Equal((FrameStatusCode.Dropped, 3UL), (responses[2].Status.Code, responses[2].Status.Sequence));
+        Assert.Equal((FrameStatusCode.Dropped, 4UL), (responses[3].Status.Code, responses[3].Status.Sequence));
+        Assert.Contains("Streaming:Overflow=Wait", responses[3].Status.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task MatchStream_OneStreamCancelled_OtherStreamCompletes()
     {
         var video = new SyntheticVideo(seed: 9);

@@ -169,9 +169,16 @@ internal sealed partial class StreamSession : IDisposable
 
                 // The pair takes over the reference's hold and adds its own to the new frame.
                 var pair = new PairRequest(reference, prepared.AddReference(), _threshold, _maxMatches, cancellationToken);
-                var response = AwaitPairAsync(pair);
-                await _runtime.Batcher.EnqueueAsync(pair, cancellationToken).ConfigureAwait(false);
-                await _ordered.Writer.WriteAsync(response, cancellationToken).ConfigureAwait(false);
+                // The response takes its place in order first: if the batcher refuses the pair, it still answers.
+                await _ordered.Writer.WriteAsync(AwaitPairAsync(pair), cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await _runtime.Batcher.EnqueueAsync(pair, cancellationToken).ConfigureAwait(false);
+                }
+                catch (ChannelClosedException)
+                {
+                    return new RpcException(new Status(StatusCode.Unavailable, "The server is shutting down; frames sent so far were answered. Reconnect and resend the rest."));
+                }
             }
 
             return null;
@@ -194,7 +201,7 @@ internal sealed partial class StreamSession : IDisposable
         try
         {
             var outcome = await pair.Completion.ConfigureAwait(false);
-            _pairs++;
+            Interlocked.Increment(ref _pairs);
             return new StreamResponse
             {
                 Pair = new PairMatches
@@ -208,7 +215,12 @@ internal sealed partial class StreamSession : IDisposable
                 },
             };
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (OperationCanceledException)
+        {
+            Interlocked.Increment(ref _failed);
+            return ProtoMapping.Status(frame1.Sequence, FrameStatusCode.Failed, $"Frames {frame0.Sequence} and {frame1.Sequence} were not matched: the stream ended or the server is stopping.");
+        }
+        catch (Exception e)
         {
             Interlocked.Increment(ref _failed);
             return ProtoMapping.Status(frame1.Sequence, FrameStatusCode.Failed, $"Matching frames {frame0.Sequence} and {frame1.Sequence} failed: {e.Message}");

@@ -43,7 +43,15 @@ internal sealed class VideoMatcherService(
         }
 
         var pair = new PairRequest(frame0, frame1, threshold, (int)Math.Min(request.MaxMatches, int.MaxValue), context.CancellationToken);
-        await runtime.Batcher.EnqueueAsync(pair, context.CancellationToken).ConfigureAwait(false);
+        try
+        {
+            await runtime.Batcher.EnqueueAsync(pair, context.CancellationToken).ConfigureAwait(false);
+        }
+        catch (System.Threading.Channels.ChannelClosedException)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, "The server is shutting down; retry on another instance."));
+        }
+
         try
         {
             var outcome = await pair.Completion.ConfigureAwait(false);
