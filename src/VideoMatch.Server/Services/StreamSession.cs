@@ -93,7 +93,7 @@ internal sealed partial class StreamSession : IDisposable
         }
 
         var config = first.Config;
-        _threshold = config.HasMatchThreshold ? config.MatchThreshold : _runtime.Matcher.Manifest.DefaultThreshold;
+        _threshold = config.MatchThreshold ?? _runtime.Matcher.Manifest.DefaultThreshold;
         if (!(_threshold >= 0f && _threshold < 1f))
         {
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"match_threshold must be in [0, 1); got {config.MatchThreshold}."));

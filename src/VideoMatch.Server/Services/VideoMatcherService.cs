@@ -24,7 +24,7 @@ internal sealed class VideoMatcherService(
     public override async Task<MatchPairResponse> MatchPair(MatchPairRequest request, ServerCallContext context)
     {
         EnsureReady();
-        var threshold = request.HasMatchThreshold ? request.MatchThreshold : runtime.Matcher.Manifest.DefaultThreshold;
+        var threshold = request.MatchThreshold ?? runtime.Matcher.Manifest.DefaultThreshold;
         if (!(threshold >= 0f && threshold < 1f))
         {
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"match_threshold must be in [0, 1); got {request.MatchThreshold}."));
