@@ -4,7 +4,7 @@ using Grpc.Net.Client;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using VideoMatch.Contracts.V1;
-using VideoMatch.Engine.Synthetic;
+using VideoMatch.Synthetic;
 
 namespace VideoMatch.Server.Tests;
 

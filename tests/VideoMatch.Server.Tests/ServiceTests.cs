@@ -5,7 +5,7 @@ using Grpc.Health.V1;
 using Grpc.Reflection.V1Alpha;
 using SkiaSharp;
 using VideoMatch.Contracts.V1;
-using VideoMatch.Engine.Synthetic;
+using VideoMatch.Synthetic;
 
 namespace VideoMatch.Server.Tests;
 

@@ -7,7 +7,7 @@ using VideoMatch.Contracts.V1;
 using VideoMatch.Engine.Batching;
 using VideoMatch.Engine.Frames;
 using VideoMatch.Engine.Inference;
-using VideoMatch.Engine.Synthetic;
+using VideoMatch.Synthetic;
 using VideoMatch.Server;
 using VideoMatch.Server.Services;
 

@@ -77,7 +77,7 @@ internal sealed partial class MatchingRuntime(
         var started = time.GetTimestamp();
         var preparer = Preparer;
         var gray = new byte[preparer.Width * preparer.Height];
-        new Engine.Synthetic.TexturedScene(seed: 1).RenderGray(preparer.Width, preparer.Height, System.Numerics.Matrix3x2.Identity, gray);
+        new VideoMatch.Synthetic.TexturedScene(seed: 1).RenderGray(preparer.Width, preparer.Height, System.Numerics.Matrix3x2.Identity, gray);
         var input = FrameInput.Raw(FramePixelFormat.Gray8, preparer.Width, preparer.Height, 0, gray);
         foreach (var size in new[] { 1, Batcher.MaxBatchSize }.Distinct())
         {

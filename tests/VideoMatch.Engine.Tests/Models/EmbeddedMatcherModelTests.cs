@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using VideoMatch.Engine.Batching;
 using VideoMatch.Engine.Frames;
 using VideoMatch.Engine.Inference;
-using VideoMatch.Engine.Synthetic;
+using VideoMatch.Synthetic;
 
 namespace VideoMatch.Engine.Tests.Models;
 

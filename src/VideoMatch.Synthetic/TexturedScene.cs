@@ -1,6 +1,6 @@
 using System.Numerics;
 
-namespace VideoMatch.Engine.Synthetic;
+namespace VideoMatch.Synthetic;
 
 /// <summary>
 /// A seeded, smooth random texture that can be viewed through any affine camera with sub-pixel accuracy, so

@@ -1,0 +1,99 @@
+using System.CommandLine;
+using Grpc.Core;
+using Spectre.Console;
+using VideoMatch.Cli.Commands;
+using VideoMatch.Cli.Video;
+using VideoMatch.Client;
+
+namespace VideoMatch.Cli;
+
+/// <summary>What every command gets: where to write, and how to reach the server.</summary>
+internal sealed class CliContext(TextWriter output, TextWriter error, IVideoDecoder decoder)
+{
+    public TextWriter Output { get; } = output;
+
+    public TextWriter Error { get; } = error;
+
+    /// <summary>Human-facing rendering (tables, progress) goes to standard error, keeping standard output for data.</summary>
+    public IAnsiConsole Console { get; } = AnsiConsole.Create(new AnsiConsoleSettings
+    {
+        Out = new AnsiConsoleOutput(error),
+        Interactive = ReferenceEquals(error, System.Console.Error) && !System.Console.IsErrorRedirected ? InteractionSupport.Yes : InteractionSupport.No,
+        Ansi = ReferenceEquals(error, System.Console.Error) && !System.Console.IsErrorRedirected ? AnsiSupport.Detect : AnsiSupport.No,
+    });
+
+    public IVideoDecoder Decoder { get; } = decoder;
+
+    public bool Interactive => Console.Profile.Capabilities.Interactive;
+}
+
+/// <summary>The <c>videomatch</c> command line.</summary>
+internal static class Cli
+{
+    public static readonly Option<Uri> Server = new("--server", "-s")
+    {
+        Description = "Server address (http:// plaintext, https:// TLS). Default: $VIDEOMATCH_SERVER or http://127.0.0.1:50051.",
+        DefaultValueFactory = _ => new Uri(Environment.GetEnvironmentVariable("VIDEOMATCH_SERVER") is { Length: > 0 } url ? url : "http://127.0.0.1:50051"),
+        Recursive = true,
+    };
+
+    public static readonly Option<string?> ApiKey = new("--api-key")
+    {
+        Description = "Bearer token for servers that require one. Default: $VIDEOMATCH_API_KEY.",
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("VIDEOMATCH_API_KEY"),
+        Recursive = true,
+    };
+
+    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, IVideoDecoder decoder, CancellationToken cancellationToken = default)
+    {
+        var context = new CliContext(output, error, decoder);
+        var root = new RootCommand("VideoMatch: keypoint matching between images and video frames, served over gRPC.")
+        {
+            MatchCommand.Create(context),
+            StreamCommand.Create(context),
+            BenchCommand.Create(context),
+            InfoCommand.Create(context),
+        };
+        root.Add(Server);
+        root.Add(ApiKey);
+        var configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
+        return await root.Parse(args).InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Wraps a command's action: expected failures become one line on standard error and exit code 1.</summary>
+    public static Func<ParseResult, CancellationToken, Task<int>> Guard(CliContext context, Func<ParseResult, CancellationToken, Task<int>> action) =>
+        async (parse, cancellationToken) =>
+        {
+            try
+            {
+                return await action(parse, cancellationToken).ConfigureAwait(false);
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable)
+            {
+                await context.Error.WriteLineAsync($"videomatch: could not reach the server at {parse.GetValue(Server)}: {e.Status.Detail}. Is it running? (dotnet run --project src/VideoMatch.Server)").ConfigureAwait(false);
+                return 1;
+            }
+            catch (RpcException e)
+            {
+                await context.Error.WriteLineAsync($"videomatch: the server answered {e.StatusCode}: {e.Status.Detail}").ConfigureAwait(false);
+                return 1;
+            }
+            catch (Exception e) when (e is IOException or InvalidOperationException or ArgumentException or UnauthorizedAccessException or FormatException)
+            {
+                await context.Error.WriteLineAsync($"videomatch: {e.Message}").ConfigureAwait(false);
+                return 1;
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                await context.Error.WriteLineAsync("videomatch: cancelled").ConfigureAwait(false);
+                return 130;
+            }
+        };
+
+    public static VideoMatchClient Connect(ParseResult parse) =>
+        new(new VideoMatchClientOptions { Address = parse.GetValue(Server)!, ApiKey = parse.GetValue(ApiKey) });
+
+    /// <summary>Opens a file for writing, or standard output for "-".</summary>
+    public static TextWriter OpenOutput(CliContext context, string target) =>
+        target == "-" ? context.Output : new StreamWriter(File.Create(target)) { AutoFlush = false };
+}

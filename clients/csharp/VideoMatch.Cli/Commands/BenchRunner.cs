@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using System.Numerics;
+using VideoMatch.Client;
+using VideoMatch.Contracts.V1;
+using VideoMatch.Synthetic;
+
+namespace VideoMatch.Cli.Commands;
+
+/// <summary>What a load run asks for.</summary>
+internal sealed record BenchSettings(int Streams, double FramesPerSecond, TimeSpan Duration, int Width, int Height, float? Threshold = null);
+
+/// <summary>What a load run measured. Latency is from sending a frame to receiving its response, on the client.</summary>
+internal sealed record BenchReport(
+    int Streams,
+    double TargetFramesPerSecond,
+    double Seconds,
+    int Width,
+    int Height,
+    long FramesSent,
+    long Responses,
+    long Pairs,
+    long FirstFrames,
+    long Dropped,
+    long Invalid,
+    long Failed,
+    double PairsPerSecond,
+    double ResponsesPerSecond,
+    double LatencyP50Ms,
+    double LatencyP95Ms,
+    double LatencyP99Ms)
+{
+    /// <summary>Frames sent that got no response (should be 0: the server answers every frame).</summary>
+    public long Unanswered => FramesSent - Responses;
+}
+
+/// <summary>
+/// The project's load generator: N concurrent streams, each sending pre-rendered GRAY8 frames of a moving
+/// textured scene at F frames/s for S seconds (a stream that the server slows sends late, never early), then
+/// waiting for every response.
+/// </summary>
+internal static class BenchRunner
+{
+    private const int DistinctFrames = 8;
+
+    public static async Task<BenchReport> RunAsync(VideoMatchClient client, BenchSettings settings, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(settings.Streams);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(settings.FramesPerSecond);
+        var started = Stopwatch.GetTimestamp();
+        var results = await Task.WhenAll(Enumerable.Range(0, settings.Streams)
+            .Select(s => RunStreamAsync(client, settings, s, cancellationToken))).ConfigureAwait(false);
+        var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        var latencies = results.SelectMany(r => r.Latencies).Order().ToList();
+        long Sum(Func<StreamResult, long> pick) => results.Sum(pick);
+        var pairs = Sum(r => r.Pairs);
+        var responses = Sum(r => r.Responses);
+        return new BenchReport(settings.Streams, settings.FramesPerSecond, seconds, settings.Width, settings.Height,
+            Sum(r => r.Sent), responses, pairs, Sum(r => r.First), Sum(r => r.Dropped), Sum(r => r.Invalid), Sum(r => r.Failed),
+            pairs / seconds, responses / seconds, Percentiles.Of(latencies, 50), Percentiles.Of(latencies, 95), Percentiles.Of(latencies, 99));
+    }
+
+    private sealed class StreamResult
+    {
+        public long Sent;
+        public long Responses;
+        public long Pairs;
+        public long First;
+        public long Dropped;
+        public long Invalid;
+        public long Failed;
+        public List<double> Latencies { get; } = [];
+    }
+
+    private static async Task<StreamResult> RunStreamAsync(VideoMatchClient client, BenchSettings settings, int stream, CancellationToken cancellationToken)
+    {
+        var frames = Render(settings.Width, settings.Height, seed: 1000 + stream);
+        var capacity = (int)Math.Ceiling(settings.FramesPerSecond * settings.Duration.TotalSeconds) + 2;
+        var sentAt = new long[capacity];
+        var result = new StreamResult();
+        var config = new StreamConfig { StreamName = $"bench-{stream}", MatchThreshold = settings.Threshold };
+        await using var session = await client.OpenStreamAsync(config, cancellationToken).ConfigureAwait(false);
+        var receiving = ReceiveAsync(session, sentAt, result, cancellationToken);
+
+        var period = TimeSpan.FromSeconds(1 / settings.FramesPerSecond);
+        var deadline = Stopwatch.GetTimestamp() + (long)(settings.Duration.TotalSeconds * Stopwatch.Frequency);
+        using var timer = new PeriodicTimer(period);
+        ulong sequence = 0;
+        while (Stopwatch.GetTimestamp() < deadline && (int)sequence < capacity)
+        {
+            sentAt[sequence] = Stopwatch.GetTimestamp();
+            await session.SendAsync(new Frame { Sequence = sequence, TimestampUs = (long)(sequence * period.TotalMicroseconds), Image = frames[(int)(sequence % DistinctFrames)] }, cancellationToken).ConfigureAwait(false);
+            result.Sent++;
+            sequence++;
+            if (!await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+            {
+                break;
+            }
+        }
+
+        await session.CompleteAsync().ConfigureAwait(false);
+        await receiving.ConfigureAwait(false);
+        return result;
+    }
+
+    private static async Task ReceiveAsync(MatchSession session, long[] sentAt, StreamResult result, CancellationToken cancellationToken)
+    {
+        await foreach (var response in session.Responses.WithCancellation(cancellationToken).ConfigureAwait(false))
+        {
+            result.Responses++;
+            if (response.Pair is { } pair)
+            {
+                result.Pairs++;
+                if (pair.Sequence1 < (ulong)sentAt.Length)
+                {
+                    result.Latencies.Add(Stopwatch.GetElapsedTime(sentAt[pair.Sequence1]).TotalMilliseconds);
+                }
+
+                continue;
+            }
+
+            switch (response.Status?.Code)
+            {
+                case FrameStatusCode.FirstFrame:
+                    result.First++;
+                    break;
+                case FrameStatusCode.Dropped:
+                    result.Dropped++;
+                    break;
+                case FrameStatusCode.Invalid:
+                    result.Invalid++;
+                    break;
+                default:
+                    result.Failed++;
+                    break;
+            }
+        }
+    }
+
+    /// <summary>Frames of a textured scene drifting a few pixels per frame, pre-rendered so sending costs no drawing.</summary>
+    private static Image[] Render(int width, int height, int seed)
+    {
+        var scene = new TexturedScene(seed);
+        var frames = new Image[DistinctFrames];
+        for (var i = 0; i < frames.Length; i++)
+        {
+            var gray = new byte[width * height];
+            var drift = i < DistinctFrames / 2 ? i : DistinctFrames - i;
+            scene.RenderGray(width, height, Matrix3x2.CreateTranslation(2.5f * drift, 1.5f * drift), gray);
+            frames[i] = Images.RawNoCopy(PixelFormat.Gray8, width, height, gray);
+        }
+
+        return frames;
+    }
+}

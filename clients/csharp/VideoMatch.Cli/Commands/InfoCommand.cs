@@ -1,0 +1,35 @@
+using System.CommandLine;
+using System.Globalization;
+using Spectre.Console;
+
+namespace VideoMatch.Cli.Commands;
+
+/// <summary><c>videomatch info</c>: health and model of a server.</summary>
+internal static class InfoCommand
+{
+    public static Command Create(CliContext context)
+    {
+        var command = new Command("info", "Show the server's health and the model it serves.");
+        command.SetAction(Cli.Guard(context, async (parse, cancellationToken) =>
+        {
+            using var client = Cli.Connect(parse);
+            var health = await client.CheckHealthAsync(cancellationToken).ConfigureAwait(false);
+            var info = await client.GetModelInfoAsync(cancellationToken).ConfigureAwait(false);
+            var table = new Table().AddColumn("server").AddColumn(parse.GetValue(Cli.Server)!.ToString());
+            table.AddRow("health", health.ToString().ToUpperInvariant());
+            table.AddRow("model", info.ModelName);
+            table.AddRow("input", $"{info.InputWidth}×{info.InputHeight}");
+            table.AddRow("preferred pixel format", info.PreferredPixelFormat.ToString());
+            table.AddRow("default threshold", info.DefaultMatchThreshold.ToString(CultureInfo.InvariantCulture));
+            table.AddRow("max matches per pair", info.MaxMatchesPerPair.ToString(CultureInfo.InvariantCulture));
+            table.AddRow("max batch size", info.MaxBatchSize.ToString(CultureInfo.InvariantCulture));
+            table.AddRow("execution provider", info.ExecutionProvider);
+            table.AddRow("max image side", info.MaxImageDimension.ToString(CultureInfo.InvariantCulture));
+            table.AddRow("max message bytes", info.MaxMessageBytes.ToString(CultureInfo.InvariantCulture));
+            var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(context.Output), Ansi = AnsiSupport.No, Interactive = InteractionSupport.No });
+            console.Write(table);
+            return health == Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving ? 0 : 2;
+        }));
+        return command;
+    }
+}

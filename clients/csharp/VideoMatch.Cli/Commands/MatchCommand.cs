@@ -1,0 +1,70 @@
+using System.CommandLine;
+using System.Diagnostics;
+using SkiaSharp;
+using VideoMatch.Client;
+
+namespace VideoMatch.Cli.Commands;
+
+/// <summary><c>videomatch match IMAGE0 IMAGE1</c>: the pipeline's task, over the server.</summary>
+internal static class MatchCommand
+{
+    public static Command Create(CliContext context)
+    {
+        var image0 = new Argument<FileInfo>("IMAGE0") { Description = "First image (JPEG or PNG)." };
+        var image1 = new Argument<FileInfo>("IMAGE1") { Description = "Second image (JPEG or PNG)." };
+        var threshold = new Option<float?>("--threshold", "-t") { Description = "Keep matches scoring above this, in [0, 1). Default: the model's." };
+        var maxMatches = new Option<int>("--max-matches") { Description = "At most this many matches, best first. Default: all." };
+        var json = new Option<string>("--json") { Description = "Write the match list to FILE, or '-' for standard output (the default).", DefaultValueFactory = _ => "-" };
+        var viz = new Option<FileInfo?>("--viz") { Description = "Write a side-by-side PNG with one line per match, coloured by score." };
+        var command = new Command("match", "Match two images and print the matches as the Hugging Face pipeline lists them, best first.")
+        {
+            image0, image1, threshold, maxMatches, json, viz,
+        };
+        command.SetAction(Cli.Guard(context, async (parse, cancellationToken) =>
+        {
+            var file0 = parse.GetValue(image0)!;
+            var file1 = parse.GetValue(image1)!;
+            var bytes0 = await File.ReadAllBytesAsync(file0.FullName, cancellationToken).ConfigureAwait(false);
+            var bytes1 = await File.ReadAllBytesAsync(file1.FullName, cancellationToken).ConfigureAwait(false);
+            using var client = Cli.Connect(parse);
+            var started = Stopwatch.GetTimestamp();
+            var response = await client.MatchAsync(Images.Encoded(bytes0, file0.Name), Images.Encoded(bytes1, file1.Name),
+                parse.GetValue(threshold), parse.GetValue(maxMatches), cancellationToken).ConfigureAwait(false);
+            var elapsed = Stopwatch.GetElapsedTime(started);
+            // The server sorts by score; a stable sort here keeps that promise for any server.
+            var matches = MatchList.ToArray(response.Matches).OrderByDescending(m => m.Score).ToArray();
+
+            var target = parse.GetValue(json)!;
+            var writer = Cli.OpenOutput(context, target);
+            try
+            {
+                await MatchJson.WriteListAsync(writer, matches).ConfigureAwait(false);
+                await writer.FlushAsync(cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                if (!ReferenceEquals(writer, context.Output))
+                {
+                    await writer.DisposeAsync().ConfigureAwait(false);
+                }
+            }
+
+            if (parse.GetValue(viz) is { } picture)
+            {
+                using var bitmap0 = Decode(bytes0, file0.Name);
+                using var bitmap1 = Decode(bytes1, file1.Name);
+                MatchPicture.Save(bitmap0, bitmap1, matches, picture.FullName);
+            }
+
+            await context.Error.WriteLineAsync(
+                $"{matches.Length} matches in {elapsed.TotalMilliseconds:F0} ms (model {response.Timings.InferenceMs:F0} ms)" +
+                (target == "-" ? "" : $"; list in {target}") +
+                (parse.GetValue(viz) is { } p ? $"; picture in {p.FullName}" : "")).ConfigureAwait(false);
+            return 0;
+        }));
+        return command;
+    }
+
+    private static SKBitmap Decode(byte[] bytes, string name) =>
+        SKBitmap.Decode(bytes) ?? throw new InvalidOperationException($"{name} could not be decoded for the picture.");
+}

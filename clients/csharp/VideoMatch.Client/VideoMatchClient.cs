@@ -1,0 +1,190 @@
+using System.Net.Security;
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Health.V1;
+using Grpc.Net.Client;
+using VideoMatch.Contracts.V1;
+
+namespace VideoMatch.Client;
+
+/// <summary>
+/// A VideoMatch server connection. Thread-safe; keep one per process and share it: gRPC multiplexes all calls,
+/// streams included, over one HTTP/2 connection.
+/// </summary>
+public sealed class VideoMatchClient : IDisposable
+{
+    private readonly GrpcChannel _channel;
+    private readonly VideoMatcher.VideoMatcherClient _matcher;
+    private readonly Health.HealthClient _health;
+    private readonly Metadata? _headers;
+
+    public VideoMatchClient(VideoMatchClientOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var handler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true };
+        if (options.ClientCertificate is not null)
+        {
+            handler.SslOptions.ClientCertificates = [options.ClientCertificate];
+        }
+
+        if (options.AllowUntrustedServerCertificate)
+        {
+#pragma warning disable CA5359 // An explicit opt-in, documented as for test servers with self-signed certificates.
+            handler.SslOptions.RemoteCertificateValidationCallback = static (_, _, _, _) => true;
+#pragma warning restore CA5359
+        }
+
+        _channel = GrpcChannel.ForAddress(options.Address, new GrpcChannelOptions
+        {
+            HttpHandler = handler,
+            MaxReceiveMessageSize = options.MaxMessageBytes,
+            MaxSendMessageSize = options.MaxMessageBytes,
+        });
+        _matcher = new VideoMatcher.VideoMatcherClient(_channel);
+        _health = new Health.HealthClient(_channel);
+        if (!string.IsNullOrEmpty(options.ApiKey))
+        {
+            _headers = new Metadata { { "authorization", $"Bearer {options.ApiKey}" } };
+        }
+    }
+
+    public VideoMatchClient(Uri address)
+        : this(new VideoMatchClientOptions { Address = address })
+    {
+    }
+
+    /// <summary>The generated stub, for calls this wrapper does not cover.</summary>
+    public VideoMatcher.VideoMatcherClient Stub => _matcher;
+
+    /// <summary>What the server runs: model, input size, the pixel format that costs it least.</summary>
+    public async Task<ModelInfo> GetModelInfoAsync(CancellationToken cancellationToken = default) =>
+        await _matcher.GetModelInfoAsync(new GetModelInfoRequest(), _headers, cancellationToken: cancellationToken).ConfigureAwait(false);
+
+    /// <summary>grpc.health.v1 status of the whole server (SERVING once its model is loaded and warmed up).</summary>
+    public async Task<HealthCheckResponse.Types.ServingStatus> CheckHealthAsync(CancellationToken cancellationToken = default) =>
+        (await _health.CheckAsync(new HealthCheckRequest(), _headers, cancellationToken: cancellationToken).ConfigureAwait(false)).Status;
+
+    /// <summary>Matches two images once.</summary>
+    /// <param name="threshold">Keep matches scoring above this; null for the model's default.</param>
+    /// <param name="maxMatches">At most this many, best first; 0 for all.</param>
+    public async Task<MatchPairResponse> MatchAsync(Image image0, Image image1, float? threshold = null, int maxMatches = 0, CancellationToken cancellationToken = default)
+    {
+        var request = new MatchPairRequest { Image0 = image0, Image1 = image1, MatchThreshold = threshold, MaxMatches = (uint)Math.Max(0, maxMatches) };
+        return await _matcher.MatchPairAsync(request, _headers, cancellationToken: cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Streams <paramref name="frames"/> and yields one response per frame, in frame order: the matches of
+    /// (previous frame, this frame), or a status saying why there are none (first frame, invalid, dropped, failed).
+    /// Frames are sent while responses are read, so the server's batching sees a steady flow.
+    /// </summary>
+    public async IAsyncEnumerable<StreamResponse> StreamAsync(IAsyncEnumerable<Frame> frames, StreamConfig? config = null,
+        [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(frames);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var call = _matcher.MatchStream(_headers, cancellationToken: stop.Token);
+        var sending = SendAsync(call.RequestStream, frames, config ?? new StreamConfig(), stop.Token);
+        try
+        {
+            while (await call.ResponseStream.MoveNext(stop.Token).ConfigureAwait(false))
+            {
+                yield return call.ResponseStream.Current;
+            }
+
+            await sending.ConfigureAwait(false);
+        }
+        finally
+        {
+            // Leaving early (break, exception) cancels the call and the sender.
+            await stop.CancelAsync().ConfigureAwait(false);
+            await sending.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// A stream driven by the caller: write frames with <see cref="MatchSession.SendAsync"/> and read responses
+    /// from <see cref="MatchSession.Responses"/>, for applications whose frames arrive from a camera callback.
+    /// </summary>
+    public async Task<MatchSession> OpenStreamAsync(StreamConfig? config = null, CancellationToken cancellationToken = default)
+    {
+        var call = _matcher.MatchStream(_headers, cancellationToken: cancellationToken);
+        try
+        {
+            await call.RequestStream.WriteAsync(new StreamRequest { Config = config ?? new StreamConfig() }, cancellationToken).ConfigureAwait(false);
+            return new MatchSession(call);
+        }
+        catch
+        {
+            call.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose() => _channel.Dispose();
+
+    private static async Task SendAsync(IClientStreamWriter<StreamRequest> requests, IAsyncEnumerable<Frame> frames, StreamConfig config, CancellationToken cancellationToken)
+    {
+        await requests.WriteAsync(new StreamRequest { Config = config }, cancellationToken).ConfigureAwait(false);
+        await foreach (var frame in frames.WithCancellation(cancellationToken).ConfigureAwait(false))
+        {
+            await requests.WriteAsync(new StreamRequest { Frame = frame }, cancellationToken).ConfigureAwait(false);
+        }
+
+        await requests.CompleteAsync().ConfigureAwait(false);
+    }
+}
+
+/// <summary>An open MatchStream call. Not thread-safe for sending: send from one task at a time.</summary>
+public sealed class MatchSession : IAsyncDisposable
+{
+    private readonly AsyncDuplexStreamingCall<StreamRequest, StreamResponse> _call;
+
+    internal MatchSession(AsyncDuplexStreamingCall<StreamRequest, StreamResponse> call) => _call = call;
+
+    /// <summary>Responses in frame order, until <see cref="CompleteAsync"/> has been called and all are in.</summary>
+    public IAsyncEnumerable<StreamResponse> Responses => _call.ResponseStream.ReadAllAsync();
+
+    public Task SendAsync(Frame frame, CancellationToken cancellationToken = default) =>
+        _call.RequestStream.WriteAsync(new StreamRequest { Frame = frame }, cancellationToken);
+
+    /// <summary>No more frames; the server answers what it has and ends the call.</summary>
+    public Task CompleteAsync() => _call.RequestStream.CompleteAsync();
+
+    public ValueTask DisposeAsync()
+    {
+        _call.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>Builds <see cref="Image"/> messages.</summary>
+public static class Images
+{
+    /// <summary>An encoded image file (JPEG or PNG, told apart by its first bytes).</summary>
+    public static Image FromFile(string path) => Encoded(File.ReadAllBytes(path), path);
+
+    /// <summary>JPEG or PNG bytes, told apart by their signature.</summary>
+    public static Image Encoded(byte[] data, string? name = null)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        var encoding = data is [0xFF, 0xD8, ..] ? ImageEncoding.Jpeg
+            : data is [0x89, 0x50, 0x4E, 0x47, ..] ? ImageEncoding.Png
+            : throw new ArgumentException($"{name ?? "The image"} is neither JPEG nor PNG (by its first bytes).", nameof(data));
+        return new Image { Encoded = new EncodedImage { Encoding = encoding, Data = ByteString.CopyFrom(data) } };
+    }
+
+    /// <summary>Raw pixels; copies <paramref name="pixels"/>. <paramref name="rowStride"/> 0 means tightly packed.</summary>
+    public static Image Raw(PixelFormat format, int width, int height, ReadOnlySpan<byte> pixels, int rowStride = 0) => new()
+    {
+        Raw = new RawImage { Format = format, Width = (uint)width, Height = (uint)height, RowStride = (uint)rowStride, Data = ByteString.CopyFrom(pixels) },
+    };
+
+    /// <summary>Raw pixels without a copy: the caller must not change <paramref name="pixels"/> until the message is sent.</summary>
+    public static Image RawNoCopy(PixelFormat format, int width, int height, ReadOnlyMemory<byte> pixels, int rowStride = 0) => new()
+    {
+        Raw = new RawImage { Format = format, Width = (uint)width, Height = (uint)height, RowStride = (uint)rowStride, Data = UnsafeByteOperations.UnsafeWrap(pixels) },
+    };
+}

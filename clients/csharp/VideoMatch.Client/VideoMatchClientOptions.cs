@@ -1,0 +1,22 @@
+using System.Security.Cryptography.X509Certificates;
+
+namespace VideoMatch.Client;
+
+/// <summary>Where the server is and how to reach it.</summary>
+public sealed class VideoMatchClientOptions
+{
+    /// <summary>Server address. <c>http://</c> is plaintext HTTP/2; <c>https://</c> uses TLS. Default http://127.0.0.1:50051.</summary>
+    public Uri Address { get; set; } = new("http://127.0.0.1:50051");
+
+    /// <summary>Sent as <c>authorization: Bearer …</c> on every call when set (servers that require a key check it).</summary>
+    public string? ApiKey { get; set; }
+
+    /// <summary>Client certificate for mutual TLS (https addresses only).</summary>
+    public X509Certificate2? ClientCertificate { get; set; }
+
+    /// <summary>Accept a server certificate that does not validate (test servers with self-signed certificates).</summary>
+    public bool AllowUntrustedServerCertificate { get; set; }
+
+    /// <summary>Largest message either way, in bytes. Default 64 MiB (frames can be large; the server sets its own limit).</summary>
+    public int MaxMessageBytes { get; set; } = 64 * 1024 * 1024;
+}
