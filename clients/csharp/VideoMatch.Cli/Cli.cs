@@ -30,10 +30,10 @@ internal sealed class CliContext(TextWriter output, TextWriter error, IVideoDeco
 /// <summary>The <c>videomatch</c> command line.</summary>
 internal static class Cli
 {
-    public static readonly Option<Uri> Server = new("--server", "-s")
+    public static readonly Option<string> Server = new("--server", "-s")
     {
         Description = "Server address (http:// plaintext, https:// TLS). Default: $VIDEOMATCH_SERVER or http://127.0.0.1:50051.",
-        DefaultValueFactory = _ => new Uri(Environment.GetEnvironmentVariable("VIDEOMATCH_SERVER") is { Length: > 0 } url ? url : "http://127.0.0.1:50051"),
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("VIDEOMATCH_SERVER") is { Length: > 0 } url ? url : "http://127.0.0.1:50051",
         Recursive = true,
     };
 
@@ -90,8 +90,16 @@ internal static class Cli
             }
         };
 
-    public static VideoMatchClient Connect(ParseResult parse) =>
-        new(new VideoMatchClientOptions { Address = parse.GetValue(Server)!, ApiKey = parse.GetValue(ApiKey) });
+    public static VideoMatchClient Connect(ParseResult parse)
+    {
+        var address = parse.GetValue(Server)!;
+        if (!Uri.TryCreate(address, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+        {
+            throw new ArgumentException($"--server '{address}' is not an http:// or https:// address (for example http://127.0.0.1:50051).");
+        }
+
+        return new VideoMatchClient(new VideoMatchClientOptions { Address = uri, ApiKey = parse.GetValue(ApiKey) });
+    }
 
     /// <summary>Opens a file for writing, or standard output for "-".</summary>
     public static TextWriter OpenOutput(CliContext context, string target) =>

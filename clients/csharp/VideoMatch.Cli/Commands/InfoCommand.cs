@@ -15,7 +15,7 @@ internal static class InfoCommand
             using var client = Cli.Connect(parse);
             var health = await client.CheckHealthAsync(cancellationToken).ConfigureAwait(false);
             var info = await client.GetModelInfoAsync(cancellationToken).ConfigureAwait(false);
-            var table = new Table().AddColumn("server").AddColumn(parse.GetValue(Cli.Server)!.ToString());
+            var table = new Table().AddColumn("server").AddColumn(parse.GetValue(Cli.Server)!);
             table.AddRow("health", health.ToString().ToUpperInvariant());
             table.AddRow("model", info.ModelName);
             table.AddRow("input", $"{info.InputWidth}×{info.InputHeight}");

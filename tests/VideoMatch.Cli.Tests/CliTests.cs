@@ -1,0 +1,206 @@
+using System.Diagnostics;
+using System.Numerics;
+using System.Text.Json;
+using SkiaSharp;
+using VideoMatch.Cli.Video;
+using VideoMatch.Synthetic;
+
+namespace VideoMatch.Cli.Tests;
+
+public sealed class CliTests(LoopbackServer server) : IClassFixture<LoopbackServer>, IDisposable
+{
+    private readonly DirectoryInfo _folder = Directory.CreateTempSubdirectory("videomatch-cli-");
+
+    public void Dispose() => _folder.Delete(recursive: true);
+
+    [Fact]
+    public async Task Match_TwoPngFiles_PrintsSortedPipelineJsonAndWritesPicture()
+    {
+        var image0 = WriteScenePng("a.png", 400, 300, Vector2.Zero);
+        var image1 = WriteScenePng("b.png", 400, 300, new Vector2(5, -3));
+        var picture = Path.Combine(_folder.FullName, "matches.png");
+
+        var (exit, output, error) = await RunAsync("match", image0, image1, "--server", server.Address, "--viz", picture);
+
+        Assert.True(exit == 0, error);
+        using var json = JsonDocument.Parse(output);
+        var matches = json.RootElement.EnumerateArray().ToArray();
+        Assert.True(matches.Length > 200, $"{matches.Length} matches");
+        var scores = matches.Select(m => m.GetProperty("score").GetSingle()).ToArray();
+        Assert.Equal(scores.OrderByDescending(s => s), scores);
+        var motions = matches.Select(m => new Vector2(
+            m.GetProperty("keypoint_image_1").GetProperty("x").GetSingle() - m.GetProperty("keypoint_image_0").GetProperty("x").GetSingle(),
+            m.GetProperty("keypoint_image_1").GetProperty("y").GetSingle() - m.GetProperty("keypoint_image_0").GetProperty("y").GetSingle())).ToArray();
+        Assert.True(motions.Count(d => Vector2.Distance(d, new Vector2(-5, 3)) < 1f) >= 0.9 * motions.Length);
+        using var drawn = SKBitmap.Decode(picture);
+        Assert.Equal((800, 300), (drawn.Width, drawn.Height));
+        Assert.Contains($"{matches.Length} matches", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Match_JsonToFile_LeavesStandardOutputEmpty()
+    {
+        var image0 = WriteScenePng("a.png", 320, 240, Vector2.Zero);
+        var image1 = WriteScenePng("b.png", 320, 240, new Vector2(1, 1));
+        var list = Path.Combine(_folder.FullName, "list.json");
+
+        var (exit, output, _) = await RunAsync("match", image0, image1, "--server", server.Address, "--json", list, "--max-matches", "10");
+
+        Assert.Equal(0, exit);
+        Assert.Equal("", output);
+        using var json = JsonDocument.Parse(await File.ReadAllTextAsync(list));
+        Assert.Equal(10, json.RootElement.GetArrayLength());
+    }
+
+    [Fact]
+    public async Task Match_MissingFile_ExitsOneNamingIt()
+    {
+        var (exit, _, error) = await RunAsync("match", "/nonexistent/a.png", "/nonexistent/b.png", "--server", server.Address);
+
+        Assert.Equal(1, exit);
+        Assert.Contains("/nonexistent/a.png", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Info_ServerDown_ExitsOneSayingSo()
+    {
+        var (exit, _, error) = await RunAsync("info", "--server", "http://127.0.0.1:9");
+
+        Assert.Equal(1, exit);
+        Assert.Contains("could not reach the server at http://127.0.0.1:9", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Info_RunningServer_PrintsHealthAndModel()
+    {
+        var (exit, output, _) = await RunAsync("info", "--server", server.Address);
+
+        Assert.Equal(0, exit);
+        Assert.Contains("SERVING", output, StringComparison.Ordinal);
+        Assert.Contains("videomatch-embedded-patch-matcher", output, StringComparison.Ordinal);
+        Assert.Contains($"{LoopbackServer.ModelWidth}×{LoopbackServer.ModelHeight}", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Stream_VideoMadeWithFfmpeg_WritesOneLinePerPairInVideoPixels()
+    {
+        // A 320×240 crop window moving by (+2, +1) px per frame over a textured picture: content moves by (−2, −1).
+        var source = WriteScenePng("scene.png", 480, 360, Vector2.Zero);
+        var video = Path.Combine(_folder.FullName, "pan.mkv");
+        await Ffmpeg("-v", "error", "-y", "-loop", "1", "-i", source, "-vf", "format=rgb24,crop=320:240:x='20+2*n':y='10+n'",
+            "-frames:v", "8", "-c:v", "ffv1", video);
+        var lines = Path.Combine(_folder.FullName, "pairs.ndjson");
+
+        var (exit, _, error) = await RunAsync("stream", video, "--server", server.Address, "--out", lines);
+
+        Assert.True(exit == 0, error);
+        var pairs = (await File.ReadAllLinesAsync(lines)).Select(l => JsonDocument.Parse(l).RootElement).ToArray();
+        Assert.Equal(7, pairs.Length);
+        for (var i = 0; i < pairs.Length; i++)
+        {
+            Assert.Equal(i, pairs[i].GetProperty("frame0").GetInt32());
+            Assert.Equal(i + 1, pairs[i].GetProperty("frame1").GetInt32());
+            var matches = pairs[i].GetProperty("matches").EnumerateArray().ToArray();
+            Assert.True(matches.Length > 100, $"pair {i}: {matches.Length} matches");
+            var dx = Median(matches.Select(m => m.GetProperty("keypoint_image_1").GetProperty("x").GetSingle() - m.GetProperty("keypoint_image_0").GetProperty("x").GetSingle()));
+            var dy = Median(matches.Select(m => m.GetProperty("keypoint_image_1").GetProperty("y").GetSingle() - m.GetProperty("keypoint_image_0").GetProperty("y").GetSingle()));
+            Assert.True(Math.Abs(dx + 2) < 0.5 && Math.Abs(dy + 1) < 0.5, $"pair {i}: median motion ({dx}, {dy})");
+            Assert.True(pairs[i].GetProperty("timings").GetProperty("batch_size").GetInt32() >= 1);
+        }
+
+        Assert.Contains("pairs matched", error, StringComparison.Ordinal);
+        Assert.Contains("latency p50 / p99", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Bench_ShortRun_AnswersEveryFrameAndWritesReport()
+    {
+        var report = Path.Combine(_folder.FullName, "bench.json");
+
+        var (exit, output, error) = await RunAsync("bench", "--server", server.Address, "--streams", "2", "--fps", "10", "--seconds", "1", "--json", report);
+
+        Assert.True(exit == 0, error);
+        using var json = JsonDocument.Parse(await File.ReadAllTextAsync(report));
+        var root = json.RootElement;
+        Assert.Equal(0, root.GetProperty("unanswered").GetInt64());
+        Assert.Equal(root.GetProperty("frames_sent").GetInt64(), root.GetProperty("responses").GetInt64());
+        Assert.Equal(2, root.GetProperty("first_frames").GetInt64());
+        Assert.True(root.GetProperty("pairs").GetInt64() >= 2);
+        Assert.Contains("pairs/s", output, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("12")]
+    [InlineData("axb")]
+    [InlineData("0x10")]
+    public async Task Bench_BadSize_ExitsOneExplaining(string size)
+    {
+        var (exit, _, error) = await RunAsync("bench", "--server", server.Address, "--size", size, "--seconds", "0.1");
+
+        Assert.Equal(1, exit);
+        Assert.Contains("is not WIDTHxHEIGHT", error, StringComparison.Ordinal);
+    }
+
+    private static async Task<(int Exit, string Output, string Error)> RunAsync(params string[] args)
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        var exit = await Cli.RunAsync(args, output, error, new FfmpegVideoDecoder(), timeout.Token);
+        return (exit, output.ToString(), error.ToString());
+    }
+
+    private string WriteScenePng(string name, int width, int height, Vector2 offset)
+    {
+        var rgb = new byte[width * height * 3];
+        new TexturedScene(seed: 77).RenderRgb(width, height, Matrix3x2.CreateTranslation(30 + offset.X, 20 + offset.Y), rgb);
+        using var bitmap = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Opaque));
+        var pixels = bitmap.GetPixelSpan();
+        for (var p = 0; p < width * height; p++)
+        {
+            pixels[4 * p] = rgb[3 * p];
+            pixels[4 * p + 1] = rgb[3 * p + 1];
+            pixels[4 * p + 2] = rgb[3 * p + 2];
+            pixels[4 * p + 3] = 255;
+        }
+
+        var path = Path.Combine(_folder.FullName, name);
+        using var image = SKImage.FromBitmap(bitmap);
+        using var data = image.Encode(SKEncodedImageFormat.Png, 100);
+        using var file = File.Create(path);
+        data.SaveTo(file);
+        return path;
+    }
+
+    private static async Task Ffmpeg(params string[] args)
+    {
+        var start = new ProcessStartInfo("ffmpeg") { RedirectStandardError = true };
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        Process process;
+        try
+        {
+            process = Process.Start(start)!;
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new InvalidOperationException("ffmpeg is needed for this test (apt-get install ffmpeg; .ci/run installs it).", e);
+        }
+
+        using (process)
+        {
+            var errors = await process.StandardError.ReadToEndAsync();
+            await process.WaitForExitAsync();
+            Assert.True(process.ExitCode == 0, $"ffmpeg failed: {errors}");
+        }
+    }
+
+    private static float Median(IEnumerable<float> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted[sorted.Length / 2];
+    }
+}
