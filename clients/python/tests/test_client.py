@@ -1,0 +1,83 @@
+"""Tests of the Python client against a running server (VIDEOMATCH_ADDRESS, default 127.0.0.1:50051)."""
+import os
+import sys
+import unittest
+
+import grpc
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(__file__))
+
+from scenes import crop, texture  # noqa: E402
+from videomatch_client import FrameStatus, PairResult, VideoMatchClient  # noqa: E402
+
+ADDRESS = os.environ.get("VIDEOMATCH_ADDRESS", "127.0.0.1:50051")
+
+
+def median_motion(matches):
+    return np.median(matches.keypoints1 - matches.keypoints0, axis=0)
+
+
+class ClientTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.client = VideoMatchClient(ADDRESS)
+        cls.picture = texture(400, 520, seed=3)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.client.close()
+
+    def test_model_info_names_model_and_gray8(self):
+        info = self.client.model_info()
+        self.assertTrue(info.model_name)
+        self.assertGreater(info.input_width, 0)
+        self.assertEqual(info.preferred_pixel_format, 1)  # PIXEL_FORMAT_GRAY8
+
+    def test_match_pair_gray_arrays_recovers_shift(self):
+        image0 = crop(self.picture, 40, 30, 320, 240)
+        image1 = crop(self.picture, 46, 26, 320, 240)
+        matches = self.client.match_pair(image0, image1)
+        self.assertGreater(len(matches), 100)
+        np.testing.assert_allclose(median_motion(matches), [-6, 4], atol=0.5)
+        self.assertTrue(np.all(np.diff(matches.scores) <= 0), "sorted by score, highest first")
+
+    def test_match_pair_rgb_arrays_with_threshold_and_limit(self):
+        rgb0 = np.stack([crop(self.picture, 40, 30, 320, 240)] * 3, axis=2)
+        rgb1 = np.stack([crop(self.picture, 42, 31, 320, 240)] * 3, axis=2)
+        matches = self.client.match_pair(rgb0, rgb1, threshold=0.5, max_matches=20)
+        self.assertEqual(len(matches), 20)
+        self.assertTrue(np.all(matches.scores > 0.5))
+
+    def test_stream_yields_first_frame_then_pairs_in_order(self):
+        windows = [(40 + 3 * i, 30 + i) for i in range(5)]
+        frames = [crop(self.picture, x, y, 320, 240) for x, y in windows]
+        results = list(self.client.stream(frames, name="python-test", first_sequence=10))
+        self.assertEqual(len(results), 5)
+        self.assertIsInstance(results[0], FrameStatus)
+        self.assertEqual((results[0].code, results[0].sequence), ("FIRST_FRAME", 10))
+        for i, result in enumerate(results[1:], start=1):
+            self.assertIsInstance(result, PairResult)
+            self.assertEqual((result.sequence0, result.sequence1), (9 + i, 10 + i))
+            np.testing.assert_allclose(median_motion(result.matches), [-3, -1], atol=0.5)
+
+    def test_stream_bad_frame_gets_status_and_stream_goes_on(self):
+        good = crop(self.picture, 40, 30, 320, 240)
+        frames = [good, b"\xff\xd8 not a jpeg", crop(self.picture, 42, 30, 320, 240)]
+        results = list(self.client.stream(frames))
+        self.assertEqual(results[1].code, "INVALID")
+        self.assertEqual(results[1].sequence, 1)
+        self.assertIn("JPEG", results[1].message)
+        self.assertEqual((results[2].sequence0, results[2].sequence1), (0, 2))
+
+    def test_match_pair_threshold_out_of_range_is_invalid_argument(self):
+        image = crop(self.picture, 0, 0, 64, 64)
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.client.match_pair(image, image, threshold=1.5)
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("match_threshold", raised.exception.details())
+
+
+if __name__ == "__main__":
+    unittest.main()

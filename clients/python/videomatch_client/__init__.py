@@ -1,0 +1,17 @@
+"""Python client for the VideoMatch gRPC server.
+
+Run ``generate.sh`` once (it needs Debian's python3-grpc-tools) to create the stubs from protos/.
+"""
+import os
+import sys
+
+_generated = os.path.join(os.path.dirname(__file__), "_generated")
+if not os.path.isdir(os.path.join(_generated, "videomatch")):
+    raise ImportError(f"VideoMatch stubs are missing in {_generated}; run clients/python/generate.sh first")
+if _generated not in sys.path:
+    # The stubs import each other as 'videomatch.v1...', the package path protoc gives them.
+    sys.path.insert(0, _generated)
+
+from .client import FrameStatus, Matches, PairResult, VideoMatchClient, image_message  # noqa: E402
+
+__all__ = ["VideoMatchClient", "Matches", "PairResult", "FrameStatus", "image_message"]

@@ -1,0 +1,158 @@
+"""A small, typed wrapper over the generated VideoMatch stubs.
+
+Frames are numpy arrays (H×W gray, H×W×3 RGB, H×W×4 RGBA, all uint8) or encoded JPEG/PNG bytes; matches come
+back as numpy arrays in each image's original pixel coordinates.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Optional, Union
+
+import grpc
+import numpy as np
+from google.protobuf import wrappers_pb2
+from videomatch.v1 import videomatch_pb2 as pb
+from videomatch.v1 import videomatch_pb2_grpc as pb_grpc
+
+ImageLike = Union[np.ndarray, bytes, bytearray, "pb.Image"]
+
+
+@dataclass
+class Matches:
+    """Matched keypoints, best score first: keypoints0[i] in image 0 matches keypoints1[i] in image 1."""
+
+    keypoints0: np.ndarray  # (N, 2) float32, x then y
+    keypoints1: np.ndarray  # (N, 2) float32
+    scores: np.ndarray  # (N,) float32
+
+    @staticmethod
+    def from_message(message: "pb.Matches") -> "Matches":
+        return Matches(
+            np.asarray(message.keypoints0, dtype=np.float32).reshape(-1, 2),
+            np.asarray(message.keypoints1, dtype=np.float32).reshape(-1, 2),
+            np.asarray(message.scores, dtype=np.float32),
+        )
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+@dataclass
+class PairResult:
+    """The matches of frames (sequence0, sequence1) of a stream."""
+
+    sequence0: int
+    sequence1: int
+    matches: Matches
+    timings: "pb.Timings"
+
+
+@dataclass
+class FrameStatus:
+    """Why a frame has no pair: FIRST_FRAME, INVALID (with the reason), DROPPED or FAILED."""
+
+    sequence: int
+    code: str
+    message: str
+
+
+def image_message(image: ImageLike) -> "pb.Image":
+    """Builds an Image message from a numpy array (gray, RGB or RGBA uint8) or JPEG/PNG bytes."""
+    if isinstance(image, pb.Image):
+        return image
+    if isinstance(image, (bytes, bytearray)):
+        data = bytes(image)
+        if data[:2] == b"\xff\xd8":
+            encoding = pb.IMAGE_ENCODING_JPEG
+        elif data[:4] == b"\x89PNG":
+            encoding = pb.IMAGE_ENCODING_PNG
+        else:
+            raise ValueError("encoded image is neither JPEG nor PNG (by its first bytes)")
+        return pb.Image(encoded=pb.EncodedImage(encoding=encoding, data=data))
+    array = np.ascontiguousarray(image)
+    if array.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 arrays, got {array.dtype}")
+    if array.ndim == 2:
+        pixel_format = pb.PIXEL_FORMAT_GRAY8
+    elif array.ndim == 3 and array.shape[2] == 3:
+        pixel_format = pb.PIXEL_FORMAT_RGB24
+    elif array.ndim == 3 and array.shape[2] == 4:
+        pixel_format = pb.PIXEL_FORMAT_RGBA32
+    else:
+        raise ValueError(f"frames must be H×W, H×W×3 or H×W×4, got shape {array.shape}")
+    height, width = array.shape[:2]
+    return pb.Image(raw=pb.RawImage(format=pixel_format, width=width, height=height, data=array.tobytes()))
+
+
+class VideoMatchClient:
+    """A connection to a VideoMatch server; thread-safe, reuse it."""
+
+    def __init__(self, address: str = "127.0.0.1:50051", api_key: Optional[str] = None,
+                 max_message_bytes: int = 64 * 1024 * 1024):
+        options = [("grpc.max_send_message_length", max_message_bytes),
+                   ("grpc.max_receive_message_length", max_message_bytes)]
+        self._channel = grpc.insecure_channel(address, options=options)
+        self._stub = pb_grpc.VideoMatcherStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else None
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "VideoMatchClient":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def model_info(self, timeout: float = 30) -> "pb.ModelInfo":
+        return self._stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=timeout, metadata=self._metadata)
+
+    def match_pair(self, image0: ImageLike, image1: ImageLike, threshold: Optional[float] = None,
+                   max_matches: int = 0, timeout: float = 60) -> Matches:
+        """Matches two images once (like the Hugging Face pipeline). Raises grpc.RpcError on bad input."""
+        request = pb.MatchPairRequest(image0=image_message(image0), image1=image_message(image1), max_matches=max_matches)
+        if threshold is not None:
+            request.match_threshold.CopyFrom(wrappers_pb2.FloatValue(value=threshold))
+        response = self._stub.MatchPair(request, timeout=timeout, metadata=self._metadata)
+        return Matches.from_message(response.matches)
+
+    def stream(self, frames: Iterable[ImageLike], threshold: Optional[float] = None, max_matches: int = 0,
+               name: str = "", first_sequence: int = 0,
+               timeout: Optional[float] = None) -> Iterator[Union[PairResult, FrameStatus]]:
+        """Streams frames and yields one result per frame, in order: a PairResult for (previous, this) or a
+        FrameStatus. Frames are numbered from ``first_sequence``; they are sent from a background thread while
+        results are read, so the server's batching sees a steady flow."""
+        config = pb.StreamConfig(max_matches=max_matches, stream_name=name)
+        if threshold is not None:
+            config.match_threshold.CopyFrom(wrappers_pb2.FloatValue(value=threshold))
+        requests: "queue.Queue[Optional[pb.StreamRequest]]" = queue.Queue(maxsize=8)
+
+        def produce() -> None:
+            try:
+                requests.put(pb.StreamRequest(config=config))
+                for index, frame in enumerate(frames):
+                    message = pb.Frame(sequence=first_sequence + index, image=image_message(frame))
+                    requests.put(pb.StreamRequest(frame=message))
+            finally:
+                requests.put(None)
+
+        def request_iterator() -> Iterator["pb.StreamRequest"]:
+            while (item := requests.get()) is not None:
+                yield item
+
+        producer = threading.Thread(target=produce, daemon=True)
+        producer.start()
+        call = self._stub.MatchStream(request_iterator(), timeout=timeout, metadata=self._metadata)
+        try:
+            for response in call:
+                if response.HasField("pair"):
+                    pair = response.pair
+                    yield PairResult(pair.sequence0, pair.sequence1, Matches.from_message(pair.matches), pair.timings)
+                else:
+                    status = response.status
+                    yield FrameStatus(status.sequence, pb.FrameStatusCode.Name(status.code).replace("FRAME_STATUS_CODE_", ""),
+                                      status.message)
+        finally:
+            call.cancel()
