@@ -1,0 +1,113 @@
+'use strict';
+// Node client for VideoMatch: loads protos/ at run time with @grpc/proto-loader (no code generation step).
+const path = require('node:path');
+const grpc = require('@grpc/grpc-js');
+const protoLoader = require('@grpc/proto-loader');
+
+const PROTO_ROOT = path.resolve(__dirname, '..', '..', '..', 'protos');
+const definition = protoLoader.loadSync('videomatch/v1/videomatch.proto', {
+  includeDirs: [PROTO_ROOT],
+  keepCase: false, // fields in lowerCamelCase: keypoints0, sequence0, matchThreshold ...
+  longs: Number, // sequence numbers and timestamps as numbers (exact up to 2^53)
+  enums: String,
+  defaults: true,
+  oneofs: true,
+});
+const proto = grpc.loadPackageDefinition(definition).videomatch.v1;
+
+/** Builds an Image message: { gray|rgb|rgba: Buffer, width, height } raw pixels, or a JPEG/PNG Buffer. */
+function imageMessage(image) {
+  if (Buffer.isBuffer(image)) {
+    if (image[0] === 0xff && image[1] === 0xd8) return { encoded: { encoding: 'IMAGE_ENCODING_JPEG', data: image } };
+    if (image.subarray(0, 4).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47]))) return { encoded: { encoding: 'IMAGE_ENCODING_PNG', data: image } };
+    throw new Error('encoded image is neither JPEG nor PNG (by its first bytes)');
+  }
+  const [format, data] = image.gray ? ['PIXEL_FORMAT_GRAY8', image.gray]
+    : image.rgb ? ['PIXEL_FORMAT_RGB24', image.rgb]
+      : image.rgba ? ['PIXEL_FORMAT_RGBA32', image.rgba]
+        : [null, null];
+  if (!format) throw new Error('raw images need one of gray, rgb or rgba (a Buffer) plus width and height');
+  return { raw: { format, width: image.width, height: image.height, rowStride: image.rowStride || 0, data } };
+}
+
+/** Matches as arrays of [x, y] pairs in original pixels, best score first. */
+function toMatches(message) {
+  const count = message.count;
+  const points = (flat) => Array.from({ length: count }, (_, i) => [flat[2 * i], flat[2 * i + 1]]);
+  return { count, keypoints0: points(message.keypoints0), keypoints1: points(message.keypoints1), scores: message.scores };
+}
+
+function streamResult(response) {
+  if (response.result === 'pair') {
+    const pair = response.pair;
+    return { kind: 'pair', sequence0: pair.sequence0, sequence1: pair.sequence1, matches: toMatches(pair.matches), timings: pair.timings };
+  }
+  const status = response.status;
+  return { kind: 'status', sequence: status.sequence, code: status.code.replace('FRAME_STATUS_CODE_', ''), message: status.message };
+}
+
+class VideoMatchClient {
+  /** @param {string} address host:port of a plaintext HTTP/2 server; pass credentials for TLS. */
+  constructor(address = '127.0.0.1:50051', { credentials = grpc.credentials.createInsecure(), apiKey, maxMessageBytes = 64 * 1024 * 1024 } = {}) {
+    this.stub = new proto.VideoMatcher(address, credentials, {
+      'grpc.max_send_message_length': maxMessageBytes,
+      'grpc.max_receive_message_length': maxMessageBytes,
+    });
+    this.metadata = new grpc.Metadata();
+    if (apiKey) this.metadata.set('authorization', `Bearer ${apiKey}`);
+  }
+
+  close() { this.stub.close(); }
+
+  modelInfo() {
+    return new Promise((resolve, reject) => this.stub.getModelInfo({}, this.metadata, (error, info) => (error ? reject(error) : resolve(info))));
+  }
+
+  /** Matches two images once. Rejects with a gRPC error (code 3, INVALID_ARGUMENT) on bad input. */
+  matchPair(image0, image1, { threshold, maxMatches = 0 } = {}) {
+    const request = { image0: imageMessage(image0), image1: imageMessage(image1), maxMatches };
+    if (threshold !== undefined) request.matchThreshold = { value: threshold };
+    return new Promise((resolve, reject) => this.stub.matchPair(request, this.metadata, (error, response) =>
+      (error ? reject(error) : resolve({ ...toMatches(response.matches), timings: response.timings }))));
+  }
+
+  /**
+   * Opens a stream. send(image, sequence) queues a frame, end() says no more; iterate the returned object
+   * (for await ... of) to get one result per frame, in order: {kind:'pair', ...} or {kind:'status', code, ...}.
+   */
+  openStream({ threshold, maxMatches = 0, name = '' } = {}) {
+    const call = this.stub.matchStream(this.metadata);
+    const config = { maxMatches, streamName: name };
+    if (threshold !== undefined) config.matchThreshold = { value: threshold };
+    call.write({ config });
+    let next = 0;
+    return {
+      send(image, sequence = next) {
+        next = sequence + 1;
+        return new Promise((resolve) => {
+          if (call.write({ frame: { sequence, image: imageMessage(image) } })) resolve();
+          else call.once('drain', resolve); // HTTP/2 flow control: wait until the server takes more
+        });
+      },
+      end() { call.end(); },
+      cancel() { call.cancel(); },
+      async* [Symbol.asyncIterator]() {
+        for await (const response of call) yield streamResult(response);
+      },
+    };
+  }
+
+  /** Streams an array or (async) iterable of images and resolves to all results, in frame order. */
+  async stream(images, options = {}) {
+    const stream = this.openStream(options);
+    const results = [];
+    const reading = (async () => { for await (const result of stream) results.push(result); })();
+    let sequence = options.firstSequence || 0;
+    for await (const image of images) await stream.send(image, sequence++);
+    stream.end();
+    await reading;
+    return results;
+  }
+}
+
+module.exports = { VideoMatchClient, imageMessage, proto, grpc };

@@ -1,0 +1,54 @@
+'use strict';
+// Tests of the Node client against a running server (VIDEOMATCH_ADDRESS, default 127.0.0.1:50051).
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { VideoMatchClient } = require('../src/client');
+const { texture, crop, medianMotion } = require('../support/scenes');
+
+const address = process.env.VIDEOMATCH_ADDRESS || '127.0.0.1:50051';
+const picture = texture(400, 520, 3);
+
+test('client', async (t) => {
+  const client = new VideoMatchClient(address);
+  t.after(() => client.close());
+
+  await t.test('modelInfo names the model and prefers GRAY8', async () => {
+    const info = await client.modelInfo();
+    assert.ok(info.modelName.length > 0);
+    assert.equal(info.preferredPixelFormat, 'PIXEL_FORMAT_GRAY8');
+  });
+
+  await t.test('matchPair recovers a known shift, best first', async () => {
+    const result = await client.matchPair(crop(picture, 40, 30, 320, 240), crop(picture, 45, 33, 320, 240));
+    assert.ok(result.count > 100, `${result.count} matches`);
+    const [dx, dy] = medianMotion(result);
+    assert.ok(Math.abs(dx + 5) < 0.5 && Math.abs(dy + 3) < 0.5, `median motion ${dx}, ${dy}`);
+    for (let i = 1; i < result.scores.length; i++) assert.ok(result.scores[i - 1] >= result.scores[i]);
+  });
+
+  await t.test('stream answers every frame in order', async () => {
+    const frames = [0, 1, 2, 3].map((i) => crop(picture, 40 + 2 * i, 30 + i, 320, 240));
+    const results = await client.stream(frames, { name: 'node-test', firstSequence: 7 });
+    assert.equal(results.length, 4);
+    assert.deepEqual([results[0].kind, results[0].code, results[0].sequence], ['status', 'FIRST_FRAME', 7]);
+    for (let i = 1; i < 4; i++) {
+      assert.equal(results[i].kind, 'pair');
+      assert.deepEqual([results[i].sequence0, results[i].sequence1], [6 + i, 7 + i]);
+      const [dx, dy] = medianMotion(results[i].matches);
+      assert.ok(Math.abs(dx + 2) < 0.5 && Math.abs(dy + 1) < 0.5, `pair ${i}: median motion ${dx}, ${dy}`);
+    }
+  });
+
+  await t.test('a bad frame gets an INVALID status naming it and the stream goes on', async () => {
+    const bad = { gray: Buffer.alloc(10), width: 320, height: 240 };
+    const results = await client.stream([crop(picture, 0, 0, 320, 240), bad, crop(picture, 1, 0, 320, 240)]);
+    assert.deepEqual([results[1].code, results[1].sequence], ['INVALID', 1]);
+    assert.match(results[1].message, /truncated/);
+    assert.deepEqual([results[2].sequence0, results[2].sequence1], [0, 2]);
+  });
+
+  await t.test('a threshold out of range is INVALID_ARGUMENT', async () => {
+    const image = crop(picture, 0, 0, 64, 64);
+    await assert.rejects(client.matchPair(image, image, { threshold: 2 }), (error) => error.code === 3 && /match_threshold/.test(error.details));
+  });
+});
