@@ -12,7 +12,21 @@ using VideoMatch.Server;
 using VideoMatch.Server.Services;
 
 // Usage: dotnet run -c Release --project tools/VideoMatch.Benchmarks [-- --pairs N --width W --height H --batch B --streams S]
+//        dotnet run -c Release --project tools/VideoMatch.Benchmarks -- ingest [--streams S --seconds T]
+//        dotnet run -c Release --project tools/VideoMatch.Benchmarks -- preprocess
 var settings = Settings.Parse(args);
+if (args.FirstOrDefault() == "ingest")
+{
+    await Ingest.RunAsync(settings);
+    return;
+}
+
+if (args.FirstOrDefault() == "preprocess")
+{
+    Preprocessing.Run(settings);
+    return;
+}
+
 Console.WriteLine($"# VideoMatch benchmark, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, {RuntimeInformationText()}");
 Console.WriteLine($"model: embedded {settings.Width}×{settings.Height}, batch {settings.Batch}, {settings.Streams} streams, {settings.Pairs} pairs per measurement");
 Console.WriteLine();
@@ -22,7 +36,7 @@ await Matching.RunAsync(settings);
 
 static string RuntimeInformationText() => System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription;
 
-internal sealed record Settings(int Pairs, int Width, int Height, int Batch, int Streams)
+internal sealed record Settings(int Pairs, int Width, int Height, int Batch, int Streams, int Seconds)
 {
     public static Settings Parse(string[] args)
     {
@@ -32,7 +46,7 @@ internal sealed record Settings(int Pairs, int Width, int Height, int Batch, int
             return at >= 0 && at + 1 < args.Length ? int.Parse(args[at + 1], CultureInfo.InvariantCulture) : fallback;
         }
 
-        return new Settings(Get("--pairs", 48), Get("--width", 640), Get("--height", 480), Get("--batch", 4), Get("--streams", 4));
+        return new Settings(Get("--pairs", 48), Get("--width", 640), Get("--height", 480), Get("--batch", 4), Get("--streams", 4), Get("--seconds", 5));
     }
 }
 

@@ -43,38 +43,37 @@ public sealed class FramePreprocessor
             throw new ArgumentException($"Destination holds {destination.Length} values; {Width * Height} needed.", nameof(destination));
         }
 
+        if (format == FramePixelFormat.Gray8 && frame.Width == Width && frame.Height == Height)
+        {
+            // Already the model's size and gray (the format clients are told to prefer): the result is pixel / 255.
+            ScaleRows(frame, destination);
+            return;
+        }
+
         var channels = format == FramePixelFormat.Gray8 ? 1 : 3;
         var plane = Width * Height;
         var horizontal = ResampleAxis.Get(frame.Width, Width);
         var vertical = ResampleAxis.Get(frame.Height, Height);
-        var rowsBuffer = ArrayPool<float>.Shared.Rent(channels * frame.Height * Width);
-        var outBuffer = channels == 1 ? null : ArrayPool<float>.Shared.Rent(channels * plane);
+        var rowsLength = channels * frame.Height * Width;
+        // Scratch: the horizontally resized planes, then three output rows (colour only).
+        var scratch = ArrayPool<float>.Shared.Rent(rowsLength + (channels == 1 ? 0 : 3 * Width));
         try
         {
-            var rows = rowsBuffer.AsSpan(0, channels * frame.Height * Width);
+            var rows = scratch.AsSpan(0, rowsLength);
             Horizontal(frame, format, horizontal, rows, channels);
-            var resized = channels == 1 ? destination[..plane] : outBuffer.AsSpan(0, channels * plane);
-            for (var c = 0; c < channels; c++)
-            {
-                Vertical(rows.Slice(c * frame.Height * Width, frame.Height * Width), vertical, resized.Slice(c * plane, plane));
-            }
-
             if (channels == 1)
             {
+                Vertical(rows, vertical, destination[..plane]);
                 ScaleInPlace(destination[..plane]);
             }
             else
             {
-                ToGray(resized[..plane], resized.Slice(plane, plane), resized.Slice(2 * plane, plane), destination[..plane]);
+                VerticalToGray(rows, frame.Height, vertical, scratch.AsSpan(rowsLength, 3 * Width), destination[..plane]);
             }
         }
         finally
         {
-            ArrayPool<float>.Shared.Return(rowsBuffer);
-            if (outBuffer is not null)
-            {
-                ArrayPool<float>.Shared.Return(outBuffer);
-            }
+            ArrayPool<float>.Shared.Return(scratch);
         }
     }
 
@@ -200,42 +199,129 @@ public sealed class FramePreprocessor
     /// <summary>Resizes one plane of rows (source height × Width) to Height rows.</summary>
     private void Vertical(ReadOnlySpan<float> rows, ResampleAxis axis, Span<float> output)
     {
-        var width = Width;
         if (axis.InSize == axis.OutSize)
         {
             rows[..output.Length].CopyTo(output);
             return;
         }
 
-        var half = new Vector<float>(0.5f);
-        var max = new Vector<float>(255f);
         for (var y = 0; y < Height; y++)
         {
-            var start = axis.Start[y];
-            var count = axis.Count[y];
-            var weights = axis.WeightsByOutput.AsSpan(y * axis.Taps, count);
-            var target = output.Slice(y * width, width);
-            var x = 0;
-            for (; x + Vector<float>.Count <= width; x += Vector<float>.Count)
-            {
-                var acc = Vector<float>.Zero;
-                for (var k = 0; k < count; k++)
-                {
-                    acc = Vector.FusedMultiplyAdd(new Vector<float>(rows.Slice((start + k) * width + x, Vector<float>.Count)), new Vector<float>(weights[k]), acc);
-                }
+            VerticalRow(rows, axis, y, output.Slice(y * Width, Width));
+        }
+    }
 
-                Vector.Min(Vector.Floor(acc + half), max).CopyTo(target[x..]);
+    /// <summary>
+    /// Vertical pass of the three colour planes fused with the gray conversion, one output row at a time, so no
+    /// full-size colour plane is written. The Hugging Face rule "leave an image whose channels are all equal as
+    /// it is" needs the whole image: rows are written as R / 255 while every row so far had R = G = B, and
+    /// rewritten as gray at the first row that does not (the 8-bit value is recovered exactly from R / 255).
+    /// </summary>
+    private void VerticalToGray(ReadOnlySpan<float> rows, int sourceHeight, ResampleAxis axis, Span<float> rgb, Span<float> output)
+    {
+        var planeRows = sourceHeight * Width;
+        var r = rgb[..Width];
+        var g = rgb.Slice(Width, Width);
+        var b = rgb.Slice(2 * Width, Width);
+        var allEqual = true;
+        for (var y = 0; y < Height; y++)
+        {
+            if (axis.InSize == axis.OutSize)
+            {
+                rows.Slice(y * Width, Width).CopyTo(r);
+                rows.Slice(planeRows + y * Width, Width).CopyTo(g);
+                rows.Slice(2 * planeRows + y * Width, Width).CopyTo(b);
+            }
+            else
+            {
+                VerticalRow(rows[..planeRows], axis, y, r);
+                VerticalRow(rows.Slice(planeRows, planeRows), axis, y, g);
+                VerticalRow(rows.Slice(2 * planeRows, planeRows), axis, y, b);
             }
 
-            for (; x < width; x++)
+            var target = output.Slice(y * Width, Width);
+            if (allEqual && r.SequenceEqual(g) && g.SequenceEqual(b))
             {
-                var acc = 0f;
-                for (var k = 0; k < count; k++)
-                {
-                    acc = MathF.FusedMultiplyAdd(rows[(start + k) * width + x], weights[k], acc);
-                }
+                r.CopyTo(target);
+                ScaleInPlace(target);
+                continue;
+            }
 
-                target[x] = Round8(acc);
+            if (allEqual)
+            {
+                allEqual = false;
+                RegrayEqualRows(output[..(y * Width)]);
+            }
+
+            ToGray(r, g, b, target);
+        }
+    }
+
+    /// <summary>Rows written as v / 255 (all channels equal to v) become the gray value of (v, v, v).</summary>
+    private static void RegrayEqualRows(Span<float> rows)
+    {
+        for (var i = 0; i < rows.Length; i++)
+        {
+            var v = MathF.Round(rows[i] * 255f);
+            rows[i] = v * Scale * 0.2989f + v * Scale * 0.5870f + v * Scale * 0.1140f;
+        }
+    }
+
+    private void VerticalRow(ReadOnlySpan<float> rows, ResampleAxis axis, int y, Span<float> target)
+    {
+        var width = Width;
+        var half = new Vector<float>(0.5f);
+        var max = new Vector<float>(255f);
+        var start = axis.Start[y];
+        var count = axis.Count[y];
+        var weights = axis.WeightsByOutput.AsSpan(y * axis.Taps, count);
+        var x = 0;
+        for (; x + Vector<float>.Count <= width; x += Vector<float>.Count)
+        {
+            var acc = Vector<float>.Zero;
+            for (var k = 0; k < count; k++)
+            {
+                acc = Vector.FusedMultiplyAdd(new Vector<float>(rows.Slice((start + k) * width + x, Vector<float>.Count)), new Vector<float>(weights[k]), acc);
+            }
+
+            Vector.Min(Vector.Floor(acc + half), max).CopyTo(target[x..]);
+        }
+
+        for (; x < width; x++)
+        {
+            var acc = 0f;
+            for (var k = 0; k < count; k++)
+            {
+                acc = MathF.FusedMultiplyAdd(rows[(start + k) * width + x], weights[k], acc);
+            }
+
+            target[x] = Round8(acc);
+        }
+    }
+
+    private void ScaleRows(in FrameInput frame, Span<float> destination)
+    {
+        var data = frame.Data.Span;
+        var scale = new Vector<float>(Scale);
+        for (var y = 0; y < Height; y++)
+        {
+            var row = data.Slice(y * frame.RowStride, Width);
+            var target = destination.Slice(y * Width, Width);
+            var x = 0;
+            for (; x + Vector<byte>.Count <= Width; x += Vector<byte>.Count)
+            {
+                Vector.Widen(new Vector<byte>(row[x..]), out var low, out var high);
+                Vector.Widen(low, out var a, out var b);
+                Vector.Widen(high, out var c, out var d);
+                (Vector.ConvertToSingle(a) * scale).CopyTo(target[x..]);
+                (Vector.ConvertToSingle(b) * scale).CopyTo(target[(x + Vector<uint>.Count)..]);
+                (Vector.ConvertToSingle(c) * scale).CopyTo(target[(x + 2 * Vector<uint>.Count)..]);
+                (Vector.ConvertToSingle(d) * scale).CopyTo(target[(x + 3 * Vector<uint>.Count)..]);
+            }
+
+            for (; x < Width; x++)
+            {
+                target[x] = row[x] * Scale;
             }
         }
     }
@@ -257,13 +343,6 @@ public sealed class FramePreprocessor
 
     private static void ToGray(ReadOnlySpan<float> r, ReadOnlySpan<float> g, ReadOnlySpan<float> b, Span<float> output)
     {
-        if (r.SequenceEqual(g) && g.SequenceEqual(b))
-        {
-            r.CopyTo(output);
-            ScaleInPlace(output);
-            return;
-        }
-
         var scale = new Vector<float>(Scale);
         var wr = new Vector<float>(0.2989f);
         var wg = new Vector<float>(0.5870f);

@@ -19,6 +19,25 @@ public sealed class FramePreprocessorTests
     }
 
     [Fact]
+    public void Run_Gray8AtModelSizeWithStride_IsPixelOver255()
+    {
+        const int width = 75;
+        const int height = 9;
+        var padded = FramePreprocessorTests.RandomBytes(80 * height, seed: 4);
+        var output = new float[width * height];
+
+        new FramePreprocessor(width, height).Run(FrameInput.Raw(FramePixelFormat.Gray8, width, height, 80, padded), output);
+
+        for (var y = 0; y < height; y++)
+        {
+            for (var x = 0; x < width; x++)
+            {
+                Assert.Equal(padded[y * 80 + x] * (1f / 255f), output[y * width + x]);
+            }
+        }
+    }
+
+    [Fact]
     public void Run_RgbPixel_UsesNtscWeightsAfterScaling()
     {
         byte[] pixels = [10, 200, 30];
@@ -51,6 +70,32 @@ public sealed class FramePreprocessorTests
         preprocessor.Run(FrameInput.Raw(FramePixelFormat.Gray8, 12, 10, 0, gray), fromGray);
 
         Assert.Equal(fromGray, fromRgb);
+    }
+
+    [Fact]
+    public void Run_GrayTopHalfColourBottomHalf_ConvertsEveryRowToGray()
+    {
+        // Not a gray image as a whole, so Hugging Face converts all of it, the equal-channel rows included.
+        const int width = 40;
+        const int height = 30;
+        var rgb = RandomBytes(width * height * 3, seed: 8);
+        for (var p = 0; p < width * height / 2; p++)
+        {
+            rgb[3 * p + 1] = rgb[3 * p];
+            rgb[3 * p + 2] = rgb[3 * p];
+        }
+
+        var output = new float[20 * 16];
+        new FramePreprocessor(20, 16).Run(FrameInput.Raw(FramePixelFormat.Rgb24, width, height, 0, rgb), output);
+
+        var expected = ReferencePreprocess(rgb, width, height, 20, 16);
+        for (var i = 0; i < 20 * 6; i++)
+        {
+            // The top rows come only from equal-channel source rows: exactly the gray formula of their value.
+            Assert.Equal(expected[i], output[i], 1e-6);
+        }
+
+        Assert.All(Enumerable.Range(0, output.Length), i => Assert.True(Math.Abs(output[i] - expected[i]) <= 1.0 / 255 + 1e-6));
     }
 
     [Theory]
