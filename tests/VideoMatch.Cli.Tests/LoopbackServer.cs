@@ -1,5 +1,4 @@
 using VideoMatch.Server;
-using VideoMatch.Server.Services;
 
 namespace VideoMatch.Cli.Tests;
 
@@ -15,18 +14,13 @@ public sealed class LoopbackServer : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var builder = WebApplication.CreateBuilder([
+        _app = ServerApp.Build([
             "--urls", "http://127.0.0.1:0",
-            "--Kestrel:EndpointDefaults:Protocols", "Http2",
             "--Logging:LogLevel:Default", "Warning",
             $"--Inference:EmbeddedWidth={ModelWidth}",
             $"--Inference:EmbeddedHeight={ModelHeight}",
             "--Inference:WarmUp=false",
         ]);
-        builder.Services.AddVideoMatch(builder.Configuration);
-        _app = builder.Build();
-        _app.MapGrpcService<VideoMatcherService>();
-        _app.MapGrpcHealthChecksService();
         await _app.StartAsync();
         Address = _app.Urls.First();
     }

@@ -3,7 +3,6 @@ using VideoMatch.Cli.Commands;
 using VideoMatch.Client;
 using VideoMatch.Contracts.V1;
 using VideoMatch.Server;
-using VideoMatch.Server.Services;
 
 /// <summary>
 /// How fast the server takes in frames, set against a plain gRPC echo driven the same way: the CLI's load
@@ -59,22 +58,15 @@ internal static class Ingest
         return app;
     }
 
-    private static WebApplication VideoMatchHost(Settings settings, bool noOpModel)
-    {
-        var builder = WebApplication.CreateBuilder(Arguments(
-            $"--Inference:EmbeddedWidth={settings.Width}",
-            $"--Inference:EmbeddedHeight={settings.Height}"));
-        builder.Services.AddVideoMatch(builder.Configuration);
-        if (noOpModel)
+    private static WebApplication VideoMatchHost(Settings settings, bool noOpModel) =>
+        ServerApp.Build(Arguments($"--Inference:EmbeddedWidth={settings.Width}", $"--Inference:EmbeddedHeight={settings.Height}"), builder =>
         {
-            builder.Services.AddSingleton<VideoMatch.Server.Hosting.MatcherFactory>((options, maxBatch) =>
-                new NoOpMatcher(VideoMatch.Engine.Models.EmbeddedMatcherModel.Manifest(options.EmbeddedWidth, options.EmbeddedHeight), maxBatch));
-        }
-
-        var app = builder.Build();
-        app.MapGrpcService<VideoMatcherService>();
-        return app;
-    }
+            if (noOpModel)
+            {
+                builder.Services.AddSingleton<VideoMatch.Server.Hosting.MatcherFactory>((options, maxBatch) =>
+                    new NoOpMatcher(VideoMatch.Engine.Models.EmbeddedMatcherModel.Manifest(options.EmbeddedWidth, options.EmbeddedHeight), maxBatch));
+            }
+        });
 
     private static string[] Arguments(params string[] more) =>
     [

@@ -9,7 +9,6 @@ using VideoMatch.Engine.Frames;
 using VideoMatch.Engine.Inference;
 using VideoMatch.Synthetic;
 using VideoMatch.Server;
-using VideoMatch.Server.Services;
 
 // Usage: dotnet run -c Release --project tools/VideoMatch.Benchmarks [-- --pairs N --width W --height H --batch B --streams S]
 //        dotnet run -c Release --project tools/VideoMatch.Benchmarks -- ingest [--streams S --seconds T]
@@ -168,18 +167,14 @@ internal static class Matching
 
     private static async Task<(double PairsPerSecond, double BytesPerPair, double MeanBatch, double P50Ms)> ServerAsync(Settings settings)
     {
-        var builder = WebApplication.CreateBuilder([
+        await using var app = ServerApp.Build([
             "--urls", "http://127.0.0.1:0",
-            "--Kestrel:EndpointDefaults:Protocols", "Http2",
             "--Logging:LogLevel:Default", "Warning",
             $"--Inference:EmbeddedWidth={settings.Width}",
             $"--Inference:EmbeddedHeight={settings.Height}",
             $"--Batching:MaxBatchSize={settings.Batch}",
             "--Batching:MaxBatchDelayMs=20",
         ]);
-        builder.Services.AddVideoMatch(builder.Configuration);
-        await using var app = builder.Build();
-        app.MapGrpcService<VideoMatcherService>();
         await app.StartAsync();
         using var channel = GrpcChannel.ForAddress(app.Urls.First());
         var client = new VideoMatcher.VideoMatcherClient(channel);

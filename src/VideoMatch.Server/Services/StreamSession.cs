@@ -5,6 +5,7 @@ using VideoMatch.Contracts.V1;
 using VideoMatch.Engine.Batching;
 using VideoMatch.Engine.Frames;
 using VideoMatch.Server.Hosting;
+using VideoMatch.Server.Security;
 
 namespace VideoMatch.Server.Services;
 
@@ -18,6 +19,7 @@ internal sealed partial class StreamSession : IDisposable
 {
     private readonly MatchingRuntime _runtime;
     private readonly StreamingOptions _options;
+    private readonly FrameRateLimit _rate;
     private readonly IServerStreamWriter<StreamResponse> _responses;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _pairSlots;
@@ -32,10 +34,11 @@ internal sealed partial class StreamSession : IDisposable
     private long _dropped;
     private long _failed;
 
-    public StreamSession(MatchingRuntime runtime, StreamingOptions options, IServerStreamWriter<StreamResponse> responses, string peer, ILogger logger)
+    public StreamSession(MatchingRuntime runtime, StreamingOptions options, FrameRateLimit rate, IServerStreamWriter<StreamResponse> responses, string peer, ILogger logger)
     {
         _runtime = runtime;
         _options = options;
+        _rate = rate;
         _responses = responses;
         _peer = peer;
         _logger = logger;
@@ -50,7 +53,8 @@ internal sealed partial class StreamSession : IDisposable
         });
     }
 
-    public async Task RunAsync(IAsyncStreamReader<StreamRequest> requests, CancellationToken cancellationToken)
+    /// <param name="stopping">The server is shutting down: stop reading, answer what was read, end the call.</param>
+    public async Task RunAsync(IAsyncStreamReader<StreamRequest> requests, CancellationToken cancellationToken, CancellationToken stopping = default)
     {
         if (!await requests.MoveNext(cancellationToken).ConfigureAwait(false))
         {
@@ -64,7 +68,7 @@ internal sealed partial class StreamSession : IDisposable
         RpcException? ending = null;
         try
         {
-            ending = await ReadLoopAsync(requests, cancellationToken).ConfigureAwait(false);
+            ending = await ReadLoopAsync(requests, cancellationToken, stopping).ConfigureAwait(false);
         }
         finally
         {
@@ -103,13 +107,15 @@ internal sealed partial class StreamSession : IDisposable
         _name = config.StreamName.Length > 0 ? config.StreamName[..Math.Min(config.StreamName.Length, 128)] : _peer;
     }
 
-    private async Task<RpcException?> ReadLoopAsync(IAsyncStreamReader<StreamRequest> requests, CancellationToken cancellationToken)
+    private async Task<RpcException?> ReadLoopAsync(IAsyncStreamReader<StreamRequest> requests, CancellationToken cancellationToken, CancellationToken stopping)
     {
         PreparedFrame? previous = null;
         ulong? lastSequence = null;
+        // Only waiting for the next message stops at shutdown; a message already read is seen through.
+        using var reading = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, stopping);
         try
         {
-            while (await requests.MoveNext(cancellationToken).ConfigureAwait(false))
+            while (await requests.MoveNext(reading.Token).ConfigureAwait(false))
             {
                 var request = requests.Current;
                 if (request.PayloadCase == StreamRequest.PayloadOneofCase.Config)
@@ -125,6 +131,12 @@ internal sealed partial class StreamSession : IDisposable
 
                 var frame = request.Frame;
                 _frames++;
+                if (!_rate.TryTake())
+                {
+                    return new RpcException(new Status(StatusCode.ResourceExhausted,
+                        $"This stream sent more than {_rate.Rate} frames per second (Security:MaxFramesPerSecondPerStream); frame {frame.Sequence} and later were not processed. Send slower."));
+                }
+
                 if (lastSequence is { } last && frame.Sequence <= last)
                 {
                     await RejectAsync(frame.Sequence, $"Sequence number {frame.Sequence} does not follow {last}; sequence numbers must increase within a stream.", cancellationToken).ConfigureAwait(false);
@@ -187,6 +199,11 @@ internal sealed partial class StreamSession : IDisposable
         {
             // The writer ended (client gone or server stopping); nothing more can be answered.
             return null;
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            return new RpcException(new Status(StatusCode.Unavailable,
+                $"The server is shutting down; every frame it read was answered (the last was {lastSequence?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"}). Reconnect and resend the rest."));
         }
         finally
         {

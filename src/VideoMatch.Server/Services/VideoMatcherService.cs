@@ -4,6 +4,7 @@ using VideoMatch.Contracts.V1;
 using VideoMatch.Engine.Batching;
 using VideoMatch.Engine.Frames;
 using VideoMatch.Server.Hosting;
+using VideoMatch.Server.Security;
 
 namespace VideoMatch.Server.Services;
 
@@ -12,13 +13,19 @@ internal sealed class VideoMatcherService(
     MatchingRuntime runtime,
     IOptions<StreamingOptions> streaming,
     IOptions<LimitsOptions> limits,
+    IOptions<SecurityOptions> security,
+    ConnectionStreamLimiter connections,
+    IHostApplicationLifetime lifetime,
+    TimeProvider time,
     ILogger<VideoMatcherService> logger) : VideoMatcher.VideoMatcherBase
 {
     public override async Task MatchStream(IAsyncStreamReader<StreamRequest> requestStream, IServerStreamWriter<StreamResponse> responseStream, ServerCallContext context)
     {
         EnsureReady();
-        using var session = new StreamSession(runtime, streaming.Value, responseStream, context.Peer, logger);
-        await session.RunAsync(requestStream, context.CancellationToken).ConfigureAwait(false);
+        using var slot = connections.Acquire(context.GetHttpContext().Connection.Id ?? context.Peer);
+        var rate = new FrameRateLimit(security.Value.MaxFramesPerSecondPerStream, time);
+        using var session = new StreamSession(runtime, streaming.Value, rate, responseStream, context.Peer, logger);
+        await session.RunAsync(requestStream, context.CancellationToken, lifetime.ApplicationStopping).ConfigureAwait(false);
     }
 
     public override async Task<MatchPairResponse> MatchPair(MatchPairRequest request, ServerCallContext context)

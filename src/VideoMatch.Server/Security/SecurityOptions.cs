@@ -1,0 +1,87 @@
+using Microsoft.Extensions.Options;
+
+namespace VideoMatch.Server.Security;
+
+/// <summary>Who may call, over what, and how much. Bound from the <c>Security</c> section.</summary>
+public sealed class SecurityOptions
+{
+    public const string Section = "Security";
+
+    /// <summary>
+    /// Server certificate (PEM) for TLS; with <see cref="CertificateKeyPath"/>. When set and no address is
+    /// configured, the server listens on https://127.0.0.1:50051. Empty (default): plaintext HTTP/2.
+    /// </summary>
+    public string CertificatePath { get; set; } = "";
+
+    /// <summary>Private key (PEM) of <see cref="CertificatePath"/>.</summary>
+    public string CertificateKeyPath { get; set; } = "";
+
+    /// <summary>
+    /// Mutual TLS: when set, clients must present a certificate that chains to this CA (PEM). Needs TLS.
+    /// </summary>
+    public string ClientCertificateAuthorityPath { get; set; } = "";
+
+    /// <summary>
+    /// Accepted bearer tokens (<c>authorization: Bearer KEY</c>). Empty (default): no check. grpc.health.v1
+    /// stays open so that probes work without a key.
+    /// </summary>
+    public string[] ApiKeys { get; set; } = [];
+
+    /// <summary>MatchStream calls one connection may hold at once; more get RESOURCE_EXHAUSTED. Default 16.</summary>
+    public int MaxStreamsPerConnection { get; set; } = 16;
+
+    /// <summary>
+    /// Frames per second one stream may send, with a burst of one second's worth; a stream that goes faster
+    /// is ended with RESOURCE_EXHAUSTED after the frames before were answered. 0: no limit. Default 1000.
+    /// </summary>
+    public double MaxFramesPerSecondPerStream { get; set; } = 1000;
+
+    internal bool UsesTls => CertificatePath.Length > 0;
+}
+
+internal sealed class SecurityOptionsValidator : IValidateOptions<SecurityOptions>
+{
+    public ValidateOptionsResult Validate(string? name, SecurityOptions options)
+    {
+        var problems = new List<string>();
+        if (options.CertificatePath.Length > 0 != options.CertificateKeyPath.Length > 0)
+        {
+            problems.Add("Security:CertificatePath and Security:CertificateKeyPath go together: set both for TLS, or neither.");
+        }
+
+        foreach (var (key, path) in new[]
+        {
+            ("Security:CertificatePath", options.CertificatePath),
+            ("Security:CertificateKeyPath", options.CertificateKeyPath),
+            ("Security:ClientCertificateAuthorityPath", options.ClientCertificateAuthorityPath),
+        })
+        {
+            if (path.Length > 0 && !File.Exists(path))
+            {
+                problems.Add($"{key} '{path}' does not exist.");
+            }
+        }
+
+        if (options.ClientCertificateAuthorityPath.Length > 0 && !options.UsesTls)
+        {
+            problems.Add("Security:ClientCertificateAuthorityPath (mutual TLS) needs TLS: set Security:CertificatePath and Security:CertificateKeyPath too.");
+        }
+
+        if (options.ApiKeys.Any(k => string.IsNullOrWhiteSpace(k) || k.Length < 16))
+        {
+            problems.Add("Security:ApiKeys must be at least 16 characters each (no empty keys).");
+        }
+
+        if (options.MaxStreamsPerConnection < 1)
+        {
+            problems.Add($"Security:MaxStreamsPerConnection must be at least 1 (got {options.MaxStreamsPerConnection}).");
+        }
+
+        if (!(options.MaxFramesPerSecondPerStream >= 0))
+        {
+            problems.Add($"Security:MaxFramesPerSecondPerStream must be 0 (no limit) or more (got {options.MaxFramesPerSecondPerStream}).");
+        }
+
+        return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
+    }
+}

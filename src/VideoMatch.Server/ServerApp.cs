@@ -1,0 +1,110 @@
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.Options;
+using VideoMatch.Engine.Batching;
+using VideoMatch.Engine.Inference;
+using VideoMatch.Server.Hosting;
+using VideoMatch.Server.Security;
+using VideoMatch.Server.Services;
+
+namespace VideoMatch.Server;
+
+/// <summary>Builds the server: the process's entry point and the in-process hosts of tests and benchmarks use this one path.</summary>
+internal static class ServerApp
+{
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? customize = null)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+        var security = builder.Configuration.GetSection(SecurityOptions.Section).Get<SecurityOptions>() ?? new SecurityOptions();
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            // gRPC needs HTTP/2; plaintext endpoints then speak it with prior knowledge (h2c).
+            kestrel.ConfigureEndpointDefaults(endpoint => endpoint.Protocols = HttpProtocols.Http2);
+            ConfigureTls(kestrel, security);
+        });
+        // Defaults that hold wherever the process starts (appsettings.json is read from the working directory):
+        // loopback port 50051, https when a certificate is configured. --urls, Urls or ASPNETCORE_URLS override them.
+        if (string.IsNullOrEmpty(builder.Configuration[WebHostDefaults.ServerUrlsKey]))
+        {
+            builder.WebHost.UseUrls(security.UsesTls ? "https://127.0.0.1:50051" : "http://127.0.0.1:50051");
+        }
+
+        builder.Services.AddVideoMatch(builder.Configuration);
+        customize?.Invoke(builder);
+
+        var app = builder.Build();
+        app.MapGrpcService<VideoMatcherService>();
+        app.MapGrpcHealthChecksService();
+        app.MapGrpcReflectionService();
+        return app;
+    }
+
+    private static void ConfigureTls(KestrelServerOptions kestrel, SecurityOptions security)
+    {
+        // Missing files are reported by the options validation at start, with the setting's name.
+        if (!security.UsesTls || !File.Exists(security.CertificatePath) || !File.Exists(security.CertificateKeyPath))
+        {
+            return;
+        }
+
+        kestrel.ConfigureHttpsDefaults(https =>
+        {
+            https.ServerCertificate = X509Certificate2.CreateFromPemFile(security.CertificatePath, security.CertificateKeyPath);
+            if (security.ClientCertificateAuthorityPath.Length > 0 && File.Exists(security.ClientCertificateAuthorityPath))
+            {
+                var authority = X509Certificate2.CreateFromPem(File.ReadAllText(security.ClientCertificateAuthorityPath));
+                https.ClientCertificateMode = ClientCertificateMode.RequireCertificate;
+                https.ClientCertificateValidation = (certificate, _, _) => ChainsTo(certificate, authority);
+            }
+        });
+    }
+
+    /// <summary>Mutual TLS: the client's certificate must chain to the configured authority (and only to it).</summary>
+    private static bool ChainsTo(X509Certificate2 certificate, X509Certificate2 authority)
+    {
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.Add(authority);
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        return chain.Build(certificate);
+    }
+}
+
+/// <summary>Service registration.</summary>
+internal static class ServiceRegistration
+{
+    public static IServiceCollection AddVideoMatch(this IServiceCollection services, IConfiguration configuration)
+    {
+        AddValidated<InferenceOptions, InferenceOptionsValidator>(services, configuration, InferenceOptions.Section);
+        AddValidated<BatchingOptions, BatchingOptionsValidator>(services, configuration, BatchingOptions.Section);
+        AddValidated<StreamingOptions, StreamingOptionsValidator>(services, configuration, StreamingOptions.Section);
+        AddValidated<LimitsOptions, LimitsOptionsValidator>(services, configuration, LimitsOptions.Section);
+        AddValidated<SecurityOptions, SecurityOptionsValidator>(services, configuration, SecurityOptions.Section);
+
+        var limits = configuration.GetSection(LimitsOptions.Section).Get<LimitsOptions>() ?? new LimitsOptions();
+        services.AddGrpc(options =>
+        {
+            options.MaxReceiveMessageSize = limits.MaxMessageBytes;
+            options.MaxSendMessageSize = limits.MaxMessageBytes;
+            options.EnableDetailedErrors = false;
+            options.Interceptors.Add<ApiKeyInterceptor>();
+        });
+        services.AddGrpcReflection();
+        services.AddGrpcHealthChecks().AddCheck<ModelReadyHealthCheck>("model");
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<ConnectionStreamLimiter>();
+        services.AddSingleton<MatcherFactory>(ModelLoader.Open);
+        services.AddSingleton<MatchingRuntime>();
+        services.AddHostedService(provider => provider.GetRequiredService<MatchingRuntime>());
+        return services;
+    }
+
+    private static void AddValidated<TOptions, TValidator>(IServiceCollection services, IConfiguration configuration, string section)
+        where TOptions : class
+        where TValidator : class, IValidateOptions<TOptions>
+    {
+        services.AddOptions<TOptions>().Bind(configuration.GetSection(section)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<TOptions>, TValidator>();
+    }
+}
