@@ -27,6 +27,9 @@ public sealed class BadInputTests(ServerFactory server) : IClassFixture<ServerFa
             { "empty PNG", Encoded(ImageEncoding.Png, []), "empty" },
             { "unknown encoding", Encoded((ImageEncoding)42, Png(16, 16)), "not supported" },
             { "no image", new Image(), "no image" },
+            { "65535 pixels wide", Raw(PixelFormat.Gray8, 65535, 1, 0, new byte[65535]), "limit of 8192" },
+            { "row stride 2^32-1", Raw(PixelFormat.Gray8, 16, 16, uint.MaxValue, new byte[256]), "truncated" },
+            { "JPEG header claiming 60000×60000", Encoded(ImageEncoding.Jpeg, LyingJpeg(60000, 60000)), "over the server's limit" },
         };
         return data;
     }
@@ -134,6 +137,106 @@ public sealed class BadInputTests(ServerFactory server) : IClassFixture<ServerFa
         var responses = await StreamingTests.RunStreamAsync(server.Client, new StreamConfig(), [Video.Frame(1, Vector2.Zero), Video.Frame(2, new Vector2(-3, 2))]);
 
         MatchAssertions.RecoversMotion(responses[1].Pair.Matches, new Vector2(3, -2), minimum: 50);
+    }
+
+    [Fact]
+    public async Task MatchStream_OddSizesAndResolutionChanges_AreAcceptedAndMappedToEachFrame()
+    {
+        var big = new SyntheticVideo(seed: 33, width: 400, height: 300);
+        var frames = new[]
+        {
+            new Frame { Sequence = 1, Image = Raw(PixelFormat.Gray8, 1, 1, 0, [128]) },
+            new Frame { Sequence = 2, Image = Raw(PixelFormat.Rgb24, 3, 7, 0, new byte[3 * 7 * 3]) },
+            big.Frame(3, Vector2.Zero),
+            Video.Frame(4, Vector2.Zero),
+            big.Frame(5, Vector2.One),
+        };
+
+        var responses = await StreamingTests.RunStreamAsync(server.Client, new StreamConfig(), frames);
+
+        Assert.Equal(FrameStatusCode.FirstFrame, responses[0].Status.Code);
+        Assert.All(responses.Skip(1), r => Assert.NotNull(r.Pair));
+        // Each frame's points stay inside that frame's own size.
+        var mixed = responses[3].Pair.Matches;
+        for (var i = 0; i < mixed.Count; i++)
+        {
+            Assert.InRange(mixed.Keypoints0[2 * i], -0.5f, 399.5f);
+            Assert.InRange(mixed.Keypoints1[2 * i], -0.5f, 159.5f);
+        }
+    }
+
+    [Fact]
+    public async Task MatchPair_MessageOverTheLimit_ResourceExhaustedServerGoesOn()
+    {
+        using var small = new ServerFactory(new Dictionary<string, string?> { ["Limits:MaxMessageBytes"] = "65536" });
+        var large = new SyntheticVideo(seed: 2, width: 200, height: 200);
+
+        var error = await Assert.ThrowsAsync<RpcException>(() =>
+            small.Client.MatchPairAsync(new MatchPairRequest { Image0 = large.Raw(Vector2.Zero), Image1 = large.Raw(Vector2.One) }).ResponseAsync);
+        var tiny = new SyntheticVideo(seed: 2, width: 96, height: 64);
+        var after = await small.Client.MatchPairAsync(new MatchPairRequest { Image0 = tiny.Raw(Vector2.Zero), Image1 = tiny.Raw(Vector2.One) });
+
+        Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
+        Assert.NotNull(after.Matches);
+    }
+
+    private static readonly byte[] Garbage = [0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0x01, 0x02];
+
+    [Fact]
+    public async Task MatchPair_GarbageInsteadOfProtobuf_UnknownForThatCallOnly()
+    {
+        // gRPC parses a unary request before any service code runs; its answer is UNKNOWN.
+        var method = new Method<byte[], byte[]>(MethodType.Unary, "videomatch.v1.VideoMatcher", "MatchPair", RawBytes, RawBytes);
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => server.Channel.CreateCallInvoker().AsyncUnaryCall(method, null, new CallOptions(), Garbage).ResponseAsync);
+        var after = await server.Client.GetModelInfoAsync(new GetModelInfoRequest());
+
+        Assert.Equal(StatusCode.Unknown, error.StatusCode);
+        Assert.False(string.IsNullOrEmpty(after.ModelName));
+    }
+
+    [Fact]
+    public async Task MatchStream_GarbageAfterAValidFrame_AnswersTheFrameThenInvalidArgument()
+    {
+        var method = new Method<byte[], byte[]>(MethodType.DuplexStreaming, "videomatch.v1.VideoMatcher", "MatchStream", RawBytes, RawBytes);
+        using var call = server.Channel.CreateCallInvoker().AsyncDuplexStreamingCall(method, null, new CallOptions());
+
+        await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig() }.ToByteArray());
+        await call.RequestStream.WriteAsync(new StreamRequest { Frame = Video.Frame(1, Vector2.Zero) }.ToByteArray());
+        await call.RequestStream.WriteAsync(Garbage);
+        Assert.True(await call.ResponseStream.MoveNext());
+        var first = StreamResponse.Parser.ParseFrom(call.ResponseStream.Current);
+        var error = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext());
+
+        Assert.Equal(FrameStatusCode.FirstFrame, first.Status.Code);
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Contains("message 3 of the stream is not a valid StreamRequest", error.Status.Detail, StringComparison.OrdinalIgnoreCase);
+    }
+
+    private static readonly Marshaller<byte[]> RawBytes = Marshallers.Create(static b => b, static b => b);
+
+    /// <summary>A real 16×16 JPEG whose frame header (SOF0) claims another size.</summary>
+    private static byte[] LyingJpeg(ushort width, ushort height)
+    {
+        using var bitmap = new SKBitmap(16, 16);
+        bitmap.Erase(SKColors.Gray);
+        using var image = SKImage.FromBitmap(bitmap);
+        using var data = image.Encode(SKEncodedImageFormat.Jpeg, 90);
+        var jpeg = data.ToArray();
+        for (var i = 0; i + 8 < jpeg.Length; i++)
+        {
+            if (jpeg[i] == 0xFF && jpeg[i + 1] is 0xC0 or 0xC2)
+            {
+                // FF C0, length (2), precision (1), height (2), width (2).
+                jpeg[i + 5] = (byte)(height >> 8);
+                jpeg[i + 6] = (byte)height;
+                jpeg[i + 7] = (byte)(width >> 8);
+                jpeg[i + 8] = (byte)width;
+                return jpeg;
+            }
+        }
+
+        throw new InvalidOperationException("No SOF marker in the encoded JPEG.");
     }
 
     private static Image Raw(PixelFormat format, uint width, uint height, uint stride, byte[] data) =>

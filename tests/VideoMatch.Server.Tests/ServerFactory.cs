@@ -3,6 +3,8 @@ using Google.Protobuf;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
 using VideoMatch.Contracts.V1;
 using VideoMatch.Synthetic;
 
@@ -23,6 +25,7 @@ public sealed class ServerFactory : WebApplicationFactory<Program>
         ["Batching:MaxBatchDelayMs"] = "5",
     };
 
+    private readonly Action<IServiceCollection>? _services;
     private GrpcChannel? _channel;
 
     public ServerFactory()
@@ -30,8 +33,9 @@ public sealed class ServerFactory : WebApplicationFactory<Program>
     {
     }
 
-    internal ServerFactory(IReadOnlyDictionary<string, string?> settings)
+    internal ServerFactory(IReadOnlyDictionary<string, string?> settings, Action<IServiceCollection>? services = null)
     {
+        _services = services;
         foreach (var (key, value) in settings)
         {
             _settings[key] = value;
@@ -53,12 +57,49 @@ public sealed class ServerFactory : WebApplicationFactory<Program>
         {
             builder.UseSetting(key, value);
         }
+
+        if (_services is not null)
+        {
+            builder.ConfigureTestServices(_services);
+        }
     }
 
     protected override void Dispose(bool disposing)
     {
         _channel?.Dispose();
         base.Dispose(disposing);
+    }
+}
+
+/// <summary>The real server on a loopback port (Kestrel, HTTP/2, TLS when configured), for what the in-memory host cannot show.</summary>
+public sealed class LoopbackServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private LoopbackServer(WebApplication app) => _app = app;
+
+    public Uri Address => new(_app.Urls.First());
+
+    public IServiceProvider Services => _app.Services;
+
+    public static async Task<LoopbackServer> StartAsync(bool https = false, params string[] settings)
+    {
+        var app = ServerApp.Build([
+            "--urls", https ? "https://127.0.0.1:0" : "http://127.0.0.1:0",
+            "--Logging:LogLevel:Default", "Warning",
+            $"--Inference:EmbeddedWidth={ServerFactory.ModelWidth}",
+            $"--Inference:EmbeddedHeight={ServerFactory.ModelHeight}",
+            "--Inference:WarmUp=false",
+            .. settings,
+        ]);
+        await app.StartAsync();
+        return new LoopbackServer(app);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
     }
 }
 

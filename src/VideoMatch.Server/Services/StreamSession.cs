@@ -200,6 +200,11 @@ internal sealed partial class StreamSession : IDisposable
             // The writer ended (client gone or server stopping); nothing more can be answered.
             return null;
         }
+        catch (Google.Protobuf.InvalidProtocolBufferException e)
+        {
+            return new RpcException(new Status(StatusCode.InvalidArgument,
+                $"Message {_frames + 2} of the stream is not a valid StreamRequest ({e.Message}); earlier frames were answered."));
+        }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
             return new RpcException(new Status(StatusCode.Unavailable,

@@ -1,0 +1,189 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Numerics;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.Extensions.DependencyInjection;
+using VideoMatch.Contracts.V1;
+using VideoMatch.Engine.Batching;
+using VideoMatch.Engine.Inference;
+using VideoMatch.Server.Hosting;
+
+namespace VideoMatch.Server.Tests;
+
+public sealed class FaultTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(90);
+
+    [Fact]
+    public async Task MatchStream_HundredClientsDisconnectMidStream_NoWorkLeftAndOtherStreamIntact()
+    {
+        using var server = new ServerFactory(new Dictionary<string, string?> { ["Batching:MaxBatchDelayMs"] = "20" });
+        var offsets = StreamingTests.Offsets(seed: 41, count: 8);
+        var steadyVideo = new SyntheticVideo(seed: 42);
+        var steady = StreamingTests.RunStreamAsync(server.Client, new StreamConfig { StreamName = "steady" },
+            offsets.Select((o, i) => steadyVideo.Frame((ulong)i, o)));
+        var leaving = new SyntheticVideo(seed: 40, width: 160, height: 120);
+
+        for (var i = 0; i < 100; i++)
+        {
+            using var cancel = new CancellationTokenSource();
+            using var call = server.Client.MatchStream(cancellationToken: cancel.Token);
+            await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig() });
+            for (ulong f = 0; f < 3; f++)
+            {
+                await call.RequestStream.WriteAsync(new StreamRequest { Frame = leaving.Frame(f, new Vector2(f, 0)) });
+            }
+
+            await cancel.CancelAsync();
+        }
+
+        var responses = await steady.WaitAsync(Timeout);
+        // A pair queued after every abandoned one: when it is answered, the queue must be empty.
+        var last = await server.Client.MatchPairAsync(new MatchPairRequest { Image0 = leaving.Raw(Vector2.Zero), Image1 = leaving.Raw(Vector2.One) });
+
+        Assert.Equal(8, responses.Count);
+        for (var i = 1; i < 8; i++)
+        {
+            MatchAssertions.RecoversMotion(responses[i].Pair.Matches, SyntheticVideo.Motion(offsets[i - 1], offsets[i]));
+        }
+
+        Assert.True(last.Matches.Count > 0);
+        Assert.Equal(0, server.Services.GetRequiredService<MatchingRuntime>().Batcher.QueueLength);
+    }
+
+    [Fact]
+    public async Task MatchStream_ModelThrowsOnOneBatch_OnlyThatPairFailsAndServerCarriesOn()
+    {
+        using var server = new ServerFactory(
+            new Dictionary<string, string?> { ["Batching:MaxBatchSize"] = "1" },
+            services => services.AddSingleton<MatcherFactory>((options, maxBatch) => new FailingMatcher(ModelLoader.Open(options, maxBatch), failOnSequence: 13)));
+        var video = new SyntheticVideo(seed: 50);
+
+        var responses = await StreamingTests.RunStreamAsync(server.Client, new StreamConfig(),
+            Enumerable.Range(10, 7).Select(i => video.Frame((ulong)i, new Vector2(i - 10, 0))));
+
+        Assert.Equal(7, responses.Count);
+        Assert.Equal(FrameStatusCode.Failed, responses[3].Status.Code);
+        Assert.Equal(13UL, responses[3].Status.Sequence);
+        Assert.Contains("injected model failure", responses[3].Status.Message, StringComparison.Ordinal);
+        foreach (var i in new[] { 1, 2, 4, 5, 6 })
+        {
+            // Frame 13 still became the reference: the next pair is (13, 14).
+            Assert.Equal((ulong)(9 + i), responses[i].Pair.Sequence0);
+            MatchAssertions.RecoversMotion(responses[i].Pair.Matches, new Vector2(-1, 0));
+        }
+    }
+
+    [Fact]
+    public async Task Sigterm_StreamInFlight_AnswersEveryFrameReadThenExitsZero()
+    {
+        var port = FreePort();
+        using var process = StartServer(port, "--Batching:MaxBatchSize=2", "--Inference:WarmUp=false");
+        try
+        {
+            await WaitForAsync(process, "Now listening");
+            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
+            using var call = new VideoMatcher.VideoMatcherClient(channel).MatchStream();
+            var video = new SyntheticVideo(seed: 60, width: 320, height: 240);
+            await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig() });
+            for (ulong i = 0; i < 6; i++)
+            {
+                await call.RequestStream.WriteAsync(new StreamRequest { Frame = video.Frame(i, new Vector2(i, 0)) });
+            }
+
+            Assert.True(await call.ResponseStream.MoveNext());
+            var answered = new List<ulong> { call.ResponseStream.Current.Status.Sequence };
+            using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            {
+                await kill.WaitForExitAsync();
+            }
+
+            var ending = await Assert.ThrowsAsync<RpcException>(async () =>
+            {
+                while (await call.ResponseStream.MoveNext())
+                {
+                    var response = call.ResponseStream.Current;
+                    Assert.NotNull(response.Pair);
+                    answered.Add(response.Pair.Sequence1);
+                }
+            });
+            await process.WaitForExitAsync(new CancellationTokenSource(Timeout).Token);
+
+            Assert.Equal(Enumerable.Range(0, answered.Count).Select(i => (ulong)i), answered);
+            Assert.Equal(StatusCode.Unavailable, ending.StatusCode);
+            Assert.Contains($"the last was {answered[^1]}", ending.Status.Detail, StringComparison.Ordinal);
+            Assert.Equal(0, process.ExitCode);
+        }
+        finally
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+        }
+    }
+
+    private static Process StartServer(int port, params string[] settings)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = AppContext.BaseDirectory };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "VideoMatch.Server.dll"));
+        start.ArgumentList.Add($"--urls=http://127.0.0.1:{port}");
+        foreach (var setting in settings)
+        {
+            start.ArgumentList.Add(setting);
+        }
+
+        return Process.Start(start)!;
+    }
+
+    private static async Task WaitForAsync(Process process, string text)
+    {
+        using var timeout = new CancellationTokenSource(Timeout);
+        process.BeginErrorReadLine();
+        while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
+        {
+            if (line.Contains(text, StringComparison.Ordinal))
+            {
+                // Keep draining so the server never blocks on a full pipe.
+                _ = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
+                return;
+            }
+        }
+
+        throw new InvalidOperationException($"The server exited before printing '{text}' (exit code {process.ExitCode}).");
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>The real model, except that a batch holding the pair ending at one sequence number throws.</summary>
+    private sealed class FailingMatcher(IPairMatcher inner, ulong failOnSequence) : IPairMatcher
+    {
+        public ModelManifest Manifest => inner.Manifest;
+
+        public string ExecutionProvider => inner.ExecutionProvider;
+
+        public int MaxBatchSize => inner.MaxBatchSize;
+
+        public void Match(ReadOnlySpan<PairRequest> batch, Span<PairMatchResult> results)
+        {
+            foreach (var pair in batch)
+            {
+                if (pair.Frame1.Sequence == failOnSequence)
+                {
+                    throw new InvalidOperationException("injected model failure");
+                }
+            }
+
+            inner.Match(batch, results);
+        }
+
+        public void Dispose() => inner.Dispose();
+    }
+}

@@ -1,0 +1,233 @@
+using System.Numerics;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Grpc.Core;
+using Grpc.Health.V1;
+using Grpc.Net.Client;
+using VideoMatch.Client;
+using VideoMatch.Contracts.V1;
+
+namespace VideoMatch.Server.Tests;
+
+public sealed class SecurityTests : IDisposable
+{
+    private const string Key = "test-key-0123456789abcdef";
+    private readonly DirectoryInfo _folder = Directory.CreateTempSubdirectory("videomatch-tls-");
+    private readonly TestCertificates _certificates;
+
+    public SecurityTests() => _certificates = new TestCertificates(_folder.FullName);
+
+    public void Dispose() => _folder.Delete(recursive: true);
+
+    [Fact]
+    public async Task Tls_CertificateFromSettings_ServesOverHttps()
+    {
+        await using var server = await LoopbackServer.StartAsync(https: true, _certificates.ServerSettings());
+        using var client = new VideoMatchClient(new VideoMatchClientOptions { Address = server.Address, AllowUntrustedServerCertificate = true });
+
+        var info = await client.GetModelInfoAsync();
+
+        Assert.Equal("https", server.Address.Scheme);
+        Assert.Equal("videomatch-embedded-patch-matcher", info.ModelName);
+    }
+
+    [Fact]
+    public async Task Tls_PlaintextClient_IsRefused()
+    {
+        await using var server = await LoopbackServer.StartAsync(https: true, _certificates.ServerSettings());
+        using var client = new VideoMatchClient(new Uri($"http://127.0.0.1:{server.Address.Port}"));
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => client.GetModelInfoAsync());
+
+        Assert.NotEqual(StatusCode.OK, error.StatusCode);
+    }
+
+    [Fact]
+    public async Task MutualTls_CertificateFromTheAuthority_IsAccepted()
+    {
+        await using var server = await LoopbackServer.StartAsync(https: true, _certificates.MutualSettings());
+        using var client = new VideoMatchClient(new VideoMatchClientOptions
+        {
+            Address = server.Address,
+            AllowUntrustedServerCertificate = true,
+            ClientCertificate = _certificates.Client,
+        });
+
+        var info = await client.GetModelInfoAsync();
+
+        Assert.Equal((uint)ServerFactory.ModelWidth, info.InputWidth);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task MutualTls_NoCertificateOrAnotherAuthoritys_IsRefused(bool rogue)
+    {
+        await using var server = await LoopbackServer.StartAsync(https: true, _certificates.MutualSettings());
+        using var client = new VideoMatchClient(new VideoMatchClientOptions
+        {
+            Address = server.Address,
+            AllowUntrustedServerCertificate = true,
+            ClientCertificate = rogue ? _certificates.Rogue : null,
+        });
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => client.GetModelInfoAsync());
+
+        // TLS 1.3 checks the client certificate after the handshake: refusal shows as a failed connection
+        // (UNAVAILABLE) or a reset request (INTERNAL), never as an answer.
+        Assert.True(error.StatusCode is StatusCode.Unavailable or StatusCode.Internal, $"got {error.StatusCode}: {error.Status.Detail}");
+    }
+
+    [Theory]
+    [InlineData(null, "requires an API key")]
+    [InlineData("wrong-key-0123456789abcdef", "not valid")]
+    public async Task ApiKey_MissingOrWrong_Unauthenticated(string? key, string message)
+    {
+        using var server = new ServerFactory(new Dictionary<string, string?> { ["Security:ApiKeys:0"] = Key });
+        var client = new VideoMatcher.VideoMatcherClient(server.Channel);
+        var headers = key is null ? null : new Metadata { { "authorization", $"Bearer {key}" } };
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => client.GetModelInfoAsync(new GetModelInfoRequest(), headers).ResponseAsync);
+
+        Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
+        Assert.Contains(message, error.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ApiKey_Valid_AllowsEveryRpcAndHealthNeedsNone()
+    {
+        using var server = new ServerFactory(new Dictionary<string, string?> { ["Security:ApiKeys:0"] = "another-key-0123456789", ["Security:ApiKeys:1"] = Key });
+        var headers = new Metadata { { "authorization", $"Bearer {Key}" } };
+        var client = new VideoMatcher.VideoMatcherClient(server.Channel);
+        var video = new SyntheticVideo(seed: 3, width: 160, height: 120);
+
+        var info = await client.GetModelInfoAsync(new GetModelInfoRequest(), headers);
+        var pair = await client.MatchPairAsync(new MatchPairRequest { Image0 = video.Raw(Vector2.Zero), Image1 = video.Raw(Vector2.One) }, headers);
+        var health = await new Health.HealthClient(server.Channel).CheckAsync(new HealthCheckRequest());
+
+        Assert.Equal((uint)ServerFactory.ModelWidth, info.InputWidth);
+        Assert.True(pair.Matches.Count > 0);
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, health.Status);
+    }
+
+    [Fact]
+    public async Task StreamsPerConnection_OverTheLimit_ResourceExhaustedOthersUnaffected()
+    {
+        await using var server = await LoopbackServer.StartAsync(false, "--Security:MaxStreamsPerConnection=2");
+        using var channel = GrpcChannel.ForAddress(server.Address);
+        var client = new VideoMatcher.VideoMatcherClient(channel);
+        using var first = await OpenAsync(client);
+        using var second = await OpenAsync(client);
+
+        using var third = await OpenAsync(client);
+        var error = await Assert.ThrowsAsync<RpcException>(() => third.ResponseStream.MoveNext());
+        using var otherChannel = GrpcChannel.ForAddress(server.Address);
+        var other = await StreamingTests.RunStreamAsync(new VideoMatcher.VideoMatcherClient(otherChannel), new StreamConfig(),
+            [new SyntheticVideo(4).Frame(0, Vector2.Zero), new SyntheticVideo(4).Frame(1, Vector2.One)]);
+
+        Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
+        Assert.Contains("Security:MaxStreamsPerConnection", error.Status.Detail, StringComparison.Ordinal);
+        Assert.NotNull(other[1].Pair);
+    }
+
+    [Fact]
+    public async Task FrameRate_StreamFasterThanLimit_AnsweredThenResourceExhausted()
+    {
+        using var server = new ServerFactory(new Dictionary<string, string?> { ["Security:MaxFramesPerSecondPerStream"] = "5" });
+        var video = new SyntheticVideo(seed: 6, width: 64, height: 64);
+        using var call = server.Client.MatchStream();
+        var answered = new List<StreamResponse>();
+        var reading = Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            while (await call.ResponseStream.MoveNext())
+            {
+                answered.Add(call.ResponseStream.Current);
+            }
+        });
+        try
+        {
+            await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig() });
+            for (ulong i = 0; i < 20; i++)
+            {
+                await call.RequestStream.WriteAsync(new StreamRequest { Frame = video.Frame(i, new Vector2(i, 0)) });
+            }
+        }
+        catch (RpcException)
+        {
+            // The server ended the call part-way: later writes fail, as they should.
+        }
+
+        var error = await reading.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
+        Assert.Contains("more than 5 frames per second", error.Status.Detail, StringComparison.Ordinal);
+        Assert.InRange(answered.Count, 5, 7);
+    }
+
+    private static async Task<AsyncDuplexStreamingCall<StreamRequest, StreamResponse>> OpenAsync(VideoMatcher.VideoMatcherClient client)
+    {
+        var call = client.MatchStream();
+        await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig() });
+        return call;
+    }
+
+    /// <summary>A private CA, a server certificate for 127.0.0.1 and localhost, a client certificate it signed, and one it did not.</summary>
+    private sealed class TestCertificates
+    {
+        private readonly string _folder;
+
+        public TestCertificates(string folder)
+        {
+            _folder = folder;
+            using var caKey = RSA.Create(2048);
+            var caRequest = new CertificateRequest("CN=VideoMatch Test CA", caKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+            caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+            caRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+            using var authority = caRequest.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+            File.WriteAllText(Path("ca.pem"), authority.ExportCertificatePem());
+
+            var names = new SubjectAlternativeNameBuilder();
+            names.AddIpAddress(System.Net.IPAddress.Loopback);
+            names.AddDnsName("localhost");
+            var (server, serverKey) = Issue(authority, "CN=127.0.0.1", "1.3.6.1.5.5.7.3.1", names.Build());
+            File.WriteAllText(Path("server.pem"), server.ExportCertificatePem());
+            File.WriteAllText(Path("server.key"), serverKey.ExportPkcs8PrivateKeyPem());
+            Client = WithKey(Issue(authority, "CN=videomatch-client", "1.3.6.1.5.5.7.3.2", null));
+
+            using var rogueKey = RSA.Create(2048);
+            var rogueRequest = new CertificateRequest("CN=rogue", rogueKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+            rogueRequest.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.2")], false));
+            Rogue = Reload(rogueRequest.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1)));
+        }
+
+        public X509Certificate2 Client { get; }
+
+        public X509Certificate2 Rogue { get; }
+
+        public string[] ServerSettings() => [$"--Security:CertificatePath={Path("server.pem")}", $"--Security:CertificateKeyPath={Path("server.key")}"];
+
+        public string[] MutualSettings() => [.. ServerSettings(), $"--Security:ClientCertificateAuthorityPath={Path("ca.pem")}"];
+
+        private string Path(string name) => System.IO.Path.Combine(_folder, name);
+
+        private static (X509Certificate2 Certificate, RSA Key) Issue(X509Certificate2 authority, string subject, string usage, X509Extension? names)
+        {
+            var key = RSA.Create(2048);
+            var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+            request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid(usage)], false));
+            if (names is not null)
+            {
+                request.CertificateExtensions.Add(names);
+            }
+
+            var serial = RandomNumberGenerator.GetBytes(8);
+            return (request.Create(authority, DateTimeOffset.UtcNow.AddHours(-1), DateTimeOffset.UtcNow.AddHours(12), serial), key);
+        }
+
+        private static X509Certificate2 WithKey((X509Certificate2 Certificate, RSA Key) issued) => Reload(issued.Certificate.CopyWithPrivateKey(issued.Key));
+
+        // A PKCS#12 round trip gives the key a form the TLS stack can use for client authentication.
+        private static X509Certificate2 Reload(X509Certificate2 certificate) =>
+            X509CertificateLoader.LoadPkcs12(certificate.Export(X509ContentType.Pkcs12), null);
+    }
+}
