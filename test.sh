@@ -20,7 +20,8 @@ trap cleanup EXIT
 suite_failed() { echo "test.sh: $1" >&2; failed=$((failed + 1)); }
 
 # --- .NET -----------------------------------------------------------------------------------------------------
-dotnet test VideoMatch.sln -c Release --nologo 2>&1 | tee "$log"
+# A hung test fails the run with its name (and a dump) instead of holding CI until its time limit.
+dotnet test VideoMatch.sln -c Release --nologo --blame-hang --blame-hang-timeout 5m 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 dotnet_failed=0
 while read -r f p s; do

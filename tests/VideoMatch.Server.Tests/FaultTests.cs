@@ -19,7 +19,8 @@ public sealed class FaultTests
     [Fact]
     public async Task MatchStream_HundredClientsDisconnectMidStream_NoWorkLeftAndOtherStreamIntact()
     {
-        using var server = new ServerFactory(new Dictionary<string, string?> { ["Batching:MaxBatchDelayMs"] = "20" });
+        // The in-memory host shows every call as one connection: lift the per-connection stream limit here.
+        using var server = new ServerFactory(new Dictionary<string, string?> { ["Batching:MaxBatchDelayMs"] = "20", ["Security:MaxStreamsPerConnection"] = "1000" });
         var offsets = StreamingTests.Offsets(seed: 41, count: 8);
         var steadyVideo = new SyntheticVideo(seed: 42);
         var steady = StreamingTests.RunStreamAsync(server.Client, new StreamConfig { StreamName = "steady" },

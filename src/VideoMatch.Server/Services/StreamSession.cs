@@ -15,7 +15,11 @@ namespace VideoMatch.Server.Services;
 /// frame order, because each frame's response — a pending pair or an immediate status — enters one ordered
 /// channel as a task. Every frame gets exactly one response.
 /// </summary>
-internal sealed partial class StreamSession : IDisposable
+// The pair-slot semaphore is not disposed: pairs of a cancelled call release it after the call has ended,
+// and a SemaphoreSlim that never hands out a wait handle holds nothing that needs disposing.
+#pragma warning disable CA1001
+internal sealed partial class StreamSession
+#pragma warning restore CA1001
 {
     private readonly MatchingRuntime _runtime;
     private readonly StreamingOptions _options;
@@ -84,8 +88,6 @@ internal sealed partial class StreamSession : IDisposable
             throw ending;
         }
     }
-
-    public void Dispose() => _pairSlots.Dispose();
 
     private void Configure(StreamRequest first)
     {
@@ -269,7 +271,8 @@ internal sealed partial class StreamSession : IDisposable
         {
             await foreach (var next in _ordered.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
             {
-                var response = await next.ConfigureAwait(false);
+                // A cancelled call stops waiting at once; its queued pairs are dropped by the batcher later.
+                var response = await next.WaitAsync(cancellationToken).ConfigureAwait(false);
                 await _responses.WriteAsync(response, cancellationToken).ConfigureAwait(false);
             }
         }

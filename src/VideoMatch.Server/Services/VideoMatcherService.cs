@@ -24,7 +24,7 @@ internal sealed class VideoMatcherService(
         EnsureReady();
         using var slot = connections.Acquire(context.GetHttpContext().Connection.Id ?? context.Peer);
         var rate = new FrameRateLimit(security.Value.MaxFramesPerSecondPerStream, time);
-        using var session = new StreamSession(runtime, streaming.Value, rate, responseStream, context.Peer, logger);
+        var session = new StreamSession(runtime, streaming.Value, rate, responseStream, context.Peer, logger);
         await session.RunAsync(requestStream, context.CancellationToken, lifetime.ApplicationStopping).ConfigureAwait(false);
     }
 
