@@ -128,34 +128,48 @@ public sealed partial class PairBatcher : IAsyncDisposable
     {
         var count = 0;
         long deadline = 0;
-        while (count < _maxBatchSize)
+        try
         {
-            if (reader.TryRead(out var pair))
+            while (count < _maxBatchSize)
             {
-                if (pair.Cancellation.IsCancellationRequested)
+                if (reader.TryRead(out var pair))
                 {
-                    pair.Cancel();
+                    if (pair.Cancellation.IsCancellationRequested)
+                    {
+                        pair.Cancel();
+                        continue;
+                    }
+
+                    if (count == 0)
+                    {
+                        deadline = pair.EnqueuedAt + _maxDelayTicks;
+                    }
+
+                    _batch[count++] = pair;
                     continue;
                 }
 
                 if (count == 0)
                 {
-                    deadline = pair.EnqueuedAt + _maxDelayTicks;
+                    break;
                 }
 
-                _batch[count++] = pair;
-                continue;
+                if (!await WaitForMoreAsync(reader, deadline).ConfigureAwait(false))
+                {
+                    break;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+            // Forced stop while a batch was forming: its pairs are answered with the reason, not left waiting.
+            for (var i = 0; i < count; i++)
+            {
+                _batch[i].Fail(new OperationCanceledException("The server is shutting down."));
             }
 
-            if (count == 0)
-            {
-                break;
-            }
-
-            if (!await WaitForMoreAsync(reader, deadline).ConfigureAwait(false))
-            {
-                break;
-            }
+            _batch.AsSpan(0, count).Clear();
+            throw;
         }
 
         return RemoveCancelled(count);

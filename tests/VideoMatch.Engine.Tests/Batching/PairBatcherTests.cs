@@ -152,6 +152,26 @@ public sealed class PairBatcherTests
         await batcher.DisposeAsync();
     }
 
+    [Fact]
+    public async Task StopAsync_ForcedWhileBatchIsForming_EveryHeldPairIsAnswered()
+    {
+        var (batcher, _, _) = Create(maxBatchSize: 8, delayMs: 60_000);
+        var pairs = new[] { Pair(1), Pair(2) };
+        foreach (var pair in pairs)
+        {
+            await batcher.EnqueueAsync(pair, CancellationToken.None);
+        }
+
+        using var forced = new CancellationTokenSource();
+        await forced.CancelAsync();
+        await batcher.StopAsync(forced.Token).WaitAsync(Timeout);
+
+        // Run or failed with the reason, but never left waiting.
+        await Task.WhenAll(pairs.Select(p => p.Completion.ContinueWith(_ => { }, TaskScheduler.Default))).WaitAsync(Timeout);
+        Assert.All(pairs, p => Assert.True(p.Completion.IsCompleted));
+        await batcher.DisposeAsync();
+    }
+
     private static (PairBatcher Batcher, FakeMatcher Matcher, FakeTimeProvider Time) Create(int maxBatchSize, double delayMs, int capacity = 64)
     {
         var time = new FakeTimeProvider();
