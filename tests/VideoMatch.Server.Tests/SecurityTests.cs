@@ -12,6 +12,11 @@ namespace VideoMatch.Server.Tests;
 public sealed class SecurityTests : IDisposable
 {
     private const string Key = "test-key-0123456789abcdef";
+
+    /// <summary>Every call gets a deadline: a refused connection must fail, never wait.</summary>
+    private static CancellationToken Soon => new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token;
+
+    private static DateTime Deadline => DateTime.UtcNow.AddSeconds(30);
     private readonly DirectoryInfo _folder = Directory.CreateTempSubdirectory("videomatch-tls-");
     private readonly TestCertificates _certificates;
 
@@ -25,7 +30,7 @@ public sealed class SecurityTests : IDisposable
         await using var server = await LoopbackServer.StartAsync(https: true, _certificates.ServerSettings());
         using var client = new VideoMatchClient(new VideoMatchClientOptions { Address = server.Address, AllowUntrustedServerCertificate = true });
 
-        var info = await client.GetModelInfoAsync();
+        var info = await client.GetModelInfoAsync(Soon);
 
         Assert.Equal("https", server.Address.Scheme);
         Assert.Equal("videomatch-embedded-patch-matcher", info.ModelName);
@@ -37,7 +42,7 @@ public sealed class SecurityTests : IDisposable
         await using var server = await LoopbackServer.StartAsync(https: true, _certificates.ServerSettings());
         using var client = new VideoMatchClient(new Uri($"http://127.0.0.1:{server.Address.Port}"));
 
-        var error = await Assert.ThrowsAsync<RpcException>(() => client.GetModelInfoAsync());
+        var error = await Assert.ThrowsAsync<RpcException>(() => client.GetModelInfoAsync(Soon));
 
         Assert.NotEqual(StatusCode.OK, error.StatusCode);
     }
@@ -53,7 +58,7 @@ public sealed class SecurityTests : IDisposable
             ClientCertificate = _certificates.Client,
         });
 
-        var info = await client.GetModelInfoAsync();
+        var info = await client.GetModelInfoAsync(Soon);
 
         Assert.Equal((uint)ServerFactory.ModelWidth, info.InputWidth);
     }
@@ -71,7 +76,7 @@ public sealed class SecurityTests : IDisposable
             ClientCertificate = rogue ? _certificates.Rogue : null,
         });
 
-        var error = await Assert.ThrowsAsync<RpcException>(() => client.GetModelInfoAsync());
+        var error = await Assert.ThrowsAsync<RpcException>(() => client.GetModelInfoAsync(Soon));
 
         // TLS 1.3 checks the client certificate after the handshake: refusal shows as a failed connection
         // (UNAVAILABLE) or a reset request (INTERNAL), never as an answer.
@@ -87,7 +92,7 @@ public sealed class SecurityTests : IDisposable
         var client = new VideoMatcher.VideoMatcherClient(server.Channel);
         var headers = key is null ? null : new Metadata { { "authorization", $"Bearer {key}" } };
 
-        var error = await Assert.ThrowsAsync<RpcException>(() => client.GetModelInfoAsync(new GetModelInfoRequest(), headers).ResponseAsync);
+        var error = await Assert.ThrowsAsync<RpcException>(() => client.GetModelInfoAsync(new GetModelInfoRequest(), headers, Deadline).ResponseAsync);
 
         Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
         Assert.Contains(message, error.Status.Detail, StringComparison.Ordinal);
@@ -101,9 +106,9 @@ public sealed class SecurityTests : IDisposable
         var client = new VideoMatcher.VideoMatcherClient(server.Channel);
         var video = new SyntheticVideo(seed: 3, width: 160, height: 120);
 
-        var info = await client.GetModelInfoAsync(new GetModelInfoRequest(), headers);
-        var pair = await client.MatchPairAsync(new MatchPairRequest { Image0 = video.Raw(Vector2.Zero), Image1 = video.Raw(Vector2.One) }, headers);
-        var health = await new Health.HealthClient(server.Channel).CheckAsync(new HealthCheckRequest());
+        var info = await client.GetModelInfoAsync(new GetModelInfoRequest(), headers, Deadline);
+        var pair = await client.MatchPairAsync(new MatchPairRequest { Image0 = video.Raw(Vector2.Zero), Image1 = video.Raw(Vector2.One) }, headers, Deadline);
+        var health = await new Health.HealthClient(server.Channel).CheckAsync(new HealthCheckRequest(), deadline: Deadline);
 
         Assert.Equal((uint)ServerFactory.ModelWidth, info.InputWidth);
         Assert.True(pair.Matches.Count > 0);
@@ -119,7 +124,17 @@ public sealed class SecurityTests : IDisposable
         using var first = await OpenAsync(client);
         using var second = await OpenAsync(client);
 
-        using var third = await OpenAsync(client);
+        // The client may send a stream's request only with its first message; the server refuses the stream
+        // before reading it, so the write may fail first. Either way the refusal is read from the response.
+        using var third = client.MatchStream(deadline: Deadline);
+        try
+        {
+            await third.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig() });
+        }
+        catch (RpcException)
+        {
+        }
+
         var error = await Assert.ThrowsAsync<RpcException>(() => third.ResponseStream.MoveNext());
         using var otherChannel = GrpcChannel.ForAddress(server.Address);
         var other = await StreamingTests.RunStreamAsync(new VideoMatcher.VideoMatcherClient(otherChannel), new StreamConfig(),
@@ -135,7 +150,7 @@ public sealed class SecurityTests : IDisposable
     {
         using var server = new ServerFactory(new Dictionary<string, string?> { ["Security:MaxFramesPerSecondPerStream"] = "5" });
         var video = new SyntheticVideo(seed: 6, width: 64, height: 64);
-        using var call = server.Client.MatchStream();
+        using var call = server.Client.MatchStream(deadline: Deadline);
         var answered = new List<StreamResponse>();
         var reading = Assert.ThrowsAsync<RpcException>(async () =>
         {
@@ -166,7 +181,7 @@ public sealed class SecurityTests : IDisposable
 
     private static async Task<AsyncDuplexStreamingCall<StreamRequest, StreamResponse>> OpenAsync(VideoMatcher.VideoMatcherClient client)
     {
-        var call = client.MatchStream();
+        var call = client.MatchStream(deadline: Deadline);
         await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig() });
         return call;
     }
