@@ -179,10 +179,14 @@ public sealed class SecurityTests : IDisposable
         Assert.InRange(answered.Count, 5, 7);
     }
 
+    /// <summary>Opens a stream and waits until the server answers its first frame, so the server surely holds its slot.</summary>
     private static async Task<AsyncDuplexStreamingCall<StreamRequest, StreamResponse>> OpenAsync(VideoMatcher.VideoMatcherClient client)
     {
         var call = client.MatchStream(deadline: Deadline);
         await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig() });
+        await call.RequestStream.WriteAsync(new StreamRequest { Frame = new SyntheticVideo(seed: 9, width: 32, height: 32).Frame(0, Vector2.Zero) });
+        Assert.True(await call.ResponseStream.MoveNext());
+        Assert.Equal(FrameStatusCode.FirstFrame, call.ResponseStream.Current.Status.Code);
         return call;
     }
 
