@@ -15,14 +15,14 @@ public sealed class SoakRunsAlone
 
 /// <summary>
 /// A bounded soak: N streams send as fast as the server lets them for S seconds (VIDEOMATCH_SOAK_SECONDS,
-/// default 5 in CI). Every frame must get exactly one response, and memory must stay flat. Runs alone, so the
-/// process's resident memory is this test's.
+/// default 5 in CI). Every frame must get exactly one response, and the managed heap must stay flat; resident
+/// memory is recorded at start and end.
 /// </summary>
 [Collection(SoakRunsAlone.Name)]
 public sealed class SoakTests(ITestOutputHelper output)
 {
     private const int Streams = 4;
-    private const long AllowedGrowthBytes = 64L * 1024 * 1024;
+    private const long AllowedHeapGrowthBytes = 16L * 1024 * 1024;
 
     [Fact]
     public async Task Soak_StreamsForSeconds_EveryFrameAnsweredOnceAndMemoryFlat()
@@ -60,7 +60,10 @@ public sealed class SoakTests(ITestOutputHelper output)
         }
 
         Assert.True(sent > Streams * 2, $"only {sent} frames sent");
-        Assert.True(rssEnd - rssStart < AllowedGrowthBytes, report);
+        // Leaks show in the managed heap, which every frame and pair passes through. Resident memory is
+        // recorded, not asserted: in a shared test process it also moves with other tests' native memory and
+        // ONNX Runtime's arena (measured alone, it settles: docs/BENCHMARKS.md).
+        Assert.True(heapEnd - heapStart < AllowedHeapGrowthBytes, report);
     }
 
     private sealed record StreamResult(long Sent, List<ulong> Answered, long Pairs);
