@@ -3,6 +3,8 @@
 #   .NET    engine unit tests, the server's functional tests, the CLI's tests (xunit)
 #   Python  clients/python against a real server process (needs apt python3-grpcio python3-grpc-tools python3-numpy)
 #   Node    clients/node against the same server (npm ci in clients/node)
+#   Chart   charts/videomatch rendered without helm and checked (needs apt golang-go, golang-github-masterminds-sprig-dev,
+#           golang-gopkg-yaml.v3-dev, python3-yaml, python3-jsonschema, yamllint); starts the built server with its settings
 # Exit status: 0 only when everything built and no test failed.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -18,6 +20,23 @@ cleanup() {
 trap cleanup EXIT
 
 suite_failed() { echo "test.sh: $1" >&2; failed=$((failed + 1)); }
+
+# Runs one Python unittest folder (extra arguments: VAR=value for its environment) and adds up its results.
+run_unittest() {
+  local name=$1 folder=$2
+  shift 2
+  env "$@" /usr/bin/python3 -m unittest discover -s "$folder" -v 2>&1 | tee "$log"
+  local ran bad=0 skip n
+  ran=$(sed -nE 's/^Ran ([0-9]+) tests?.*/\1/p' "$log" | tail -n 1)
+  for n in $(sed -nE 's/^FAILED \((.*)\)/\1/p' "$log" | grep -oE '(failures|errors)=[0-9]+' | cut -d= -f2); do bad=$((bad + n)); done
+  skip=$(sed -nE 's/.*skipped=([0-9]+).*/\1/p' "$log" | tail -n 1)
+  if [ -z "$ran" ]; then
+    suite_failed "$name: the unittest run did not finish"
+  else
+    skip=${skip:-0}
+    passed=$((passed + ran - bad - skip)); failed=$((failed + bad)); skipped=$((skipped + skip))
+  fi
+}
 
 # --- .NET -----------------------------------------------------------------------------------------------------
 # A hung test fails the run with its name (and a dump) instead of holding CI until its time limit.
@@ -38,7 +57,7 @@ port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0
 address="127.0.0.1:$port"
 if [ -f "$server_dll" ]; then
   dotnet "$server_dll" --urls "http://$address" --Inference:EmbeddedWidth=320 --Inference:EmbeddedHeight=256 \
-    --Inference:WarmUp=false --Logging:LogLevel:Default=Warning --Logging:LogLevel:Microsoft.Hosting.Lifetime=Information > "$log.server" 2>&1 &
+    --Inference:WarmUp=false --Metrics:Url= --Logging:LogLevel:Default=Warning --Logging:LogLevel:Microsoft.Hosting.Lifetime=Information > "$log.server" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 120); do
     grep -q "Now listening" "$log.server" 2>/dev/null && break
@@ -58,17 +77,7 @@ else
   elif ! clients/python/generate.sh; then
     suite_failed "python: generating the stubs failed"
   else
-    VIDEOMATCH_ADDRESS=$address /usr/bin/python3 -m unittest discover -s clients/python/tests -v 2>&1 | tee "$log"
-    ran=$(sed -nE 's/^Ran ([0-9]+) tests?.*/\1/p' "$log" | tail -n 1)
-    bad=0
-    for n in $(sed -nE 's/^FAILED \((.*)\)/\1/p' "$log" | grep -oE '(failures|errors)=[0-9]+' | cut -d= -f2); do bad=$((bad + n)); done
-    skip=$(sed -nE 's/.*skipped=([0-9]+).*/\1/p' "$log" | tail -n 1)
-    if [ -z "$ran" ]; then
-      suite_failed "python: the unittest run did not finish"
-    else
-      skip=${skip:-0}
-      passed=$((passed + ran - bad - skip)); failed=$((failed + bad)); skipped=$((skipped + skip))
-    fi
+    run_unittest python clients/python/tests VIDEOMATCH_ADDRESS="$address"
   fi
 
   # --- Node -----------------------------------------------------------------------------------------------------
@@ -87,6 +96,13 @@ else
       passed=$((passed + pass)); failed=$((failed + ${fail:-0})); skipped=$((skipped + ${skip:-0}))
     fi
   fi
+fi
+
+# --- Chart ----------------------------------------------------------------------------------------------------
+if ! command -v go >/dev/null || ! command -v yamllint >/dev/null || ! /usr/bin/python3 -c 'import yaml, jsonschema' 2>/dev/null; then
+  suite_failed "chart: needs go, yamllint, python3-yaml and python3-jsonschema (see .ci/run for the apt packages)"
+else
+  run_unittest chart charts/tests VIDEOMATCH_SERVER_DLL="$server_dll"
 fi
 
 echo "$passed passed, $failed failed, $skipped skipped"

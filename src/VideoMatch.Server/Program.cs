@@ -1,9 +1,9 @@
 using Microsoft.Extensions.Options;
 using VideoMatch.Server;
 
-var app = ServerApp.Build(args);
 try
 {
+    var app = ServerApp.Build(args);
     app.Run();
     return 0;
 }

@@ -1,10 +1,13 @@
 using System.Security.Cryptography.X509Certificates;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.Options;
 using VideoMatch.Engine.Batching;
 using VideoMatch.Engine.Inference;
+using Prometheus;
 using VideoMatch.Server.Hosting;
+using VideoMatch.Server.Observability;
 using VideoMatch.Server.Security;
 using VideoMatch.Server.Services;
 
@@ -17,18 +20,36 @@ internal static class ServerApp
     {
         var builder = WebApplication.CreateBuilder(args);
         var security = builder.Configuration.GetSection(SecurityOptions.Section).Get<SecurityOptions>() ?? new SecurityOptions();
+        var metrics = builder.Configuration.GetSection(MetricsOptions.Section).Get<MetricsOptions>() ?? new MetricsOptions();
+        // Null when metrics are off, or when the setting is bad, which the options validation reports at start.
+        var metricsPort = metrics.Enabled ? MetricsOptionsValidator.Port(metrics.Url) : null;
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            // gRPC needs HTTP/2; plaintext endpoints then speak it with prior knowledge (h2c).
-            kestrel.ConfigureEndpointDefaults(endpoint => endpoint.Protocols = HttpProtocols.Http2);
+            // gRPC needs HTTP/2; plaintext endpoints then speak it with prior knowledge (h2c). The metrics port
+            // speaks HTTP/1.1, which Prometheus and Kubernetes' HTTP probes use.
+            kestrel.ConfigureEndpointDefaults(endpoint =>
+                endpoint.Protocols = endpoint.IPEndPoint?.Port == metricsPort ? HttpProtocols.Http1 : HttpProtocols.Http2);
             ConfigureTls(kestrel, security);
         });
         // Defaults that hold wherever the process starts (appsettings.json is read from the working directory):
         // loopback port 50051, https when a certificate is configured. --urls, Urls or ASPNETCORE_URLS override them.
-        if (string.IsNullOrEmpty(builder.Configuration[WebHostDefaults.ServerUrlsKey]))
+        var urls = builder.Configuration[WebHostDefaults.ServerUrlsKey];
+        if (string.IsNullOrEmpty(urls))
         {
-            builder.WebHost.UseUrls(security.UsesTls ? "https://127.0.0.1:50051" : "http://127.0.0.1:50051");
+            urls = security.UsesTls ? "https://127.0.0.1:50051" : "http://127.0.0.1:50051";
         }
+
+        if (metricsPort is { } port)
+        {
+            if (urls.Split(';').Any(url => url.EndsWith($":{port}", StringComparison.Ordinal) || url.EndsWith($":{port}/", StringComparison.Ordinal)))
+            {
+                throw new InvalidOperationException($"Metrics:Url uses port {port}, which the gRPC endpoints ({urls}) also use; give metrics a port of its own, or set Metrics:Url to empty to turn it off.");
+            }
+
+            urls += ";" + metrics.Url;
+        }
+
+        builder.WebHost.UseUrls(urls);
 
         builder.Services.AddVideoMatch(builder.Configuration);
         customize?.Invoke(builder);
@@ -37,7 +58,22 @@ internal static class ServerApp
         app.MapGrpcService<VideoMatcherService>();
         app.MapGrpcHealthChecksService();
         app.MapGrpcReflectionService();
+        if (metricsPort is { } side)
+        {
+            MapOperatorEndpoints(app, side);
+        }
+
         return app;
+    }
+
+    /// <summary>Metrics and HTTP probes, answered on the metrics port only.</summary>
+    private static void MapOperatorEndpoints(WebApplication app, int port)
+    {
+        var host = $"*:{port.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+        var metrics = app.Services.GetRequiredService<ServerMetrics>();
+        app.MapMetrics("/metrics", metrics.Registry).RequireHost(host);
+        app.MapHealthChecks("/healthz/live", new HealthCheckOptions { Predicate = check => check.Tags.Contains(HealthTags.Live) }).RequireHost(host);
+        app.MapHealthChecks("/healthz/ready", new HealthCheckOptions { Predicate = check => check.Tags.Contains(HealthTags.Ready) }).RequireHost(host);
     }
 
     private static void ConfigureTls(KestrelServerOptions kestrel, SecurityOptions security)
@@ -81,6 +117,7 @@ internal static class ServiceRegistration
         AddValidated<StreamingOptions, StreamingOptionsValidator>(services, configuration, StreamingOptions.Section);
         AddValidated<LimitsOptions, LimitsOptionsValidator>(services, configuration, LimitsOptions.Section);
         AddValidated<SecurityOptions, SecurityOptionsValidator>(services, configuration, SecurityOptions.Section);
+        AddValidated<MetricsOptions, MetricsOptionsValidator>(services, configuration, MetricsOptions.Section);
 
         var limits = configuration.GetSection(LimitsOptions.Section).Get<LimitsOptions>() ?? new LimitsOptions();
         services.AddGrpc(options =>
@@ -88,12 +125,24 @@ internal static class ServiceRegistration
             options.MaxReceiveMessageSize = limits.MaxMessageBytes;
             options.MaxSendMessageSize = limits.MaxMessageBytes;
             options.EnableDetailedErrors = false;
+            options.Interceptors.Add<MetricsInterceptor>();
             options.Interceptors.Add<ApiKeyInterceptor>();
         });
         services.AddGrpcReflection();
-        services.AddGrpcHealthChecks().AddCheck<ModelReadyHealthCheck>("model");
+        // grpc.health.v1: "" and the service's name answer readiness (model loaded and warmed up); "liveness"
+        // answers whether the process still serves (the batcher's loop is alive), for liveness probes.
+        services.AddGrpcHealthChecks(health =>
+        {
+            health.Services.Clear();
+            health.Services.Map("", check => check.Tags.Contains(HealthTags.Ready));
+            health.Services.Map(VideoMatch.Contracts.V1.VideoMatcher.Descriptor.FullName, check => check.Tags.Contains(HealthTags.Ready));
+            health.Services.Map(HealthTags.Live, check => check.Tags.Contains(HealthTags.Live));
+        })
+            .AddCheck<ModelReadyHealthCheck>("model", tags: [HealthTags.Ready])
+            .AddCheck<LivenessHealthCheck>("batcher", tags: [HealthTags.Live]);
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<ConnectionStreamLimiter>();
+        services.AddSingleton<ServerMetrics>();
         services.AddSingleton<MatcherFactory>(ModelLoader.Open);
         services.AddSingleton<MatchingRuntime>();
         services.AddHostedService(provider => provider.GetRequiredService<MatchingRuntime>());

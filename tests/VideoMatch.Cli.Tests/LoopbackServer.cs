@@ -20,6 +20,7 @@ public sealed class LoopbackServer : IAsyncLifetime
             $"--Inference:EmbeddedWidth={ModelWidth}",
             $"--Inference:EmbeddedHeight={ModelHeight}",
             "--Inference:WarmUp=false",
+            "--Metrics:Url=",
         ]);
         await _app.StartAsync();
         Address = _app.Urls.First();

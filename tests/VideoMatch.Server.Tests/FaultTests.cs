@@ -80,7 +80,7 @@ public sealed class FaultTests
     [Fact]
     public async Task Sigterm_StreamInFlight_AnswersEveryFrameReadThenExitsZero()
     {
-        var port = FreePort();
+        var port = Ports.Free();
         using var process = StartServer(port, "--Batching:MaxBatchSize=2", "--Inference:WarmUp=false");
         try
         {
@@ -131,6 +131,7 @@ public sealed class FaultTests
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = AppContext.BaseDirectory };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "VideoMatch.Server.dll"));
         start.ArgumentList.Add($"--urls=http://127.0.0.1:{port}");
+        start.ArgumentList.Add("--Metrics:Url=");
         foreach (var setting in settings)
         {
             start.ArgumentList.Add(setting);
@@ -154,13 +155,6 @@ public sealed class FaultTests
         }
 
         throw new InvalidOperationException($"The server exited before printing '{text}' (exit code {process.ExitCode}).");
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     /// <summary>The real model, except that a batch holding the pair ending at one sequence number throws.</summary>

@@ -21,6 +21,7 @@ public sealed class ServerFactory : WebApplicationFactory<Program>
         ["Inference:EmbeddedWidth"] = ModelWidth.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["Inference:EmbeddedHeight"] = ModelHeight.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["Inference:WarmUp"] = "false",
+        ["Metrics:Url"] = "",
         ["Batching:MaxBatchSize"] = "8",
         ["Batching:MaxBatchDelayMs"] = "5",
     };
@@ -90,6 +91,7 @@ public sealed class LoopbackServer : IAsyncDisposable
             $"--Inference:EmbeddedWidth={ServerFactory.ModelWidth}",
             $"--Inference:EmbeddedHeight={ServerFactory.ModelHeight}",
             "--Inference:WarmUp=false",
+            "--Metrics:Url=",
             .. settings,
         ]);
         await app.StartAsync();

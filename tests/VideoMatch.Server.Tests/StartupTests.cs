@@ -12,10 +12,13 @@ public sealed class StartupTests
     [InlineData("--Inference:ModelPath=/nonexistent/model", "does not exist")]
     [InlineData("--Inference:EmbeddedWidth=100", "multiples of 32")]
     [InlineData("--Limits:MaxMessageBytes=10", "Limits:MaxMessageBytes must be at least 65536")]
+    [InlineData("--Metrics:Url=http://127.0.0.1", "with an explicit, non-zero port and no path, or empty to turn metrics off")]
+    [InlineData("--Metrics:Url=https://0.0.0.0:9464/metrics", "Metrics:Url must be http://HOST:PORT")]
+    [InlineData("--urls=http://127.0.0.1:47123", "Metrics:Url uses port 47123, which the gRPC endpoints")]
     public async Task Main_BadSettingOrModel_ExitsNonZeroWithReason(string setting, string reason)
     {
         // Small defaults first: a later argument overrides an earlier one.
-        var (exitCode, errors) = await RunServerAsync("--Inference:EmbeddedWidth=128", "--Inference:EmbeddedHeight=96", setting);
+        var (exitCode, errors) = await RunServerAsync("--Inference:EmbeddedWidth=128", "--Inference:EmbeddedHeight=96", "--Metrics:Url=http://127.0.0.1:47123", setting);
 
         Assert.Equal(1, exitCode);
         Assert.Contains("VideoMatch server could not start", errors, StringComparison.Ordinal);
@@ -54,6 +57,7 @@ public sealed class StartupTests
         start.ArgumentList.Add(server);
         start.ArgumentList.Add("--urls");
         start.ArgumentList.Add("http://127.0.0.1:0");
+        start.ArgumentList.Add("--Metrics:Url=");
         foreach (var setting in settings)
         {
             start.ArgumentList.Add(setting);

@@ -71,6 +71,7 @@ internal static class Ingest
     private static string[] Arguments(params string[] more) =>
     [
         "--urls", "http://127.0.0.1:0",
+        "--Metrics:Url=",
         "--Kestrel:EndpointDefaults:Protocols", "Http2",
         "--Logging:LogLevel:Default", "Warning",
         .. more,

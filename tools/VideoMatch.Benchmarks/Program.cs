@@ -169,6 +169,7 @@ internal static class Matching
     {
         await using var app = ServerApp.Build([
             "--urls", "http://127.0.0.1:0",
+            "--Metrics:Url=",
             "--Logging:LogLevel:Default", "Warning",
             $"--Inference:EmbeddedWidth={settings.Width}",
             $"--Inference:EmbeddedHeight={settings.Height}",

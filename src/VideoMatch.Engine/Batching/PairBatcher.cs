@@ -20,6 +20,7 @@ public sealed partial class PairBatcher : IAsyncDisposable
     private readonly long _maxDelayTicks;
     private readonly PairRequest[] _batch;
     private readonly PairMatchResult[] _results;
+    private readonly TimeSpan[] _waits;
     private readonly CancellationTokenSource _stopping = new();
     private CancellationTokenSource _deadline;
     private Task? _loop;
@@ -33,6 +34,7 @@ public sealed partial class PairBatcher : IAsyncDisposable
         _maxDelayTicks = (long)(options.MaxBatchDelay.TotalSeconds * time.TimestampFrequency);
         _batch = new PairRequest[_maxBatchSize];
         _results = new PairMatchResult[_maxBatchSize];
+        _waits = new TimeSpan[_maxBatchSize];
         _deadline = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
         // Bounded, Wait when full: a writer (one stream's reader loop) waits for room, so a stream that sends
         // faster than the model serves is slowed through HTTP/2 flow control; waiting writers are served in order.
@@ -52,6 +54,12 @@ public sealed partial class PairBatcher : IAsyncDisposable
 
     /// <summary>Batches run so far.</summary>
     public long BatchesRun { get; private set; }
+
+    /// <summary>Told about every batch from now on (null: nobody); set it after warm-up to leave warm-up out.</summary>
+    public IBatchObserver? Observer { get; set; }
+
+    /// <summary>False once the loop has ended on an unexpected error: the batcher serves nothing more.</summary>
+    public bool IsHealthy => _loop is not { IsFaulted: true };
 
     public void Start() => _loop ??= Task.Run(RunAsync);
 
@@ -241,13 +249,19 @@ public sealed partial class PairBatcher : IAsyncDisposable
             LogBatch(count, inferenceMs);
             for (var i = 0; i < count; i++)
             {
-                var waited = _time.GetElapsedTime(batch[i].EnqueuedAt, started).TotalMilliseconds;
-                batch[i].Complete(new PairOutcome(_results[i], new BatchTimings(waited, inferenceMs, count)));
+                _waits[i] = _time.GetElapsedTime(batch[i].EnqueuedAt, started);
+            }
+
+            Observer?.BatchRan(count, TimeSpan.FromMilliseconds(inferenceMs), _waits.AsSpan(0, count));
+            for (var i = 0; i < count; i++)
+            {
+                batch[i].Complete(new PairOutcome(_results[i], new BatchTimings(_waits[i].TotalMilliseconds, inferenceMs, count)));
             }
         }
         catch (Exception e)
         {
             LogBatchFailed(e, count);
+            Observer?.BatchFailed(count);
             var error = new InvalidOperationException($"The model failed on a batch of {count} pairs: {e.Message}", e);
             foreach (var pair in batch)
             {

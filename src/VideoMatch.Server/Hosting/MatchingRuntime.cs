@@ -2,6 +2,7 @@ using Microsoft.Extensions.Options;
 using VideoMatch.Engine.Batching;
 using VideoMatch.Engine.Frames;
 using VideoMatch.Engine.Inference;
+using VideoMatch.Server.Observability;
 
 namespace VideoMatch.Server.Hosting;
 
@@ -19,6 +20,7 @@ internal sealed partial class MatchingRuntime(
     IOptions<LimitsOptions> limits,
     TimeProvider time,
     MatcherFactory openMatcher,
+    ServerMetrics metrics,
     ILoggerFactory loggers) : IHostedService, IAsyncDisposable
 {
     private readonly ILogger _logger = loggers.CreateLogger<MatchingRuntime>();
@@ -28,6 +30,9 @@ internal sealed partial class MatchingRuntime(
     private volatile bool _ready;
 
     public bool IsReady => _ready;
+
+    /// <summary>False only when the batcher's loop has died: nothing would be served again without a restart.</summary>
+    public bool IsAlive => _batcher?.IsHealthy ?? true;
 
     public IPairMatcher Matcher => _matcher ?? throw NotReady();
 
@@ -43,18 +48,23 @@ internal sealed partial class MatchingRuntime(
         _preparer = new FramePreparer(manifest.Input.Width, manifest.Input.Height, limits.Value.MaxImageDimension);
         _batcher = new PairBatcher(_matcher, batching.Value, time, loggers.CreateLogger<PairBatcher>());
         _batcher.Start();
+        metrics.TrackQueue(() => _batcher.QueueLength);
         LogModelLoaded(manifest.Name, manifest.Input.Width, manifest.Input.Height, _matcher.ExecutionProvider);
         if (options.WarmUp)
         {
             await WarmUpAsync(cancellationToken).ConfigureAwait(false);
         }
 
+        // Metrics count client traffic only, from here on.
+        _batcher.Observer = metrics;
         _ready = true;
+        metrics.ModelReady(true);
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         _ready = false;
+        metrics.ModelReady(false);
         if (_batcher is not null)
         {
             await _batcher.StopAsync(cancellationToken).ConfigureAwait(false);

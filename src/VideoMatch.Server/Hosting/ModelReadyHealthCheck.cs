@@ -2,6 +2,16 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace VideoMatch.Server.Hosting;
 
+/// <summary>Tags that sort the health checks into readiness and liveness.</summary>
+internal static class HealthTags
+{
+    /// <summary>Ready for traffic: the model is loaded and warmed up.</summary>
+    public const string Ready = "ready";
+
+    /// <summary>Alive: restarting would not help unless this fails. Also the grpc.health.v1 service name for liveness probes.</summary>
+    public const string Live = "liveness";
+}
+
 /// <summary>Serving once the model is loaded and warmed up; not serving while loading or stopping.</summary>
 internal sealed class ModelReadyHealthCheck(MatchingRuntime runtime) : IHealthCheck
 {
@@ -9,4 +19,13 @@ internal sealed class ModelReadyHealthCheck(MatchingRuntime runtime) : IHealthCh
         Task.FromResult(runtime.IsReady
             ? HealthCheckResult.Healthy("Model loaded and warmed up.")
             : HealthCheckResult.Unhealthy("Model loading or server stopping."));
+}
+
+/// <summary>Alive while loading, warming up and serving; dead only when the batcher's loop has ended on an error.</summary>
+internal sealed class LivenessHealthCheck(MatchingRuntime runtime) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(runtime.IsAlive
+            ? HealthCheckResult.Healthy("Serving or starting.")
+            : HealthCheckResult.Unhealthy("The batcher's loop ended on an error; restart the process."));
 }

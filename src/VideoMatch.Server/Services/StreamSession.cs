@@ -5,6 +5,7 @@ using VideoMatch.Contracts.V1;
 using VideoMatch.Engine.Batching;
 using VideoMatch.Engine.Frames;
 using VideoMatch.Server.Hosting;
+using VideoMatch.Server.Observability;
 using VideoMatch.Server.Security;
 
 namespace VideoMatch.Server.Services;
@@ -26,6 +27,7 @@ internal sealed partial class StreamSession
     private readonly FrameRateLimit _rate;
     private readonly IServerStreamWriter<StreamResponse> _responses;
     private readonly ILogger _logger;
+    private readonly ServerMetrics _metrics;
     private readonly SemaphoreSlim _pairSlots;
     private readonly Channel<Task<StreamResponse>> _ordered;
     private readonly string _peer;
@@ -38,7 +40,7 @@ internal sealed partial class StreamSession
     private long _dropped;
     private long _failed;
 
-    public StreamSession(MatchingRuntime runtime, StreamingOptions options, FrameRateLimit rate, IServerStreamWriter<StreamResponse> responses, string peer, ILogger logger)
+    public StreamSession(MatchingRuntime runtime, StreamingOptions options, FrameRateLimit rate, IServerStreamWriter<StreamResponse> responses, string peer, ServerMetrics metrics, ILogger logger)
     {
         _runtime = runtime;
         _options = options;
@@ -46,6 +48,7 @@ internal sealed partial class StreamSession
         _responses = responses;
         _peer = peer;
         _logger = logger;
+        _metrics = metrics;
         _pairSlots = new SemaphoreSlim(options.MaxPendingPairsPerStream, options.MaxPendingPairsPerStream);
         // Bounded, Wait: a client that stops reading responses stalls the writer, this channel fills, and the
         // reader stops taking frames, so an unread stream holds a bounded amount of memory.
@@ -68,6 +71,7 @@ internal sealed partial class StreamSession
         Configure(requests.Current);
         var started = Stopwatch.GetTimestamp();
         LogStreamStarted(_name, _peer, _threshold, _maxMatches);
+        _metrics.StreamStarted();
         var writer = WriteLoopAsync(cancellationToken);
         RpcException? ending = null;
         try
@@ -80,6 +84,7 @@ internal sealed partial class StreamSession
             // Everything already accepted is answered before the call ends, error or not.
             await writer.ConfigureAwait(false);
             var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            _metrics.StreamEnded();
             LogStreamEnded(_name, _frames, _pairs, _rejected, _dropped, _failed, seconds);
         }
 
@@ -133,6 +138,7 @@ internal sealed partial class StreamSession
 
                 var frame = request.Frame;
                 _frames++;
+                _metrics.FramesReceived();
                 if (!_rate.TryTake())
                 {
                     return new RpcException(new Status(StatusCode.ResourceExhausted,
@@ -171,6 +177,7 @@ internal sealed partial class StreamSession
                 {
                     reference.Release();
                     _dropped++;
+                    _metrics.FrameDropped();
                     await SendAsync(ProtoMapping.Status(frame.Sequence, FrameStatusCode.Dropped,
                         $"Dropped: this stream already has {_options.MaxPendingPairsPerStream} pairs in flight. Send slower or use Streaming:Overflow=Wait."), cancellationToken).ConfigureAwait(false);
                     continue;
@@ -226,6 +233,7 @@ internal sealed partial class StreamSession
         {
             var outcome = await pair.Completion.ConfigureAwait(false);
             Interlocked.Increment(ref _pairs);
+            _metrics.PairMatched(outcome.Matches.Count);
             return new StreamResponse
             {
                 Pair = new PairMatches
@@ -242,11 +250,13 @@ internal sealed partial class StreamSession
         catch (OperationCanceledException)
         {
             Interlocked.Increment(ref _failed);
+            _metrics.Error(ErrorReason.PairFailed);
             return ProtoMapping.Status(frame1.Sequence, FrameStatusCode.Failed, $"Frames {frame0.Sequence} and {frame1.Sequence} were not matched: the stream ended or the server is stopping.");
         }
         catch (Exception e)
         {
             Interlocked.Increment(ref _failed);
+            _metrics.Error(ErrorReason.PairFailed);
             return ProtoMapping.Status(frame1.Sequence, FrameStatusCode.Failed, $"Matching frames {frame0.Sequence} and {frame1.Sequence} failed: {e.Message}");
         }
         finally
@@ -258,6 +268,7 @@ internal sealed partial class StreamSession
     private Task RejectAsync(ulong sequence, string reason, CancellationToken cancellationToken)
     {
         _rejected++;
+        _metrics.Error(ErrorReason.InvalidFrame);
         LogFrameRejected(_name, sequence, reason);
         return SendAsync(ProtoMapping.Status(sequence, FrameStatusCode.Invalid, reason), cancellationToken);
     }

@@ -4,6 +4,7 @@ using VideoMatch.Contracts.V1;
 using VideoMatch.Engine.Batching;
 using VideoMatch.Engine.Frames;
 using VideoMatch.Server.Hosting;
+using VideoMatch.Server.Observability;
 using VideoMatch.Server.Security;
 
 namespace VideoMatch.Server.Services;
@@ -17,6 +18,7 @@ internal sealed class VideoMatcherService(
     ConnectionStreamLimiter connections,
     IHostApplicationLifetime lifetime,
     TimeProvider time,
+    ServerMetrics metrics,
     ILogger<VideoMatcherService> logger) : VideoMatcher.VideoMatcherBase
 {
     public override async Task MatchStream(IAsyncStreamReader<StreamRequest> requestStream, IServerStreamWriter<StreamResponse> responseStream, ServerCallContext context)
@@ -24,7 +26,7 @@ internal sealed class VideoMatcherService(
         EnsureReady();
         using var slot = connections.Acquire(context.GetHttpContext().Connection.Id ?? context.Peer);
         var rate = new FrameRateLimit(security.Value.MaxFramesPerSecondPerStream, time);
-        var session = new StreamSession(runtime, streaming.Value, rate, responseStream, context.Peer, logger);
+        var session = new StreamSession(runtime, streaming.Value, rate, responseStream, context.Peer, metrics, logger);
         await session.RunAsync(requestStream, context.CancellationToken, lifetime.ApplicationStopping).ConfigureAwait(false);
     }
 
@@ -37,6 +39,7 @@ internal sealed class VideoMatcherService(
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"match_threshold must be in [0, 1); got {request.MatchThreshold}."));
         }
 
+        metrics.FramesReceived(2);
         var frame0 = Prepare(request.Image0, "image0", 0);
         PreparedFrame frame1;
         try
@@ -62,6 +65,7 @@ internal sealed class VideoMatcherService(
         try
         {
             var outcome = await pair.Completion.ConfigureAwait(false);
+            metrics.PairMatched(outcome.Matches.Count);
             return new MatchPairResponse
             {
                 Matches = ProtoMapping.ToMatches(outcome.Matches),

@@ -137,6 +137,33 @@ public sealed class PairBatcherTests
     }
 
     [Fact]
+    public async Task Observer_SeesEachBatchWithItsPairsQueueWaitsAndFailures()
+    {
+        var (batcher, matcher, time) = Create(maxBatchSize: 8, delayMs: 5);
+        await using var _ = batcher;
+        var observer = new RecordingObserver();
+        batcher.Observer = observer;
+        matcher.FailOnSequence = 9;
+
+        var first = Pair(0);
+        await batcher.EnqueueAsync(first, CancellationToken.None);
+        time.Advance(TimeSpan.FromMilliseconds(3));
+        var second = Pair(1);
+        await batcher.EnqueueAsync(second, CancellationToken.None);
+        time.Advance(TimeSpan.FromMilliseconds(2));
+        await Task.WhenAll(first.Completion, second.Completion).WaitAsync(Timeout);
+        var failing = Pair(9);
+        await batcher.EnqueueAsync(failing, CancellationToken.None);
+        time.Advance(TimeSpan.FromMilliseconds(5));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => failing.Completion.WaitAsync(Timeout));
+
+        var (size, waits) = Assert.Single(observer.Batches);
+        Assert.Equal(2, size);
+        Assert.Equal([5.0, 2.0], waits);
+        Assert.Equal([1], observer.Failed);
+    }
+
+    [Fact]
     public async Task StopAsync_QueuedPairs_AreRunBeforeTheLoopEnds()
     {
         var (batcher, _, _) = Create(maxBatchSize: 2, delayMs: 1000);
@@ -187,6 +214,26 @@ public sealed class PairBatcherTests
 
     private static PreparedFrame Frame(int sequence) =>
         new(ArrayPool<float>.Shared.Rent(4), 2, 2, (ulong)sequence, 0, 0);
+
+    private sealed class RecordingObserver : IBatchObserver
+    {
+        public List<(int Size, double[] WaitsMs)> Batches { get; } = [];
+
+        public List<int> Failed { get; } = [];
+
+        public void BatchRan(int size, TimeSpan inference, ReadOnlySpan<TimeSpan> queueWaits)
+        {
+            var waits = new double[queueWaits.Length];
+            for (var i = 0; i < waits.Length; i++)
+            {
+                waits[i] = Math.Round(queueWaits[i].TotalMilliseconds, 3);
+            }
+
+            Batches.Add((size, waits));
+        }
+
+        public void BatchFailed(int size) => Failed.Add(size);
+    }
 
     private sealed class FakeMatcher(int maxBatchSize) : IPairMatcher
     {

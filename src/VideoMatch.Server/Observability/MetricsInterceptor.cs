@@ -1,0 +1,40 @@
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+
+namespace VideoMatch.Server.Observability;
+
+/// <summary>
+/// Counts calls that end with a non-OK status in <c>videomatch_errors_total{reason="call_…"}</c>. Registered
+/// first, so it also sees the refusals of the interceptors after it (API key) and of the stream limits.
+/// </summary>
+internal sealed class MetricsInterceptor(ServerMetrics metrics) : Interceptor
+{
+    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+    {
+        try
+        {
+            return await continuation(request, context).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            Count(e);
+            throw;
+        }
+    }
+
+    public override async Task DuplexStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        try
+        {
+            await continuation(requestStream, responseStream, context).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            Count(e);
+            throw;
+        }
+    }
+
+    private void Count(Exception error) =>
+        metrics.Error(ErrorReason.Call(error is RpcException rpc ? rpc.StatusCode : StatusCode.Unknown));
+}

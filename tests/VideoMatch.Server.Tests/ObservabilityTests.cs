@@ -1,0 +1,129 @@
+using System.Globalization;
+using System.Net;
+using System.Numerics;
+using Grpc.Core;
+using Grpc.Health.V1;
+using Grpc.Net.Client;
+using VideoMatch.Contracts.V1;
+
+namespace VideoMatch.Server.Tests;
+
+/// <summary>The operator's side port: Prometheus metrics after real traffic, HTTP and gRPC probes.</summary>
+public sealed class ObservabilityTests
+{
+    private static DateTime Deadline => DateTime.UtcNow.AddSeconds(30);
+
+    [Fact]
+    public async Task Metrics_AfterRealTraffic_CountFramesPairsBatchesAndErrors()
+    {
+        var metricsPort = Ports.Free();
+        await using var server = await LoopbackServer.StartAsync(false, $"--Metrics:Url=http://127.0.0.1:{metricsPort}");
+        using var channel = GrpcChannel.ForAddress(server.Address);
+        var client = new VideoMatcher.VideoMatcherClient(channel);
+        var video = new SyntheticVideo(seed: 11, width: 320, height: 240);
+
+        // One stream: 6 good frames and one with a bad size (answered INVALID).
+        using (var call = client.MatchStream(deadline: Deadline))
+        {
+            await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig { StreamName = "metrics" } });
+            for (ulong i = 0; i < 6; i++)
+            {
+                await call.RequestStream.WriteAsync(new StreamRequest { Frame = video.Frame(i, new Vector2(i * 2f, i)) });
+            }
+
+            var bad = video.Frame(6, Vector2.Zero);
+            bad.Image.Raw.Width = 4000;
+            await call.RequestStream.WriteAsync(new StreamRequest { Frame = bad });
+            await call.RequestStream.CompleteAsync();
+            var responses = 0;
+            while (await call.ResponseStream.MoveNext(CancellationToken.None))
+            {
+                responses++;
+            }
+
+            Assert.Equal(7, responses);
+        }
+
+        // One MatchPair, and one stream refused because it began with a frame.
+        await client.MatchPairAsync(new MatchPairRequest { Image0 = video.Raw(Vector2.Zero), Image1 = video.Raw(new Vector2(3, 1)) }, deadline: Deadline);
+        using (var refused = client.MatchStream(deadline: Deadline))
+        {
+            await refused.RequestStream.WriteAsync(new StreamRequest { Frame = video.Frame(0, Vector2.Zero) });
+            var error = await Assert.ThrowsAsync<RpcException>(() => refused.ResponseStream.MoveNext(CancellationToken.None));
+            Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        }
+
+        var metrics = await ScrapeAsync(metricsPort);
+
+        Assert.Equal(9, metrics["videomatch_frames_received_total"]);
+        Assert.Equal(6, metrics["videomatch_pairs_matched_total"]);
+        Assert.True(metrics["videomatch_matches_total"] > 6 * 20, $"matches_total {metrics["videomatch_matches_total"]}");
+        Assert.Equal(1, metrics["videomatch_streams_total"]);
+        Assert.Equal(0, metrics["videomatch_active_streams"]);
+        Assert.Equal(1, metrics["videomatch_errors_total{reason=\"invalid_frame\"}"]);
+        Assert.Equal(1, metrics["videomatch_errors_total{reason=\"call_invalid_argument\"}"]);
+        Assert.Equal(0, metrics["videomatch_errors_total{reason=\"batch_failed\"}"]);
+        Assert.Equal(0, metrics["videomatch_frames_dropped_total"]);
+        Assert.Equal(6, metrics["videomatch_queue_wait_seconds_count"]);
+        Assert.Equal(6, metrics["videomatch_batch_size_sum"]);
+        Assert.InRange(metrics["videomatch_batches_total"], 1, 6);
+        Assert.Equal(metrics["videomatch_batches_total"], metrics["videomatch_inference_seconds_count"]);
+        Assert.True(metrics["videomatch_inference_seconds_sum"] > 0);
+        Assert.Equal(1, metrics["videomatch_model_ready"]);
+        Assert.Equal(0, metrics["videomatch_queue_length"]);
+        Assert.True(metrics["process_cpu_seconds_total"] > 0);
+    }
+
+    [Fact]
+    public async Task Probes_HttpAndGrpc_ReportLiveAndReadyOnTheirPorts()
+    {
+        var metricsPort = Ports.Free();
+        await using var server = await LoopbackServer.StartAsync(false, $"--Metrics:Url=http://127.0.0.1:{metricsPort}", "--Security:ApiKeys:0=probe-test-key-0123456789");
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        using var channel = GrpcChannel.ForAddress(server.Address);
+        var health = new Health.HealthClient(channel);
+
+        using var live = await http.GetAsync(new Uri($"http://127.0.0.1:{metricsPort}/healthz/live"));
+        using var ready = await http.GetAsync(new Uri($"http://127.0.0.1:{metricsPort}/healthz/ready"));
+        using var elsewhere = await http.GetAsync(new Uri($"http://127.0.0.1:{metricsPort}/videomatch.v1.VideoMatcher/GetModelInfo"));
+        Assert.Equal(HttpStatusCode.OK, live.StatusCode);
+        Assert.Equal("Healthy", await live.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, elsewhere.StatusCode);
+
+        // gRPC probes need no API key: "" and the service's name mean ready, "liveness" means alive.
+        foreach (var service in new[] { "", "videomatch.v1.VideoMatcher", "liveness" })
+        {
+            var reply = await health.CheckAsync(new HealthCheckRequest { Service = service }, deadline: Deadline);
+            Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, reply.Status);
+        }
+
+        var unknown = await Assert.ThrowsAsync<RpcException>(() => health.CheckAsync(new HealthCheckRequest { Service = "no.such.Service" }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.NotFound, unknown.StatusCode);
+
+        // The metrics are not served on the gRPC port.
+        using var grpcPort = new HttpClient(new SocketsHttpHandler()) { DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact, Timeout = TimeSpan.FromSeconds(30) };
+        using var notThere = await grpcPort.GetAsync(new Uri(server.Address, "/metrics"));
+        Assert.Equal(HttpStatusCode.NotFound, notThere.StatusCode);
+    }
+
+    /// <summary>Reads the text exposition into "name{labels}" → value.</summary>
+    private static async Task<Dictionary<string, double>> ScrapeAsync(int port)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        var text = await http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/metrics"));
+        var values = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var line in text.Split('\n'))
+        {
+            if (line.Length == 0 || line[0] == '#')
+            {
+                continue;
+            }
+
+            var space = line.LastIndexOf(' ');
+            values[line[..space]] = double.Parse(line[(space + 1)..], CultureInfo.InvariantCulture);
+        }
+
+        return values;
+    }
+}
