@@ -112,6 +112,47 @@ public sealed class CliTests(LoopbackServer server) : IClassFixture<LoopbackServ
         Assert.Contains("latency p50 / p99", error, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("similarity")]
+    [InlineData("homography")]
+    public async Task Stream_Estimate_WritesEachPairsTransformInVideoPixels(string model)
+    {
+        // 320×240 video, 320×256 model: the transform is measured on resized frames and must come back in video pixels.
+        var source = WriteScenePng("scene.png", 480, 360, Vector2.Zero);
+        var video = Path.Combine(_folder.FullName, "pan.mkv");
+        await Ffmpeg("-v", "error", "-y", "-loop", "1", "-i", source, "-vf", "format=rgb24,crop=320:240:x='20+2*n':y='10+n'",
+            "-frames:v", "5", "-c:v", "ffv1", video);
+        var lines = Path.Combine(_folder.FullName, "pairs.ndjson");
+
+        var (exit, _, error) = await RunAsync("stream", video, "--server", server.Address, "--out", lines, "--estimate", model);
+
+        Assert.True(exit == 0, error);
+        var pairs = (await File.ReadAllLinesAsync(lines)).Select(l => JsonDocument.Parse(l).RootElement).ToArray();
+        Assert.Equal(4, pairs.Length);
+        double[] expected = [1, 0, -2, 0, 1, -1, 0, 0, 1];
+        foreach (var pair in pairs)
+        {
+            var transform = pair.GetProperty("transform").EnumerateArray().Select(v => v.GetDouble()).ToArray();
+            Assert.Equal(9, transform.Length);
+            for (var i = 0; i < 9; i++)
+            {
+                var tolerance = i is 2 or 5 ? 0.3 : 0.005;
+                Assert.True(Math.Abs(transform[i] - expected[i]) < tolerance, $"{model}: transform [{string.Join(", ", transform.Select(v => v.ToString("F4", System.Globalization.CultureInfo.InvariantCulture)))}]");
+            }
+
+            Assert.True(pair.GetProperty("inliers").GetInt32() > 100);
+        }
+    }
+
+    [Fact]
+    public async Task Stream_UnknownEstimate_ExitsNamingTheChoices()
+    {
+        var (exit, _, error) = await RunAsync("stream", "video.mkv", "--server", server.Address, "--estimate", "projective");
+
+        Assert.NotEqual(0, exit);
+        Assert.Contains("homography", error, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Bench_ShortRun_AnswersEveryFrameAndWritesReport()
     {

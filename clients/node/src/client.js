@@ -37,10 +37,26 @@ function toMatches(message) {
   return { count, keypoints0: points(message.keypoints0), keypoints1: points(message.keypoints1), scores: message.scores };
 }
 
+const ESTIMATES = { homography: 'TRANSFORM_MODEL_HOMOGRAPHY', affine: 'TRANSFORM_MODEL_AFFINE', similarity: 'TRANSFORM_MODEL_SIMILARITY' };
+
+/** A server-fitted transform: matrix (9 numbers, row-major 3×3, frame0 → frame1 pixels) or null with failure. */
+function toTransform(message) {
+  if (!message) return null;
+  return {
+    matrix: message.matrix.length === 9 ? message.matrix : null,
+    inliers: message.inliers,
+    inlierMask: Array.from(message.inlierMask, (b) => b === 1),
+    failure: message.failure,
+  };
+}
+
 function streamResult(response) {
   if (response.result === 'pair') {
     const pair = response.pair;
-    return { kind: 'pair', sequence0: pair.sequence0, sequence1: pair.sequence1, matches: toMatches(pair.matches), timings: pair.timings };
+    return {
+      kind: 'pair', sequence0: pair.sequence0, sequence1: pair.sequence1, matches: toMatches(pair.matches), timings: pair.timings,
+      transform: toTransform(pair.transform),
+    };
   }
   const status = response.status;
   return { kind: 'status', sequence: status.sequence, code: status.code.replace('FRAME_STATUS_CODE_', ''), message: status.message };
@@ -75,9 +91,11 @@ class VideoMatchClient {
    * Opens a stream. send(image, sequence) queues a frame, end() says no more; iterate the returned object
    * (for await ... of) to get one result per frame, in order: {kind:'pair', ...} or {kind:'status', code, ...}.
    */
-  openStream({ threshold, maxMatches = 0, name = '' } = {}) {
+  openStream({ threshold, maxMatches = 0, name = '', estimate, inlierThresholdPx = 0 } = {}) {
+    if (estimate !== undefined && !ESTIMATES[estimate]) throw new Error(`estimate must be homography, affine or similarity; got ${estimate}`);
     const call = this.stub.matchStream(this.metadata);
-    const config = { maxMatches, streamName: name };
+    const config = { maxMatches, streamName: name, inlierThresholdPx };
+    if (estimate !== undefined) config.estimate = ESTIMATES[estimate];
     if (threshold !== undefined) config.matchThreshold = { value: threshold };
     call.write({ config });
     let next = 0;

@@ -39,6 +39,22 @@ test('client', async (t) => {
     }
   });
 
+  await t.test('estimate: each pair carries its fitted transform', async () => {
+    const frames = [0, 1, 2].map((i) => crop(picture, 40 + 3 * i, 30 + i, 320, 240));
+    const results = await client.stream(frames, { estimate: 'affine' });
+    const expected = [1, 0, -3, 0, 1, -1, 0, 0, 1];
+    for (const result of results.slice(1)) {
+      assert.equal(result.transform.matrix.length, 9);
+      result.transform.matrix.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) < 0.3, `transform ${result.transform.matrix}`));
+      assert.equal(result.transform.inlierMask.length, result.matches.count);
+      assert.equal(result.transform.inlierMask.filter(Boolean).length, result.transform.inliers);
+    }
+    assert.equal(results[0].kind, 'status');
+    const plain = await client.stream(frames.slice(0, 2));
+    assert.equal(plain[1].transform, null);
+    assert.throws(() => client.openStream({ estimate: 'projective' }), /estimate must be/);
+  });
+
   await t.test('a bad frame gets an INVALID status naming it and the stream goes on', async () => {
     const bad = { gray: Buffer.alloc(10), width: 320, height: 240 };
     const results = await client.stream([crop(picture, 0, 0, 320, 240), bad, crop(picture, 1, 0, 320, 240)]);

@@ -62,6 +62,18 @@ class ClientTest(unittest.TestCase):
             self.assertEqual((result.sequence0, result.sequence1), (9 + i, 10 + i))
             np.testing.assert_allclose(median_motion(result.matches), [-3, -1], atol=0.5)
 
+    def test_stream_estimate_similarity_gives_each_pairs_shift(self):
+        frames = [crop(self.picture, 40 + 3 * i, 30 + i, 320, 240) for i in range(3)]
+        results = list(self.client.stream(frames, estimate="similarity"))
+        for result in results[1:]:
+            self.assertIsInstance(result, PairResult)
+            expected = np.array([[1, 0, -3], [0, 1, -1], [0, 0, 1]], dtype=np.float64)
+            np.testing.assert_allclose(result.transform.matrix, expected, atol=0.3)
+            self.assertEqual(len(result.transform.inlier_mask), len(result.matches))
+            self.assertEqual(int(result.transform.inlier_mask.sum()), result.transform.inliers)
+        with self.assertRaises(ValueError):
+            next(self.client.stream(frames, estimate="projective"))
+
     def test_stream_bad_frame_gets_status_and_stream_goes_on(self):
         good = crop(self.picture, 40, 30, 320, 240)
         frames = [good, b"\xff\xd8 not a jpeg", crop(self.picture, 42, 30, 320, 240)]

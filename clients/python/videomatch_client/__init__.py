@@ -12,6 +12,6 @@ if _generated not in sys.path:
     # The stubs import each other as 'videomatch.v1...', the package path protoc gives them.
     sys.path.insert(0, _generated)
 
-from .client import FrameStatus, Matches, PairResult, VideoMatchClient, image_message  # noqa: E402
+from .client import FrameStatus, Matches, PairResult, Transform, VideoMatchClient, image_message  # noqa: E402
 
-__all__ = ["VideoMatchClient", "Matches", "PairResult", "FrameStatus", "image_message"]
+__all__ = ["VideoMatchClient", "Matches", "PairResult", "Transform", "FrameStatus", "image_message"]

@@ -39,14 +39,39 @@ class Matches:
         return len(self.scores)
 
 
+ESTIMATES = {None: 0, "homography": 1, "affine": 2, "similarity": 3}
+
+
+@dataclass
+class Transform:
+    """A robust transform fitted on the server: matrix maps frame-0 pixels to frame 1 (3×3, None if not found)."""
+
+    matrix: Optional[np.ndarray]  # (3, 3) float64, or None with the reason in failure
+    inliers: int
+    inlier_mask: np.ndarray  # (N,) bool, one per match
+    failure: str
+
+    @staticmethod
+    def from_message(message: "pb.Transform") -> "Transform":
+        matrix = np.asarray(message.matrix, dtype=np.float64).reshape(3, 3) if len(message.matrix) == 9 else None
+        return Transform(matrix, message.inliers, np.frombuffer(message.inlier_mask, dtype=np.uint8).astype(bool), message.failure)
+
+
 @dataclass
 class PairResult:
-    """The matches of frames (sequence0, sequence1) of a stream."""
+    """The matches of frames (sequence0, sequence1) of a stream, and their transform when the stream asked for one."""
 
     sequence0: int
     sequence1: int
     matches: Matches
     timings: "pb.Timings"
+    transform: Optional[Transform] = None
+
+
+def _estimate(estimate: Optional[str]) -> int:
+    if estimate not in ESTIMATES:
+        raise ValueError(f"estimate must be one of homography, affine, similarity or None; got {estimate!r}")
+    return ESTIMATES[estimate]
 
 
 @dataclass
@@ -119,12 +144,14 @@ class VideoMatchClient:
         return Matches.from_message(response.matches)
 
     def stream(self, frames: Iterable[ImageLike], threshold: Optional[float] = None, max_matches: int = 0,
-               name: str = "", first_sequence: int = 0,
-               timeout: Optional[float] = None) -> Iterator[Union[PairResult, FrameStatus]]:
+               name: str = "", first_sequence: int = 0, estimate: Optional[str] = None,
+               inlier_threshold_px: float = 0, timeout: Optional[float] = None) -> Iterator[Union[PairResult, FrameStatus]]:
         """Streams frames and yields one result per frame, in order: a PairResult for (previous, this) or a
         FrameStatus. Frames are numbered from ``first_sequence``; they are sent from a background thread while
-        results are read, so the server's batching sees a steady flow."""
-        config = pb.StreamConfig(max_matches=max_matches, stream_name=name)
+        results are read, so the server's batching sees a steady flow. ``estimate`` ("homography", "affine" or
+        "similarity") has the server fit that transform to each pair (``PairResult.transform``)."""
+        config = pb.StreamConfig(max_matches=max_matches, stream_name=name, estimate=_estimate(estimate),
+                                 inlier_threshold_px=inlier_threshold_px)
         if threshold is not None:
             config.match_threshold.CopyFrom(wrappers_pb2.FloatValue(value=threshold))
         requests: "queue.Queue[Optional[pb.StreamRequest]]" = queue.Queue(maxsize=8)
@@ -149,7 +176,8 @@ class VideoMatchClient:
             for response in call:
                 if response.HasField("pair"):
                     pair = response.pair
-                    yield PairResult(pair.sequence0, pair.sequence1, Matches.from_message(pair.matches), pair.timings)
+                    transform = Transform.from_message(pair.transform) if pair.HasField("transform") else None
+                    yield PairResult(pair.sequence0, pair.sequence1, Matches.from_message(pair.matches), pair.timings, transform)
                 else:
                     status = response.status
                     yield FrameStatus(status.sequence, pb.FrameStatusCode.Name(status.code).replace("FRAME_STATUS_CODE_", ""),

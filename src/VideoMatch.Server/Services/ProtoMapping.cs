@@ -1,4 +1,6 @@
+using Grpc.Core;
 using VideoMatch.Contracts.V1;
+using VideoMatch.Engine.Geometry;
 using VideoMatch.Engine.Frames;
 using VideoMatch.Engine.Inference;
 
@@ -43,6 +45,55 @@ internal static class ProtoMapping
         matches.Keypoints1.AddRange(result.Keypoints1);
         matches.Scores.AddRange(result.Scores);
         return matches;
+    }
+
+    /// <summary>The engine's transform kind for a wire value; null for a value this server does not know.</summary>
+    public static TransformKind? ToKind(TransformModel model) => model switch
+    {
+        TransformModel.Unspecified => TransformKind.None,
+        TransformModel.Homography => TransformKind.Homography,
+        TransformModel.Affine => TransformKind.Affine,
+        TransformModel.Similarity => TransformKind.Similarity,
+        _ => null,
+    };
+
+    /// <summary>Checks a request's transform options; the kind to fit and the inlier threshold in pixels.</summary>
+    /// <exception cref="RpcException">INVALID_ARGUMENT naming the bad field.</exception>
+    public static (TransformKind Kind, double ThresholdPx) TransformOptions(TransformModel model, float thresholdPx)
+    {
+        var kind = ToKind(model) ?? throw new RpcException(new Status(StatusCode.InvalidArgument,
+            $"estimate = {(int)model} is not a TransformModel this server knows; use TRANSFORM_MODEL_HOMOGRAPHY, AFFINE or SIMILARITY, or leave it unset."));
+        if (!(thresholdPx >= 0f && thresholdPx <= 1000f))
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"inlier_threshold_px must be in [0, 1000] pixels (0: {TransformEstimator.DefaultThresholdPx} px); got {thresholdPx}."));
+        }
+
+        return (kind, thresholdPx == 0f ? TransformEstimator.DefaultThresholdPx : thresholdPx);
+    }
+
+    /// <summary>Fits the transform to a pair's matches; null when none was asked for.</summary>
+    public static Transform? EstimateTransform(TransformKind kind, double thresholdPx, PairMatchResult matches)
+    {
+        if (kind == TransformKind.None)
+        {
+            return null;
+        }
+
+        var estimate = TransformEstimator.Estimate(kind, matches.Keypoints0, matches.Keypoints1, thresholdPx);
+        var transform = new Transform
+        {
+            Model = kind switch
+            {
+                TransformKind.Homography => TransformModel.Homography,
+                TransformKind.Affine => TransformModel.Affine,
+                _ => TransformModel.Similarity,
+            },
+            Inliers = (uint)estimate.Inliers,
+            InlierMask = Google.Protobuf.ByteString.CopyFrom(estimate.InlierMask),
+            Failure = estimate.Failure ?? "",
+        };
+        transform.Matrix.AddRange(estimate.Matrix);
+        return transform;
     }
 
     public static Timings ToTimings(BatchTimings timings, double preprocessMs) => new()

@@ -4,6 +4,7 @@ using Grpc.Core;
 using VideoMatch.Contracts.V1;
 using VideoMatch.Engine.Batching;
 using VideoMatch.Engine.Frames;
+using VideoMatch.Engine.Geometry;
 using VideoMatch.Server.Hosting;
 using VideoMatch.Server.Observability;
 using VideoMatch.Server.Security;
@@ -34,6 +35,8 @@ internal sealed partial class StreamSession
     private string _name = "";
     private float _threshold;
     private int _maxMatches;
+    private TransformKind _estimate;
+    private double _inlierThresholdPx;
     private long _frames;
     private long _pairs;
     private long _rejected;
@@ -111,6 +114,7 @@ internal sealed partial class StreamSession
         }
 
         _maxMatches = (int)Math.Min(config.MaxMatches, int.MaxValue);
+        (_estimate, _inlierThresholdPx) = ProtoMapping.TransformOptions(config.Estimate, config.InlierThresholdPx);
         _name = config.StreamName.Length > 0 ? config.StreamName[..Math.Min(config.StreamName.Length, 128)] : _peer;
     }
 
@@ -244,6 +248,7 @@ internal sealed partial class StreamSession
                     Timestamp1Us = frame1.TimestampUs,
                     Matches = ProtoMapping.ToMatches(outcome.Matches),
                     Timings = ProtoMapping.ToTimings(outcome.Timings, frame1.PreprocessMs),
+                    Transform = ProtoMapping.EstimateTransform(_estimate, _inlierThresholdPx, outcome.Matches),
                 },
             };
         }

@@ -39,6 +39,7 @@ internal sealed class VideoMatcherService(
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"match_threshold must be in [0, 1); got {request.MatchThreshold}."));
         }
 
+        var (estimate, inlierThresholdPx) = ProtoMapping.TransformOptions(request.Estimate, request.InlierThresholdPx);
         metrics.FramesReceived(2);
         var frame0 = Prepare(request.Image0, "image0", 0);
         PreparedFrame frame1;
@@ -70,6 +71,7 @@ internal sealed class VideoMatcherService(
             {
                 Matches = ProtoMapping.ToMatches(outcome.Matches),
                 Timings = ProtoMapping.ToTimings(outcome.Timings, frame0.PreprocessMs + frame1.PreprocessMs),
+                Transform = ProtoMapping.EstimateTransform(estimate, inlierThresholdPx, outcome.Matches),
             };
         }
         catch (InvalidOperationException e)

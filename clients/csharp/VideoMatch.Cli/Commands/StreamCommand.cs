@@ -23,9 +23,12 @@ internal static class StreamCommand
         var vizDir = new Option<DirectoryInfo?>("--viz-dir") { Description = "Folder for the pictures of --viz-every." };
         var threshold = new Option<float?>("--threshold", "-t") { Description = "Keep matches scoring above this, in [0, 1). Default: the model's." };
         var maxMatches = new Option<int>("--max-matches") { Description = "At most this many matches per pair, best first. Default: all." };
+        var estimate = new Option<string?>("--estimate") { Description = "Fit a robust transform to each pair on the server and write it as \"transform\" (9 numbers, row-major 3×3, frame0 → frame1 video pixels) with \"inliers\"." };
+        estimate.AcceptOnlyFromAmong("homography", "affine", "similarity");
+        var inlierThreshold = new Option<float>("--inlier-threshold") { Description = "Largest reprojection error of an inlier, in video pixels. Default 3.", DefaultValueFactory = _ => 3f };
         var command = new Command("stream", "Stream a video's frames to the server and write the matches of each consecutive pair.")
         {
-            video, output, vizEvery, vizDir, threshold, maxMatches,
+            video, output, vizEvery, vizDir, threshold, maxMatches, estimate, inlierThreshold,
         };
         command.Validators.Add(result =>
         {
@@ -51,6 +54,14 @@ internal static class StreamCommand
                 MaxMatches = parse.GetValue(maxMatches),
                 VizEvery = parse.GetValue(vizEvery),
                 VizDirectory = parse.GetValue(vizDir)?.FullName,
+                Estimate = parse.GetValue(estimate) switch
+                {
+                    "homography" => TransformModel.Homography,
+                    "affine" => TransformModel.Affine,
+                    "similarity" => TransformModel.Similarity,
+                    _ => TransformModel.Unspecified,
+                },
+                InlierThresholdPx = parse.GetValue(inlierThreshold),
             };
             var target = parse.GetValue(output);
             var writer = target is null ? null : Cli.OpenOutput(context, target);
@@ -109,6 +120,11 @@ internal static class StreamCommand
 
         public string? VizDirectory { get; init; }
 
+        public TransformModel Estimate { get; init; }
+
+        /// <summary>In video pixels.</summary>
+        public float InlierThresholdPx { get; init; } = 3f;
+
         public async Task<Summary> RunAsync(TextWriter? writer, CancellationToken cancellationToken)
         {
             // Bounded, Wait: decoding runs at most a few frames ahead of what the stream has sent.
@@ -118,7 +134,15 @@ internal static class StreamCommand
             var latencies = new List<double>();
             long pairs = 0, dropped = 0, invalid = 0, failed = 0, matchTotal = 0;
             var started = Stopwatch.GetTimestamp();
-            var config = new StreamConfig { MatchThreshold = Threshold, MaxMatches = (uint)Math.Max(0, MaxMatches), StreamName = Path.GetFileName(path) };
+            var config = new StreamConfig
+            {
+                MatchThreshold = Threshold,
+                MaxMatches = (uint)Math.Max(0, MaxMatches),
+                StreamName = Path.GetFileName(path),
+                Estimate = Estimate,
+                // The server measures in the frames it gets (model size); the option is in video pixels.
+                InlierThresholdPx = Estimate == TransformModel.Unspecified ? 0 : InlierThresholdPx / MeanScale,
+            };
             var progress = context.Interactive ? new ProgressReporter(context.Console, source.EstimatedFrames) : null;
             try
             {
@@ -234,6 +258,11 @@ internal static class StreamCommand
                 }
 
                 json.WriteEndArray();
+                if (pair.Transform is { } transform)
+                {
+                    WriteTransform(json, transform, sx, sy);
+                }
+
                 json.WriteStartObject("timings");
                 json.WriteNumber("queue_wait_ms", pair.Timings.QueueWaitMs);
                 json.WriteNumber("inference_ms", pair.Timings.InferenceMs);
@@ -245,6 +274,30 @@ internal static class StreamCommand
             }
 
             return Encoding.UTF8.GetString(buffer.WrittenSpan);
+        }
+
+        private float MeanScale => source.Width > 0 && source.Height > 0 ? (((float)source.Width / _width) + ((float)source.Height / _height)) / 2 : 1f;
+
+        /// <summary>"transform" in video pixels (null when none was found, with "transform_failure"), and "inliers".</summary>
+        private static void WriteTransform(Utf8JsonWriter json, Transform transform, float sx, float sy)
+        {
+            if (transform.Matrix.Count == 9)
+            {
+                json.WriteStartArray("transform");
+                foreach (var value in TransformMath.ToVideoPixels([.. transform.Matrix], sx, sy))
+                {
+                    json.WriteNumberValue(value);
+                }
+
+                json.WriteEndArray();
+            }
+            else
+            {
+                json.WriteNull("transform");
+                json.WriteString("transform_failure", transform.Failure);
+            }
+
+            json.WriteNumber("inliers", transform.Inliers);
         }
 
         private void Draw(PairMatches pair, long count)
