@@ -236,6 +236,8 @@ internal sealed partial class StreamSession
         try
         {
             var outcome = await pair.Completion.ConfigureAwait(false);
+            // Fitted before the pair is counted: a fit that throws makes the pair FAILED, counted once.
+            var transform = ProtoMapping.EstimateTransform(_estimate, _inlierThresholdPx, outcome.Matches);
             Interlocked.Increment(ref _pairs);
             _metrics.PairMatched(outcome.Matches.Count);
             return new StreamResponse
@@ -248,7 +250,7 @@ internal sealed partial class StreamSession
                     Timestamp1Us = frame1.TimestampUs,
                     Matches = ProtoMapping.ToMatches(outcome.Matches),
                     Timings = ProtoMapping.ToTimings(outcome.Timings, frame1.PreprocessMs),
-                    Transform = ProtoMapping.EstimateTransform(_estimate, _inlierThresholdPx, outcome.Matches),
+                    Transform = transform,
                 },
             };
         }

@@ -66,12 +66,13 @@ internal sealed class VideoMatcherService(
         try
         {
             var outcome = await pair.Completion.ConfigureAwait(false);
+            var transform = ProtoMapping.EstimateTransform(estimate, inlierThresholdPx, outcome.Matches);
             metrics.PairMatched(outcome.Matches.Count);
             return new MatchPairResponse
             {
                 Matches = ProtoMapping.ToMatches(outcome.Matches),
                 Timings = ProtoMapping.ToTimings(outcome.Timings, frame0.PreprocessMs + frame1.PreprocessMs),
-                Transform = ProtoMapping.EstimateTransform(estimate, inlierThresholdPx, outcome.Matches),
+                Transform = transform,
             };
         }
         catch (InvalidOperationException e)
