@@ -2,37 +2,9 @@ using System.Numerics;
 using Google.Protobuf;
 using SkiaSharp;
 using VideoMatch.Contracts.V1;
+using VideoMatch.Tests;
 
 namespace VideoMatch.Server.Tests;
-
-/// <summary>Runs only where the project's shared data (../shared) is present; skips with a message elsewhere.</summary>
-public sealed class SharedDataFactAttribute : FactAttribute
-{
-    public SharedDataFactAttribute(string relativePath)
-    {
-        if (SharedData.Find(relativePath) is null)
-        {
-            Skip = $"../shared/{relativePath} is absent; this test needs the project's shared data beside the checkout.";
-        }
-    }
-}
-
-internal static class SharedData
-{
-    public static string? Find(string relativePath)
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "VideoMatch.sln")))
-            {
-                var path = Path.Combine(dir.FullName, "..", "shared", relativePath);
-                return File.Exists(path) ? Path.GetFullPath(path) : null;
-            }
-        }
-
-        return null;
-    }
-}
 
 public sealed class RealImageTests(ServerFactory server) : IClassFixture<ServerFactory>
 {

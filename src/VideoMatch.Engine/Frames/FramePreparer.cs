@@ -8,11 +8,17 @@ namespace VideoMatch.Engine.Frames;
 public sealed class FramePreparer
 {
     private readonly FramePreprocessor _preprocessor;
+    private readonly FramePreprocessor? _turned;
 
-    public FramePreparer(int width, int height, int maxDimension)
+    /// <param name="rotateToFit">
+    /// Rotate frames whose orientation differs from the input's by 90° clockwise (see
+    /// <see cref="FrameGeometry.IsRotated"/>) before they are resized.
+    /// </param>
+    public FramePreparer(int width, int height, int maxDimension, bool rotateToFit = false)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxDimension);
         _preprocessor = new FramePreprocessor(width, height);
+        _turned = rotateToFit && width != height ? new FramePreprocessor(height, width) : null;
         MaxDimension = maxDimension;
     }
 
@@ -42,7 +48,14 @@ public sealed class FramePreparer
         var pixels = ArrayPool<float>.Shared.Rent(Width * Height);
         try
         {
-            _preprocessor.Run(raw, pixels);
+            if (_turned is not null && FrameGeometry.IsRotated(Width, Height, raw.Width, raw.Height))
+            {
+                RunRotated(raw, pixels);
+            }
+            else
+            {
+                _preprocessor.Run(raw, pixels);
+            }
         }
         catch
         {
@@ -51,5 +64,30 @@ public sealed class FramePreparer
         }
 
         return new PreparedFrame(pixels, raw.Width, raw.Height, sequence, timestampUs, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+    }
+
+    /// <summary>Resizes to the turned size (Height × Width), then rotates 90° clockwise into the input.</summary>
+    private void RunRotated(in FrameInput raw, float[] pixels)
+    {
+        var turnedWidth = Height;
+        var turnedHeight = Width;
+        var scratch = ArrayPool<float>.Shared.Rent(Width * Height);
+        try
+        {
+            _turned!.Run(raw, scratch);
+            // Input (x, y) shows turned (y, turnedHeight − 1 − x).
+            for (var y = 0; y < Height; y++)
+            {
+                var row = pixels.AsSpan(y * Width, Width);
+                for (var x = 0; x < Width; x++)
+                {
+                    row[x] = scratch[(turnedHeight - 1 - x) * turnedWidth + y];
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(scratch);
+        }
     }
 }

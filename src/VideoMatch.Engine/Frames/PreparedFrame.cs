@@ -37,6 +37,12 @@ public sealed class PreparedFrame
     public ReadOnlySpan<float> Pixels(int length) =>
         (_pixels ?? throw new ObjectDisposedException(nameof(PreparedFrame), "A released frame was read.")).AsSpan(0, length);
 
+    /// <summary>
+    /// What a model computed from this frame alone (a detector's keypoints and descriptors), kept for the frame's
+    /// next pair. Read and written only by the batcher's thread; dropped with the pixels.
+    /// </summary>
+    internal object? Features { get; set; }
+
     /// <summary>True once the last reference was released and the pixels went back to the pool.</summary>
     public bool IsReleased => Volatile.Read(ref _pixels) is null;
 
@@ -56,6 +62,7 @@ public sealed class PreparedFrame
         var left = Interlocked.Decrement(ref _references);
         if (left == 0)
         {
+            Features = null;
             var pixels = Interlocked.Exchange(ref _pixels, null);
             if (pixels is not null)
             {

@@ -2,10 +2,14 @@ using VideoMatch.Engine.Models;
 
 namespace VideoMatch.Engine.Inference;
 
-/// <summary>Opens the configured model: a manifest folder, or the embedded matcher when none is set.</summary>
+/// <summary>
+/// Opens the configured model: the embedded matcher when no path is set; otherwise a folder (or manifest file)
+/// with <c>videomatch-model.json</c>, or a folder holding one <c>xfeat*.onnx</c> and one <c>lighterglue*.onnx</c>
+/// (served as XFeat + LighterGlue without a manifest).
+/// </summary>
 public static class ModelLoader
 {
-    public static OnnxPairMatcher Open(InferenceOptions options, int maxBatchSize)
+    public static IPairMatcher Open(InferenceOptions options, int maxBatchSize)
     {
         if (string.IsNullOrEmpty(options.ModelPath))
         {
@@ -13,18 +17,27 @@ public static class ModelLoader
             return OnnxPairMatcher.Create(EmbeddedMatcherModel.Build(options.EmbeddedWidth, options.EmbeddedHeight), manifest, options, maxBatchSize);
         }
 
-        ModelManifest loaded;
-        string onnx;
         try
         {
-            (loaded, onnx) = ModelManifest.Load(options.ModelPath);
+            var folder = options.ModelPath;
+            if (Directory.Exists(folder) && !File.Exists(Path.Combine(folder, ModelManifest.FileName)) && XFeatLighterGlueMatcher.Discover(folder) is { } found)
+            {
+                return XFeatLighterGlueMatcher.Create(Path.Combine(folder, found.OnnxFile), Path.Combine(folder, found.MatcherFile), found, options, maxBatchSize);
+            }
+
+            var (loaded, onnx) = ModelManifest.Load(options.ModelPath);
+            if (loaded.Family == ModelFamily.XFeatLighterGlue)
+            {
+                var file = Directory.Exists(options.ModelPath) ? Path.Combine(options.ModelPath, ModelManifest.FileName) : options.ModelPath;
+                return XFeatLighterGlueMatcher.Create(onnx, ModelManifest.Resolve(file, loaded.MatcherFile), loaded, options, maxBatchSize);
+            }
+
+            return OnnxPairMatcher.Create(File.ReadAllBytes(onnx), loaded, options, maxBatchSize);
         }
         catch (InvalidDataException e)
         {
             throw new InvalidOperationException(e.Message, e);
         }
-
-        return OnnxPairMatcher.Create(File.ReadAllBytes(onnx), loaded, options, maxBatchSize);
     }
 
     /// <summary>Writes the embedded model and its manifest into <paramref name="folder"/>, as a model folder to serve or inspect.</summary>

@@ -32,6 +32,20 @@ public enum OutputLayout
     CellIndex,
 }
 
+/// <summary>Which kind of model a manifest describes.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<ModelFamily>))]
+public enum ModelFamily
+{
+    /// <summary>One dense pair matcher (EfficientLoFTR's contract, see <see cref="ModelManifest"/>).</summary>
+    Dense,
+
+    /// <summary>
+    /// XFeat sparse extractor (<see cref="ModelManifest.OnnxFile"/>, run once per frame) and LighterGlue matcher
+    /// (<see cref="ModelManifest.MatcherFile"/>, run per pair).
+    /// </summary>
+    XFeatLighterGlue,
+}
+
 /// <summary>The model's input tensor.</summary>
 public sealed record ModelInputManifest
 {
@@ -45,6 +59,12 @@ public sealed record ModelInputManifest
     public int Channels { get; init; } = 1;
 
     public InputElementType ElementType { get; init; } = InputElementType.Float32;
+
+    /// <summary>
+    /// Rotate frames whose orientation differs from the input's (a landscape frame for a portrait input) by 90°
+    /// clockwise before resizing, so they fill the input instead of being squeezed; points are rotated back.
+    /// </summary>
+    public bool RotateToFit { get; init; }
 }
 
 /// <summary>The model's output tensors.</summary>
@@ -74,8 +94,16 @@ public sealed record ModelManifest
 
     public string Name { get; init; } = "";
 
-    /// <summary>The ONNX file, relative to the manifest.</summary>
+    public ModelFamily Family { get; init; } = ModelFamily.Dense;
+
+    /// <summary>The ONNX file, relative to the manifest (for XFeat + LighterGlue: the extractor).</summary>
     public string OnnxFile { get; init; } = "model.onnx";
+
+    /// <summary>XFeat + LighterGlue only: the matcher's ONNX file, relative to the manifest.</summary>
+    public string MatcherFile { get; init; } = "";
+
+    /// <summary>XFeat + LighterGlue only: most keypoints the extractor returns per frame.</summary>
+    public int MaxKeypoints { get; init; }
 
     public ModelInputManifest Input { get; init; } = new();
 
@@ -90,6 +118,18 @@ public sealed record ModelManifest
     /// <summary>Slots per pair in the outputs.</summary>
     [JsonIgnore]
     public int Cells => Input.Width / CoarseStride * (Input.Height / CoarseStride);
+
+    /// <summary>Most matches one pair can produce.</summary>
+    [JsonIgnore]
+    public int MaxMatchesPerPair => Family == ModelFamily.Dense ? Cells : MaxKeypoints;
+
+    /// <summary>
+    /// Default track-linking radius in model-input pixels: half a coarse cell for dense matchers (image-0 points
+    /// lie on the coarse grid, image-1 points do not), one pixel for detectors (a frame's points are the same in
+    /// both of its pairs).
+    /// </summary>
+    [JsonIgnore]
+    public float TrackRadiusModelPx => Family == ModelFamily.Dense ? CoarseStride / 2f : 1f;
 
     internal static readonly JsonSerializerOptions JsonOptions = new()
     {
@@ -107,7 +147,7 @@ public sealed record ModelManifest
         var file = Directory.Exists(path) ? Path.Combine(path, FileName) : path;
         if (!File.Exists(file))
         {
-            throw new InvalidDataException($"Model manifest '{file}' does not exist. Point Inference:ModelPath at a folder holding {FileName} and its ONNX file, or leave it empty for the embedded model.");
+            throw new InvalidDataException($"Model manifest '{file}' does not exist. Point Inference:ModelPath at a folder holding {FileName} and its ONNX file, at a folder with one xfeat*.onnx and one lighterglue*.onnx, or leave it empty for the embedded model.");
         }
 
         ModelManifest? manifest;
@@ -126,13 +166,26 @@ public sealed record ModelManifest
         }
 
         manifest.Validate(file);
-        var onnx = Path.GetFullPath(manifest.OnnxFile, Path.GetDirectoryName(Path.GetFullPath(file))!);
-        if (!File.Exists(onnx))
+        var onnx = Resolve(file, manifest.OnnxFile);
+        if (manifest.Family == ModelFamily.XFeatLighterGlue)
         {
-            throw new InvalidDataException($"Model manifest '{file}' names ONNX file '{onnx}', which does not exist.");
+            Resolve(file, manifest.MatcherFile);
         }
 
         return (manifest, onnx);
+    }
+
+    /// <summary>The full path of <paramref name="relative"/> beside manifest file <paramref name="file"/>.</summary>
+    /// <exception cref="InvalidDataException">The file does not exist.</exception>
+    public static string Resolve(string file, string relative)
+    {
+        var path = Path.GetFullPath(relative, Path.GetDirectoryName(Path.GetFullPath(file))!);
+        if (!File.Exists(path))
+        {
+            throw new InvalidDataException($"Model manifest '{file}' names ONNX file '{path}', which does not exist.");
+        }
+
+        return path;
     }
 
     /// <summary>Writes this manifest as JSON.</summary>
@@ -146,7 +199,24 @@ public sealed record ModelManifest
             problems.Add("name is empty");
         }
 
-        if (CoarseStride <= 0)
+        if (Family == ModelFamily.XFeatLighterGlue)
+        {
+            if (Input.Width <= 0 || Input.Height <= 0)
+            {
+                problems.Add($"input width and height must be positive (got {Input.Width}×{Input.Height})");
+            }
+
+            if (string.IsNullOrWhiteSpace(MatcherFile))
+            {
+                problems.Add("matcherFile (the LighterGlue ONNX file) is empty");
+            }
+
+            if (MaxKeypoints <= 0)
+            {
+                problems.Add($"maxKeypoints must be positive (got {MaxKeypoints})");
+            }
+        }
+        else if (CoarseStride <= 0)
         {
             problems.Add($"coarseStride must be positive (got {CoarseStride})");
         }

@@ -66,39 +66,11 @@ public sealed class OnnxPairMatcher : IPairMatcher
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxBatchSize);
         manifest.Validate(manifest.Name);
-        var sessionOptions = new SessionOptions
-        {
-            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
-            IntraOpNumThreads = options.IntraOpThreads,
-        };
+        var sessionOptions = OrtSessions.CreateOptions(options, out var provider);
         InferenceSession? session = null;
         try
         {
-            var provider = "cpu";
-            if (options.IsCuda)
-            {
-                provider = $"cuda:{options.DeviceId}";
-                try
-                {
-                    sessionOptions.AppendExecutionProvider_CUDA(options.DeviceId);
-                }
-                catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
-                {
-                    throw new InvalidOperationException(
-                        $"The CUDA execution provider could not start on device {options.DeviceId}: {e.Message.Trim()} " +
-                        "Install CUDA 13 and cuDNN 9 and put their libraries on LD_LIBRARY_PATH, or set Inference:ExecutionProvider=cpu.", e);
-                }
-            }
-
-            try
-            {
-                session = new InferenceSession(model, sessionOptions);
-            }
-            catch (OnnxRuntimeException e)
-            {
-                throw new InvalidOperationException($"ONNX Runtime could not load model '{manifest.Name}': {e.Message.Trim()}", e);
-            }
-
+            session = OrtSessions.Open(model, sessionOptions, $"model '{manifest.Name}'");
             CheckSignature(session, manifest);
             return new OnnxPairMatcher(manifest, sessionOptions, session, provider, maxBatchSize);
         }

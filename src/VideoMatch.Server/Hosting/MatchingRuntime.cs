@@ -45,7 +45,7 @@ internal sealed partial class MatchingRuntime(
         var options = inference.Value;
         _matcher = openMatcher(options, batching.Value.MaxBatchSize);
         var manifest = _matcher.Manifest;
-        _preparer = new FramePreparer(manifest.Input.Width, manifest.Input.Height, limits.Value.MaxImageDimension);
+        _preparer = new FramePreparer(manifest.Input.Width, manifest.Input.Height, limits.Value.MaxImageDimension, manifest.Input.RotateToFit);
         _batcher = new PairBatcher(_matcher, batching.Value, time, loggers.CreateLogger<PairBatcher>());
         _batcher.Start();
         metrics.TrackQueue(() => _batcher.QueueLength);

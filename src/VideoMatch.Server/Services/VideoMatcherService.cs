@@ -92,11 +92,12 @@ internal sealed class VideoMatcherService(
             InputHeight = (uint)manifest.Input.Height,
             PreferredPixelFormat = PixelFormat.Gray8,
             DefaultMatchThreshold = manifest.DefaultThreshold,
-            MaxMatchesPerPair = (uint)manifest.Cells,
+            MaxMatchesPerPair = (uint)manifest.MaxMatchesPerPair,
             MaxBatchSize = (uint)runtime.Batcher.MaxBatchSize,
             ExecutionProvider = runtime.Matcher.ExecutionProvider,
             MaxImageDimension = (uint)limits.Value.MaxImageDimension,
             MaxMessageBytes = (ulong)limits.Value.MaxMessageBytes,
+            RotatesToFit = manifest.Input.RotateToFit,
         });
     }
 

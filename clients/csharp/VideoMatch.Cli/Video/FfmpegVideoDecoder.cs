@@ -22,11 +22,17 @@ internal sealed class FfmpegVideoDecoder : IVideoDecoder
         return new VideoInfo(video.Width ?? 0, video.Height ?? 0, video.AverageFrameRate, analysis.Duration);
     }
 
-    public async Task DecodeGrayAsync(string path, int width, int height, Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> onFrame, CancellationToken cancellationToken)
+    public Task DecodeGrayAsync(string path, int width, int height, Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> onFrame, CancellationToken cancellationToken) =>
+        DecodeAsync(path, width, height, "gray", 1, onFrame, cancellationToken);
+
+    public Task DecodeRgbAsync(string path, int width, int height, Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> onFrame, CancellationToken cancellationToken) =>
+        DecodeAsync(path, width, height, "rgb24", 3, onFrame, cancellationToken);
+
+    private static async Task DecodeAsync(string path, int width, int height, string pixelFormat, int bytesPerPixel, Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> onFrame, CancellationToken cancellationToken)
     {
         var sink = new StreamPipeSink(async (output, token) =>
         {
-            var frame = new byte[width * height];
+            var frame = new byte[width * height * bytesPerPixel];
             while (true)
             {
                 var filled = 0;
@@ -48,7 +54,7 @@ internal sealed class FfmpegVideoDecoder : IVideoDecoder
         // bilinear in swscale widens its filter when shrinking, like the antialiased resize of the HF processor.
         await FFMpegArguments.FromFileInput(path)
             .OutputToPipe(sink, options => options
-                .WithCustomArgument($"-vf scale={width}:{height}:flags=bilinear -pix_fmt gray -f rawvideo"))
+                .WithCustomArgument($"-vf scale={width}:{height}:flags=bilinear -pix_fmt {pixelFormat} -f rawvideo"))
             .CancellableThrough(cancellationToken)
             .ProcessAsynchronously(throwOnError: true, cancellationToken: cancellationToken)
             .ConfigureAwait(false);

@@ -17,4 +17,7 @@ internal interface IVideoDecoder
     /// pixels. The buffer is reused: copy what must outlive the call.
     /// </summary>
     Task DecodeGrayAsync(string path, int width, int height, Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> onFrame, CancellationToken cancellationToken);
+
+    /// <summary>As <see cref="DecodeGrayAsync"/>, with RGB24 pixels (3 bytes each, rows packed).</summary>
+    Task DecodeRgbAsync(string path, int width, int height, Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> onFrame, CancellationToken cancellationToken);
 }

@@ -1,0 +1,50 @@
+using Microsoft.ML.OnnxRuntime;
+
+namespace VideoMatch.Engine.Inference;
+
+/// <summary>Opens ONNX Runtime sessions on the configured execution provider, the same way for every model.</summary>
+internal static class OrtSessions
+{
+    /// <summary>Session options for <paramref name="options"/>' provider; the caller owns and disposes them.</summary>
+    /// <exception cref="InvalidOperationException">The CUDA provider cannot start.</exception>
+    public static SessionOptions CreateOptions(InferenceOptions options, out string provider)
+    {
+        var sessionOptions = new SessionOptions
+        {
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            IntraOpNumThreads = options.IntraOpThreads,
+        };
+        provider = "cpu";
+        if (!options.IsCuda)
+        {
+            return sessionOptions;
+        }
+
+        provider = $"cuda:{options.DeviceId}";
+        try
+        {
+            sessionOptions.AppendExecutionProvider_CUDA(options.DeviceId);
+            return sessionOptions;
+        }
+        catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
+        {
+            sessionOptions.Dispose();
+            throw new InvalidOperationException(
+                $"The CUDA execution provider could not start on device {options.DeviceId}: {e.Message.Trim()} " +
+                "Install CUDA 13 and cuDNN 9 and put their libraries on LD_LIBRARY_PATH, or set Inference:ExecutionProvider=cpu.", e);
+        }
+    }
+
+    /// <exception cref="InvalidOperationException">ONNX Runtime cannot load the model.</exception>
+    public static InferenceSession Open(byte[] model, SessionOptions sessionOptions, string what)
+    {
+        try
+        {
+            return new InferenceSession(model, sessionOptions);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new InvalidOperationException($"ONNX Runtime could not load {what}: {e.Message.Trim()}", e);
+        }
+    }
+}

@@ -1,0 +1,303 @@
+using Microsoft.ML.OnnxRuntime;
+using VideoMatch.Engine.Batching;
+using VideoMatch.Engine.Frames;
+
+namespace VideoMatch.Engine.Inference;
+
+/// <summary>
+/// XFeat + LighterGlue on ONNX Runtime: the sparse extractor runs once per frame and its keypoints and descriptors
+/// stay with the frame (<see cref="PreparedFrame.Features"/>), so a stream frame shared by pairs (t−1, t) and
+/// (t, t+1), or a keyframe shared by many pairs, is extracted once; the matcher runs per pair.
+/// </summary>
+/// <remarks>
+/// Both graphs take one image or one pair at a time (their batch dimension is fixed at 1), so a batch runs as a
+/// loop. The extractor takes RGB in [0, 1] and averages the channels itself, so the gray plane is fed to all three.
+/// LighterGlue wants keypoints normalised as (k − [W/2, H/2]) / (max(W, H) / 2).
+/// </remarks>
+public sealed class XFeatLighterGlueMatcher : IPairMatcher
+{
+    private const int DescriptorLength = 64;
+
+    private readonly SessionOptions _sessionOptions;
+    private readonly InferenceSession _extractor;
+    private readonly InferenceSession _matcher;
+    private readonly RunOptions _runOptions = new();
+    private readonly float[] _image;
+    private readonly OrtValue _imageValue;
+    private readonly string[] _imageNames;
+    private readonly string[] _featureNames = ["keypoints", "descriptors"];
+    private readonly string[] _pairNames = ["kpts0", "kpts1", "desc0", "desc1"];
+    private readonly string[] _matchNames = ["matches", "scores"];
+    private static readonly Features NoFeatures = new(0, [], [], []);
+    private readonly int _plane;
+    private bool _disposed;
+
+    private XFeatLighterGlueMatcher(ModelManifest manifest, SessionOptions sessionOptions, InferenceSession extractor, InferenceSession matcher, string provider, int maxBatchSize)
+    {
+        Manifest = manifest;
+        ExecutionProvider = provider;
+        MaxBatchSize = maxBatchSize;
+        _sessionOptions = sessionOptions;
+        _extractor = extractor;
+        _matcher = matcher;
+        _plane = manifest.Input.Width * manifest.Input.Height;
+        _image = GC.AllocateArray<float>(3 * _plane, pinned: true);
+        _imageValue = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _image.AsMemory(), [1, 3, manifest.Input.Height, manifest.Input.Width]);
+        _imageNames = [manifest.Input.Name];
+    }
+
+    public ModelManifest Manifest { get; }
+
+    public string ExecutionProvider { get; }
+
+    public int MaxBatchSize { get; }
+
+    /// <summary>Extractor runs so far: one per frame, however many pairs the frame is part of.</summary>
+    public long FramesExtracted { get; private set; }
+
+    /// <summary>
+    /// The manifest for the published pair (extractor <c>xfeat_*.onnx</c> with input [1, 3, H, W], matcher
+    /// <c>lighterglue*.onnx</c>) found in <paramref name="folder"/>, or null when the folder holds no such pair.
+    /// </summary>
+    public static ModelManifest? Discover(string folder)
+    {
+        if (!Directory.Exists(folder))
+        {
+            return null;
+        }
+
+        var extractors = Directory.GetFiles(folder, "xfeat*.onnx");
+        var matchers = Directory.GetFiles(folder, "lighterglue*.onnx");
+        if (extractors.Length != 1 || matchers.Length != 1)
+        {
+            return null;
+        }
+
+        using var session = new InferenceSession(extractors[0]);
+        var (name, input) = session.InputMetadata.First();
+        if (input.Dimensions.Length != 4 || input.Dimensions[1] != 3 || input.Dimensions[2] <= 0 || input.Dimensions[3] <= 0)
+        {
+            throw new InvalidDataException($"'{extractors[0]}' takes input '{name}' of shape [{string.Join(", ", input.Dimensions)}]; an XFeat extractor with a fixed [1, 3, H, W] input is needed.");
+        }
+
+        var maxKeypoints = 2048;
+        var digits = new string(Path.GetFileNameWithoutExtension(extractors[0]).SkipWhile(c => !char.IsAsciiDigit(c)).TakeWhile(char.IsAsciiDigit).ToArray());
+        if (int.TryParse(digits, System.Globalization.CultureInfo.InvariantCulture, out var parsed) && parsed > 0)
+        {
+            maxKeypoints = parsed;
+        }
+
+        return new ModelManifest
+        {
+            Name = $"xfeat-lighterglue ({Path.GetFileName(extractors[0])} + {Path.GetFileName(matchers[0])})",
+            Family = ModelFamily.XFeatLighterGlue,
+            OnnxFile = Path.GetFileName(extractors[0]),
+            MatcherFile = Path.GetFileName(matchers[0]),
+            MaxKeypoints = maxKeypoints,
+            Input = new ModelInputManifest { Name = name, Width = input.Dimensions[3], Height = input.Dimensions[2], Channels = 3, RotateToFit = true },
+            // LighterGlue's scores run low; 0.1 keeps the confident matches of real pairs.
+            DefaultThreshold = 0.1f,
+        };
+    }
+
+    /// <exception cref="InvalidOperationException">The provider cannot start or a model does not fit the manifest.</exception>
+    public static XFeatLighterGlueMatcher Create(string extractorPath, string matcherPath, ModelManifest manifest, InferenceOptions options, int maxBatchSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxBatchSize);
+        manifest.Validate(manifest.Name);
+        var sessionOptions = OrtSessions.CreateOptions(options, out var provider);
+        InferenceSession? extractor = null;
+        InferenceSession? matcher = null;
+        try
+        {
+            extractor = OrtSessions.Open(File.ReadAllBytes(extractorPath), sessionOptions, $"extractor '{extractorPath}'");
+            matcher = OrtSessions.Open(File.ReadAllBytes(matcherPath), sessionOptions, $"matcher '{matcherPath}'");
+            CheckSignatures(extractor, matcher, manifest);
+            return new XFeatLighterGlueMatcher(manifest, sessionOptions, extractor, matcher, provider, maxBatchSize);
+        }
+        catch
+        {
+            matcher?.Dispose();
+            extractor?.Dispose();
+            sessionOptions.Dispose();
+            throw;
+        }
+    }
+
+    public void Match(ReadOnlySpan<PairRequest> batch, Span<PairMatchResult> results)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (batch.Length == 0 || batch.Length > MaxBatchSize)
+        {
+            throw new ArgumentOutOfRangeException(nameof(batch), batch.Length, $"Batch size must be 1..{MaxBatchSize}.");
+        }
+
+        for (var i = 0; i < batch.Length; i++)
+        {
+            var pair = batch[i];
+            var features0 = Extract(pair.Frame0);
+            var features1 = Extract(pair.Frame1);
+            results[i] = MatchPair(features0, features1, pair);
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        _imageValue.Dispose();
+        _runOptions.Dispose();
+        _matcher.Dispose();
+        _extractor.Dispose();
+        _sessionOptions.Dispose();
+    }
+
+    private Features Extract(PreparedFrame frame)
+    {
+        if (frame.Features is Features cached)
+        {
+            return cached;
+        }
+
+        var pixels = frame.Pixels(_plane);
+        for (var c = 0; c < 3; c++)
+        {
+            pixels.CopyTo(_image.AsSpan(c * _plane, _plane));
+        }
+
+        FramesExtracted++;
+        IDisposableReadOnlyCollection<OrtValue> outputs;
+        try
+        {
+            outputs = _extractor.Run(_runOptions, _imageNames, [_imageValue], _featureNames);
+        }
+        catch (OnnxRuntimeException e) when (e.Message.Contains("Can broadcast 0", StringComparison.Ordinal))
+        {
+            // The published graph fails, instead of returning none, when no point passes its detection threshold
+            // (a flat or dark frame): such a frame has no features.
+            frame.Features = NoFeatures;
+            return NoFeatures;
+        }
+
+        using var owned = outputs;
+        var keypoints = owned[0].GetTensorDataAsSpan<float>().ToArray();
+        var descriptors = owned[1].GetTensorDataAsSpan<float>().ToArray();
+        var count = keypoints.Length / 2;
+        if (descriptors.Length != count * DescriptorLength)
+        {
+            throw new InvalidOperationException($"The extractor returned {count} keypoints but {descriptors.Length} descriptor values; {DescriptorLength} per keypoint were expected.");
+        }
+
+        var width = Manifest.Input.Width;
+        var height = Manifest.Input.Height;
+        var normalised = new float[keypoints.Length];
+        var half = MathF.Max(width, height) / 2f;
+        for (var k = 0; k < count; k++)
+        {
+            normalised[2 * k] = (keypoints[2 * k] - width / 2f) / half;
+            normalised[2 * k + 1] = (keypoints[2 * k + 1] - height / 2f) / half;
+        }
+
+        var features = new Features(count, keypoints, normalised, descriptors);
+        frame.Features = features;
+        return features;
+    }
+
+    private PairMatchResult MatchPair(Features features0, Features features1, PairRequest pair)
+    {
+        if (features0.Count == 0 || features1.Count == 0)
+        {
+            return PairMatchResult.Empty;
+        }
+
+        using var kpts0 = OrtValue.CreateTensorValueFromMemory(features0.Normalised, [1, features0.Count, 2]);
+        using var kpts1 = OrtValue.CreateTensorValueFromMemory(features1.Normalised, [1, features1.Count, 2]);
+        using var desc0 = OrtValue.CreateTensorValueFromMemory(features0.Descriptors, [1, features0.Count, DescriptorLength]);
+        using var desc1 = OrtValue.CreateTensorValueFromMemory(features1.Descriptors, [1, features1.Count, DescriptorLength]);
+        using var outputs = _matcher.Run(_runOptions, _pairNames, [kpts0, kpts1, desc0, desc1], _matchNames);
+        var matches = outputs[0].GetTensorDataAsSpan<long>();
+        var scores = outputs[1].GetTensorDataAsSpan<float>();
+
+        // Keep scores strictly above the threshold; order by score, then by image-0 keypoint, so results are deterministic.
+        var order = new List<(float Score, long Index0, long Index1)>(scores.Length);
+        for (var m = 0; m < scores.Length; m++)
+        {
+            var (i0, i1) = (matches[2 * m], matches[2 * m + 1]);
+            if (scores[m] > pair.Threshold && i0 >= 0 && i0 < features0.Count && i1 >= 0 && i1 < features1.Count)
+            {
+                order.Add((scores[m], i0, i1));
+            }
+        }
+
+        order.Sort(static (a, b) => a.Score != b.Score ? b.Score.CompareTo(a.Score) : a.Index0.CompareTo(b.Index0));
+        var count = pair.MaxMatches > 0 ? Math.Min(order.Count, pair.MaxMatches) : order.Count;
+        var points0 = new float[2 * count];
+        var points1 = new float[2 * count];
+        var kept = new float[count];
+        for (var m = 0; m < count; m++)
+        {
+            var (score, i0, i1) = order[m];
+            kept[m] = score;
+            (points0[2 * m], points0[2 * m + 1]) = ToOriginal(features0.Keypoints, i0, pair.Frame0);
+            (points1[2 * m], points1[2 * m + 1]) = ToOriginal(features1.Keypoints, i1, pair.Frame1);
+        }
+
+        return count == 0 ? PairMatchResult.Empty : new PairMatchResult(points0, points1, kept);
+    }
+
+    private (float X, float Y) ToOriginal(float[] keypoints, long index, PreparedFrame frame)
+    {
+        var input = Manifest.Input;
+        var rotated = input.RotateToFit && FrameGeometry.IsRotated(input.Width, input.Height, frame.OriginalWidth, frame.OriginalHeight);
+        return FrameGeometry.ToOriginal(keypoints[2 * index], keypoints[2 * index + 1], input.Width, input.Height, frame.OriginalWidth, frame.OriginalHeight, rotated);
+    }
+
+    private static void CheckSignatures(InferenceSession extractor, InferenceSession matcher, ModelManifest manifest)
+    {
+        var problems = new List<string>();
+        if (!extractor.InputMetadata.TryGetValue(manifest.Input.Name, out var image))
+        {
+            problems.Add($"the extractor has no input '{manifest.Input.Name}' (inputs: {string.Join(", ", extractor.InputMetadata.Keys)})");
+        }
+        else if (image.Dimensions is not [1, 3, var h, var w] || h != manifest.Input.Height || w != manifest.Input.Width)
+        {
+            problems.Add($"the extractor's input has shape [{string.Join(", ", image.Dimensions)}], expected [1, 3, {manifest.Input.Height}, {manifest.Input.Width}]");
+        }
+
+        foreach (var name in new[] { "keypoints", "descriptors" })
+        {
+            if (!extractor.OutputMetadata.ContainsKey(name))
+            {
+                problems.Add($"the extractor has no output '{name}'");
+            }
+        }
+
+        foreach (var name in new[] { "kpts0", "kpts1", "desc0", "desc1" })
+        {
+            if (!matcher.InputMetadata.ContainsKey(name))
+            {
+                problems.Add($"the matcher has no input '{name}'");
+            }
+        }
+
+        foreach (var name in new[] { "matches", "scores" })
+        {
+            if (!matcher.OutputMetadata.ContainsKey(name))
+            {
+                problems.Add($"the matcher has no output '{name}'");
+            }
+        }
+
+        if (problems.Count > 0)
+        {
+            throw new InvalidOperationException($"Model '{manifest.Name}' does not fit XFeat + LighterGlue: {string.Join("; ", problems)}.");
+        }
+    }
+
+    /// <summary>One frame's extractor output: keypoints in input pixels, the same normalised for LighterGlue, descriptors.</summary>
+    private sealed record Features(int Count, float[] Keypoints, float[] Normalised, float[] Descriptors);
+}

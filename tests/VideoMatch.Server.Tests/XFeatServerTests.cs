@@ -1,0 +1,82 @@
+using Google.Protobuf;
+using SkiaSharp;
+using VideoMatch.Contracts.V1;
+using VideoMatch.Tests;
+
+namespace VideoMatch.Server.Tests;
+
+/// <summary>The second model family behind the same service: XFeat + LighterGlue from ../shared (skips without it).</summary>
+public sealed class XFeatServerTests
+{
+    private const string Extractor = "models/xfeat-lighterglue/xfeat_2048_640x360.onnx";
+
+    private static DateTime Deadline => DateTime.UtcNow.AddSeconds(120);
+
+    [SharedDataFact(Extractor)]
+    public async Task Stream_XFeatFolder_RecoversPanAndKeepsTrackIdsExactly()
+    {
+        using var server = new ServerFactory(new Dictionary<string, string?>
+        {
+            ["Inference:ModelPath"] = Path.GetDirectoryName(SharedData.Find(Extractor)),
+        });
+        using var photo = SKBitmap.Decode(SharedData.Find("images/DSC_0410.jpg"));
+        var info = await server.Client.GetModelInfoAsync(new GetModelInfoRequest(), deadline: Deadline);
+
+        // A landscape camera panning 5 px right and 2 px down per frame over the photo.
+        using var call = server.Client.MatchStream(deadline: Deadline);
+        await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig { TrackIds = true, Estimate = TransformModel.Similarity } });
+        for (var i = 0; i < 4; i++)
+        {
+            await call.RequestStream.WriteAsync(new StreamRequest { Frame = new Frame { Sequence = (ulong)i, Image = Crop(photo, 200 + 5 * i, 150 + 2 * i, 640, 360) } });
+        }
+
+        await call.RequestStream.CompleteAsync();
+        var pairs = new List<PairMatches>();
+        while (await call.ResponseStream.MoveNext(CancellationToken.None))
+        {
+            if (call.ResponseStream.Current.Pair is { } pair)
+            {
+                pairs.Add(pair);
+            }
+        }
+
+        Assert.StartsWith("xfeat-lighterglue", info.ModelName, StringComparison.Ordinal);
+        Assert.Equal((360u, 640u), (info.InputWidth, info.InputHeight));
+        Assert.True(info.RotatesToFit);
+        Assert.Equal(3, pairs.Count);
+        foreach (var pair in pairs)
+        {
+            Assert.True(pair.Matches.Count >= 200, $"{pair.Matches.Count} matches");
+            Assert.Equal(-5, pair.Transform.Matrix[2], 0.5);
+            Assert.Equal(-2, pair.Transform.Matrix[5], 0.5);
+        }
+
+        // The extractor's points of a frame are the same in both of its pairs: a kept id sits on the same pixel.
+        for (var k = 1; k < pairs.Count; k++)
+        {
+            var before = pairs[k - 1].Matches;
+            var now = pairs[k].Matches;
+            var kept = 0;
+            for (var m = 0; m < now.TrackIds.Count; m++)
+            {
+                var b = before.TrackIds.IndexOf(now.TrackIds[m]);
+                if (b >= 0)
+                {
+                    kept++;
+                    Assert.Equal(before.Keypoints1[2 * b], now.Keypoints0[2 * m], 0.01);
+                    Assert.Equal(before.Keypoints1[2 * b + 1], now.Keypoints0[2 * m + 1], 0.01);
+                }
+            }
+
+            Assert.True(kept >= 0.6 * Math.Min(now.Count, before.Count), $"pair {k}: {kept} ids kept of {now.Count}");
+        }
+    }
+
+    private static Image Crop(SKBitmap photo, int left, int top, int width, int height)
+    {
+        using var crop = new SKBitmap(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        photo.ExtractSubset(crop, new SKRectI(left, top, left + width, top + height));
+        using var copy = crop.Copy(SKColorType.Rgba8888);
+        return new Image { Raw = new RawImage { Format = PixelFormat.Rgba32, Width = (uint)width, Height = (uint)height, RowStride = (uint)copy.RowBytes, Data = ByteString.CopyFrom(copy.GetPixelSpan()) } };
+    }
+}
