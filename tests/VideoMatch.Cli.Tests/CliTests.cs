@@ -182,7 +182,7 @@ public sealed class CliTests(LoopbackServer server) : IClassFixture<LoopbackServ
         Assert.Contains("is not WIDTHxHEIGHT", error, StringComparison.Ordinal);
     }
 
-    private static async Task<(int Exit, string Output, string Error)> RunAsync(params string[] args)
+    internal static async Task<(int Exit, string Output, string Error)> RunAsync(params string[] args)
     {
         using var output = new StringWriter();
         using var error = new StringWriter();

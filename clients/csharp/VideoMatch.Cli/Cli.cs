@@ -53,6 +53,7 @@ internal static class Cli
             StreamCommand.Create(context),
             BenchCommand.Create(context),
             InfoCommand.Create(context),
+            Stabilization.StabilizeCommand.Create(context),
         };
         root.Add(Server);
         root.Add(ApiKey);

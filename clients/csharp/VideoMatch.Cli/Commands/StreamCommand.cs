@@ -26,15 +26,29 @@ internal static class StreamCommand
         var estimate = new Option<string?>("--estimate") { Description = "Fit a robust transform to each pair on the server and write it as \"transform\" (9 numbers, row-major 3×3, frame0 → frame1 video pixels) with \"inliers\"." };
         estimate.AcceptOnlyFromAmong("homography", "affine", "similarity");
         var inlierThreshold = new Option<float>("--inlier-threshold") { Description = "Largest reprojection error of an inlier, in video pixels. Default 3.", DefaultValueFactory = _ => 3f };
+        var keyframes = new Option<bool>("--keyframes") { Description = "Match each frame against a keyframe instead of the frame before it; re-key when inliers fall below --rekey-min-inliers. Lines carry \"new_keyframe\"." };
+        var rekey = new Option<int>("--rekey-min-inliers") { Description = "Keyframe mode: re-key below this many inliers (of --estimate's transform, else matches). Default 50." };
+        var trackIds = new Option<bool>("--track-ids") { Description = "Give each match a track id that persists while the point is matched; lines carry \"track_ids\"." };
+        var trackRadius = new Option<float>("--track-radius") { Description = "Track linking radius in video pixels. Default: the model's." };
         var command = new Command("stream", "Stream a video's frames to the server and write the matches of each consecutive pair.")
         {
-            video, output, vizEvery, vizDir, threshold, maxMatches, estimate, inlierThreshold,
+            video, output, vizEvery, vizDir, threshold, maxMatches, estimate, inlierThreshold, keyframes, rekey, trackIds, trackRadius,
         };
         command.Validators.Add(result =>
         {
             if (result.GetValue(vizEvery) > 0 && result.GetValue(vizDir) is null)
             {
                 result.AddError("--viz-every needs --viz-dir.");
+            }
+
+            if (result.GetValue(rekey) < 0 || (result.GetValue(rekey) > 0 && !result.GetValue(keyframes)))
+            {
+                result.AddError("--rekey-min-inliers needs --keyframes and a count of 1 or more.");
+            }
+
+            if (result.GetValue(trackRadius) < 0 || (result.GetValue(trackRadius) > 0 && !result.GetValue(trackIds)))
+            {
+                result.AddError("--track-radius needs --track-ids and a radius above 0.");
             }
         });
         command.SetAction(Cli.Guard(context, async (parse, cancellationToken) =>
@@ -62,6 +76,10 @@ internal static class StreamCommand
                     _ => TransformModel.Unspecified,
                 },
                 InlierThresholdPx = parse.GetValue(inlierThreshold),
+                Keyframes = parse.GetValue(keyframes),
+                RekeyMinInliers = parse.GetValue(rekey),
+                TrackIds = parse.GetValue(trackIds),
+                TrackRadiusPx = parse.GetValue(trackRadius),
             };
             var target = parse.GetValue(output);
             var writer = target is null ? null : Cli.OpenOutput(context, target);
@@ -108,8 +126,8 @@ internal static class StreamCommand
     {
         private readonly ConcurrentDictionary<ulong, long> _sentAt = new();
         private readonly ConcurrentDictionary<ulong, byte[]> _pixels = new();
-        private readonly int _width = (int)model.InputWidth;
-        private readonly int _height = (int)model.InputHeight;
+        private readonly int _width = source.SendSize(model).Width;
+        private readonly int _height = source.SendSize(model).Height;
         private long _framesSent;
 
         public float? Threshold { get; init; }
@@ -124,6 +142,15 @@ internal static class StreamCommand
 
         /// <summary>In video pixels.</summary>
         public float InlierThresholdPx { get; init; } = 3f;
+
+        public bool Keyframes { get; init; }
+
+        public int RekeyMinInliers { get; init; }
+
+        public bool TrackIds { get; init; }
+
+        /// <summary>In video pixels; 0: the model's default.</summary>
+        public float TrackRadiusPx { get; init; }
 
         public async Task<Summary> RunAsync(TextWriter? writer, CancellationToken cancellationToken)
         {
@@ -142,6 +169,10 @@ internal static class StreamCommand
                 Estimate = Estimate,
                 // The server measures in the frames it gets (model size); the option is in video pixels.
                 InlierThresholdPx = Estimate == TransformModel.Unspecified ? 0 : InlierThresholdPx / MeanScale,
+                Keyframes = Keyframes,
+                RekeyMinInliers = (uint)RekeyMinInliers,
+                TrackIds = TrackIds,
+                TrackRadiusPx = TrackRadiusPx / MeanScale,
             };
             var progress = context.Interactive ? new ProgressReporter(context.Console, source.EstimatedFrames) : null;
             try
@@ -258,6 +289,22 @@ internal static class StreamCommand
                 }
 
                 json.WriteEndArray();
+                if (pair.Matches.TrackIds.Count > 0)
+                {
+                    json.WriteStartArray("track_ids");
+                    foreach (var id in pair.Matches.TrackIds)
+                    {
+                        json.WriteNumberValue(id);
+                    }
+
+                    json.WriteEndArray();
+                }
+
+                if (Keyframes)
+                {
+                    json.WriteBoolean("new_keyframe", pair.NewKeyframe);
+                }
+
                 if (pair.Transform is { } transform)
                 {
                     WriteTransform(json, transform, sx, sy);

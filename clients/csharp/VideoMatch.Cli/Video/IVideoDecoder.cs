@@ -5,6 +5,14 @@ internal sealed record VideoInfo(int Width, int Height, double FramesPerSecond, 
 {
     /// <summary>Expected frame count, for progress; 0 when unknown.</summary>
     public long EstimatedFrames => FramesPerSecond > 0 ? (long)Math.Round(Duration.TotalSeconds * FramesPerSecond) : 0;
+
+    /// <summary>The size to send frames at: the model's input, turned when the server turns frames to fit (XFeat's portrait input).</summary>
+    public (int Width, int Height) SendSize(Contracts.V1.ModelInfo model)
+    {
+        var (width, height) = ((int)model.InputWidth, (int)model.InputHeight);
+        var turned = model.RotatesToFit && width != height && Width != Height && (width > height) != (Width > Height);
+        return turned ? (height, width) : (width, height);
+    }
 }
 
 /// <summary>Decodes a video into gray frames of a chosen size. One small seam so the decoder can be replaced.</summary>
