@@ -34,7 +34,8 @@ function imageMessage(image) {
 function toMatches(message) {
   const count = message.count;
   const points = (flat) => Array.from({ length: count }, (_, i) => [flat[2 * i], flat[2 * i + 1]]);
-  return { count, keypoints0: points(message.keypoints0), keypoints1: points(message.keypoints1), scores: message.scores };
+  // trackIds: one per match when the stream asked for track ids, else empty.
+  return { count, keypoints0: points(message.keypoints0), keypoints1: points(message.keypoints1), scores: message.scores, trackIds: message.trackIds || [] };
 }
 
 const ESTIMATES = { homography: 'TRANSFORM_MODEL_HOMOGRAPHY', affine: 'TRANSFORM_MODEL_AFFINE', similarity: 'TRANSFORM_MODEL_SIMILARITY' };
@@ -55,7 +56,7 @@ function streamResult(response) {
     const pair = response.pair;
     return {
       kind: 'pair', sequence0: pair.sequence0, sequence1: pair.sequence1, matches: toMatches(pair.matches), timings: pair.timings,
-      transform: toTransform(pair.transform),
+      transform: toTransform(pair.transform), newKeyframe: Boolean(pair.newKeyframe),
     };
   }
   const status = response.status;
@@ -91,10 +92,13 @@ class VideoMatchClient {
    * Opens a stream. send(image, sequence) queues a frame, end() says no more; iterate the returned object
    * (for await ... of) to get one result per frame, in order: {kind:'pair', ...} or {kind:'status', code, ...}.
    */
-  openStream({ threshold, maxMatches = 0, name = '', estimate, inlierThresholdPx = 0 } = {}) {
+  openStream({
+    threshold, maxMatches = 0, name = '', estimate, inlierThresholdPx = 0,
+    keyframes = false, rekeyMinInliers = 0, trackIds = false, trackRadiusPx = 0,
+  } = {}) {
     if (estimate !== undefined && !ESTIMATES[estimate]) throw new Error(`estimate must be homography, affine or similarity; got ${estimate}`);
     const call = this.stub.matchStream(this.metadata);
-    const config = { maxMatches, streamName: name, inlierThresholdPx };
+    const config = { maxMatches, streamName: name, inlierThresholdPx, keyframes, rekeyMinInliers, trackIds, trackRadiusPx };
     if (estimate !== undefined) config.estimate = ESTIMATES[estimate];
     if (threshold !== undefined) config.matchThreshold = { value: threshold };
     call.write({ config });

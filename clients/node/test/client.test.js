@@ -55,6 +55,20 @@ test('client', async (t) => {
     assert.throws(() => client.openStream({ estimate: 'projective' }), /estimate must be/);
   });
 
+  await t.test('keyframes re-key on a scene cut and track ids persist', async () => {
+    const other = texture(480, 640, 9);
+    const frames = [0, 1, 2].map((i) => crop(picture, 40 + 2 * i, 30, 320, 240))
+      .concat([0, 1, 2].map((i) => crop(other, 40 + 2 * i, 30, 320, 240)));
+    const results = await client.stream(frames, { keyframes: true, rekeyMinInliers: 30, estimate: 'similarity', trackIds: true });
+    const pairs = results.slice(1);
+    assert.deepEqual(pairs.map((p) => p.sequence0), [0, 0, 0, 3, 3]);
+    assert.deepEqual(pairs.map((p) => p.newKeyframe), [false, false, true, false, false]);
+    for (const pair of pairs) assert.equal(pair.matches.trackIds.length, pair.matches.count);
+    const first = new Set(pairs[0].matches.trackIds);
+    const kept = pairs[1].matches.trackIds.filter((id) => first.has(id)).length;
+    assert.ok(kept > 0.7 * pairs[1].matches.count, `${kept} of ${pairs[1].matches.count} ids kept`);
+  });
+
   await t.test('a bad frame gets an INVALID status naming it and the stream goes on', async () => {
     const bad = { gray: Buffer.alloc(10), width: 320, height: 240 };
     const results = await client.stream([crop(picture, 0, 0, 320, 240), bad, crop(picture, 1, 0, 320, 240)]);

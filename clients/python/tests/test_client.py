@@ -74,6 +74,24 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             next(self.client.stream(frames, estimate="projective"))
 
+    def test_stream_keyframes_and_track_ids(self):
+        # Scene A for frames 0-2, an unrelated picture for 3-5: the cut re-keys; ids persist within each scene.
+        other = texture(480, 640, seed=9)
+        frames = [crop(self.picture, 40 + 2 * i, 30, 320, 240) for i in range(3)]
+        frames += [crop(other, 40 + 2 * i, 30, 320, 240) for i in range(3)]
+        results = list(self.client.stream(frames, keyframes=True, rekey_min_inliers=30, estimate="similarity",
+                                          track_ids=True))
+        pairs = results[1:]
+        self.assertEqual([p.sequence0 for p in pairs], [0, 0, 0, 3, 3])
+        self.assertEqual([p.new_keyframe for p in pairs], [False, False, True, False, False])
+        for pair in pairs:
+            self.assertEqual(len(pair.matches.track_ids), len(pair.matches))
+        kept = np.isin(pairs[1].matches.track_ids, pairs[0].matches.track_ids).mean()
+        self.assertGreater(kept, 0.7)
+        plain = list(self.client.stream(frames[:2]))
+        self.assertEqual(len(plain[1].matches.track_ids), 0)
+        self.assertFalse(plain[1].new_keyframe)
+
     def test_stream_bad_frame_gets_status_and_stream_goes_on(self):
         good = crop(self.picture, 40, 30, 320, 240)
         frames = [good, b"\xff\xd8 not a jpeg", crop(self.picture, 42, 30, 320, 240)]

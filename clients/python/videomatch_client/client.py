@@ -26,6 +26,7 @@ class Matches:
     keypoints0: np.ndarray  # (N, 2) float32, x then y
     keypoints1: np.ndarray  # (N, 2) float32
     scores: np.ndarray  # (N,) float32
+    track_ids: np.ndarray  # (N,) uint64 when the stream asked for track ids, else empty
 
     @staticmethod
     def from_message(message: "pb.Matches") -> "Matches":
@@ -33,6 +34,7 @@ class Matches:
             np.asarray(message.keypoints0, dtype=np.float32).reshape(-1, 2),
             np.asarray(message.keypoints1, dtype=np.float32).reshape(-1, 2),
             np.asarray(message.scores, dtype=np.float32),
+            np.asarray(message.track_ids, dtype=np.uint64),
         )
 
     def __len__(self) -> int:
@@ -66,6 +68,7 @@ class PairResult:
     matches: Matches
     timings: "pb.Timings"
     transform: Optional[Transform] = None
+    new_keyframe: bool = False  # keyframe mode: frame sequence1 is the reference for the frames after it
 
 
 def _estimate(estimate: Optional[str]) -> int:
@@ -145,13 +148,19 @@ class VideoMatchClient:
 
     def stream(self, frames: Iterable[ImageLike], threshold: Optional[float] = None, max_matches: int = 0,
                name: str = "", first_sequence: int = 0, estimate: Optional[str] = None,
-               inlier_threshold_px: float = 0, timeout: Optional[float] = None) -> Iterator[Union[PairResult, FrameStatus]]:
+               inlier_threshold_px: float = 0, keyframes: bool = False, rekey_min_inliers: int = 0,
+               track_ids: bool = False, track_radius_px: float = 0,
+               timeout: Optional[float] = None) -> Iterator[Union[PairResult, FrameStatus]]:
         """Streams frames and yields one result per frame, in order: a PairResult for (previous, this) or a
         FrameStatus. Frames are numbered from ``first_sequence``; they are sent from a background thread while
         results are read, so the server's batching sees a steady flow. ``estimate`` ("homography", "affine" or
-        "similarity") has the server fit that transform to each pair (``PairResult.transform``)."""
+        "similarity") has the server fit that transform to each pair (``PairResult.transform``). ``keyframes``
+        matches each frame against a keyframe (``PairResult.sequence0``), re-keyed below ``rekey_min_inliers``;
+        ``track_ids`` gives each match an id that persists along its track (``Matches.track_ids``)."""
         config = pb.StreamConfig(max_matches=max_matches, stream_name=name, estimate=_estimate(estimate),
-                                 inlier_threshold_px=inlier_threshold_px)
+                                 inlier_threshold_px=inlier_threshold_px, keyframes=keyframes,
+                                 rekey_min_inliers=rekey_min_inliers, track_ids=track_ids,
+                                 track_radius_px=track_radius_px)
         if threshold is not None:
             config.match_threshold.CopyFrom(wrappers_pb2.FloatValue(value=threshold))
         requests: "queue.Queue[Optional[pb.StreamRequest]]" = queue.Queue(maxsize=8)
@@ -177,7 +186,8 @@ class VideoMatchClient:
                 if response.HasField("pair"):
                     pair = response.pair
                     transform = Transform.from_message(pair.transform) if pair.HasField("transform") else None
-                    yield PairResult(pair.sequence0, pair.sequence1, Matches.from_message(pair.matches), pair.timings, transform)
+                    yield PairResult(pair.sequence0, pair.sequence1, Matches.from_message(pair.matches), pair.timings, transform,
+                                     pair.new_keyframe)
                 else:
                     status = response.status
                     yield FrameStatus(status.sequence, pb.FrameStatusCode.Name(status.code).replace("FRAME_STATUS_CODE_", ""),
