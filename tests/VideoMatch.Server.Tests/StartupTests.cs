@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace VideoMatch.Server.Tests;
 
@@ -11,6 +12,9 @@ public sealed class StartupTests
     [InlineData("--Inference:ExecutionProvider=tpu", "must be 'cpu' or 'cuda'")]
     [InlineData("--Inference:ModelPath=/nonexistent/model", "does not exist")]
     [InlineData("--Inference:EmbeddedWidth=100", "multiples of 32")]
+    [InlineData("--Inference:GpuMemoryLimitMb=-1", "Inference:GpuMemoryLimitMb must be 0 (no limit) or more")]
+    [InlineData("--Inference:CudnnConvAlgoSearch=Fastest", "Inference:CudnnConvAlgoSearch must be Exhaustive, Heuristic or Default")]
+    [InlineData("--Inference:WarmUpBatchSizes:0=0", "Inference:WarmUpBatchSizes must hold positive batch sizes")]
     [InlineData("--Limits:MaxMessageBytes=10", "Limits:MaxMessageBytes must be at least 65536")]
     [InlineData("--Metrics:Url=http://127.0.0.1", "with an explicit, non-zero port and no path, or empty to turn metrics off")]
     [InlineData("--Metrics:Url=https://0.0.0.0:9464/metrics", "Metrics:Url must be http://HOST:PORT")]
@@ -79,5 +83,28 @@ public sealed class StartupTests
 
         await output;
         return (process.ExitCode, await errors);
+    }
+}
+
+public sealed class WarmUpTests
+{
+    [Fact]
+    public async Task Start_WarmUpBatchSizes_RunsEachSizeBeforeReady()
+    {
+        using var server = new ServerFactory(new Dictionary<string, string?>
+        {
+            ["Inference:WarmUp"] = "true",
+            ["Inference:WarmUpBatchSizes:0"] = "1",
+            ["Inference:WarmUpBatchSizes:1"] = "3",
+            ["Inference:WarmUpBatchSizes:2"] = "20",
+        });
+
+        var info = await server.Client.GetModelInfoAsync(new VideoMatch.Contracts.V1.GetModelInfoRequest(), deadline: DateTime.UtcNow.AddSeconds(60));
+        var runtime = server.Services.GetRequiredService<VideoMatch.Server.Hosting.MatchingRuntime>();
+
+        // 20 is above Batching:MaxBatchSize (8): it is warmed at 8.
+        Assert.Equal([1, 3, 8], runtime.WarmedUpBatchSizes);
+        Assert.True(runtime.IsReady);
+        Assert.Equal(8u, info.MaxBatchSize);
     }
 }

@@ -28,8 +28,26 @@ public sealed class InferenceOptions
     /// <summary>Embedded model input height in pixels, a multiple of 32. Default 480 (as EfficientLoFTR).</summary>
     public int EmbeddedHeight { get; set; } = 480;
 
-    /// <summary>Run one batch of every size up to the largest before reporting ready. Default true.</summary>
+    /// <summary>Run the warm-up batches before reporting ready. Default true.</summary>
     public bool WarmUp { get; set; } = true;
+
+    /// <summary>
+    /// Batch sizes the warm-up runs, each once (ONNX Runtime's CUDA provider picks kernels per input shape, so
+    /// every size clients will produce is worth a run). Empty (default): 1 and Batching:MaxBatchSize.
+    /// </summary>
+    public IList<int> WarmUpBatchSizes { get; } = [];
+
+    /// <summary><c>cuda</c> only: the arena's limit in MiB (ONNX Runtime's <c>gpu_mem_limit</c>). 0 (default): no limit.</summary>
+    public long GpuMemoryLimitMb { get; set; }
+
+    /// <summary>
+    /// <c>cuda</c> only: how cuDNN picks convolution algorithms: <c>Exhaustive</c> (default: benchmark all once
+    /// per shape, the fastest), <c>Heuristic</c> (no benchmarking, faster start) or <c>Default</c>.
+    /// </summary>
+    public string CudnnConvAlgoSearch { get; set; } = "Exhaustive";
+
+    /// <summary><c>cuda</c> only: prefer NHWC convolution kernels (tensor cores, fp16). Default false.</summary>
+    public bool PreferNhwc { get; set; }
 
     internal bool IsCuda => string.Equals(ExecutionProvider, "cuda", StringComparison.OrdinalIgnoreCase);
 }
@@ -37,6 +55,8 @@ public sealed class InferenceOptions
 /// <summary>Checks <see cref="InferenceOptions"/> at start.</summary>
 public sealed class InferenceOptionsValidator : IValidateOptions<InferenceOptions>
 {
+    private static readonly string[] CudnnSearches = ["Exhaustive", "Heuristic", "Default"];
+
     public ValidateOptionsResult Validate(string? name, InferenceOptions options)
     {
         var problems = new List<string>();
@@ -59,6 +79,21 @@ public sealed class InferenceOptionsValidator : IValidateOptions<InferenceOption
             (options.EmbeddedWidth <= 0 || options.EmbeddedHeight <= 0 || options.EmbeddedWidth % 32 != 0 || options.EmbeddedHeight % 32 != 0))
         {
             problems.Add($"Inference:EmbeddedWidth and EmbeddedHeight must be positive multiples of 32 (got {options.EmbeddedWidth}×{options.EmbeddedHeight}).");
+        }
+
+        if (options.GpuMemoryLimitMb < 0)
+        {
+            problems.Add($"Inference:GpuMemoryLimitMb must be 0 (no limit) or more (got {options.GpuMemoryLimitMb}).");
+        }
+
+        if (!CudnnSearches.Contains(options.CudnnConvAlgoSearch, StringComparer.OrdinalIgnoreCase))
+        {
+            problems.Add($"Inference:CudnnConvAlgoSearch must be Exhaustive, Heuristic or Default (got '{options.CudnnConvAlgoSearch}').");
+        }
+
+        if (options.WarmUpBatchSizes.Any(size => size <= 0))
+        {
+            problems.Add($"Inference:WarmUpBatchSizes must hold positive batch sizes (got {string.Join(", ", options.WarmUpBatchSizes)}).");
         }
 
         if (!string.IsNullOrEmpty(options.ModelPath) && !File.Exists(options.ModelPath) && !Directory.Exists(options.ModelPath))

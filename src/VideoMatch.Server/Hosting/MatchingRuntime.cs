@@ -31,6 +31,9 @@ internal sealed partial class MatchingRuntime(
 
     public bool IsReady => _ready;
 
+    /// <summary>The batch sizes the warm-up ran, in order; empty without warm-up.</summary>
+    public IReadOnlyList<int> WarmedUpBatchSizes { get; private set; } = [];
+
     /// <summary>False only when the batcher's loop has died: nothing would be served again without a restart.</summary>
     public bool IsAlive => _batcher?.IsHealthy ?? true;
 
@@ -52,7 +55,7 @@ internal sealed partial class MatchingRuntime(
         LogModelLoaded(manifest.Name, manifest.Input.Width, manifest.Input.Height, _matcher.ExecutionProvider);
         if (options.WarmUp)
         {
-            await WarmUpAsync(cancellationToken).ConfigureAwait(false);
+            await WarmUpAsync(options.WarmUpBatchSizes, cancellationToken).ConfigureAwait(false);
         }
 
         // Metrics count client traffic only, from here on.
@@ -81,16 +84,18 @@ internal sealed partial class MatchingRuntime(
         _matcher?.Dispose();
     }
 
-    /// <summary>Runs the smallest and largest batch once so the first client does not pay for ONNX Runtime's first runs.</summary>
-    private async Task WarmUpAsync(CancellationToken cancellationToken)
+    /// <summary>Runs each warm-up batch size once (default: 1 and the largest) so the first clients do not pay for ONNX Runtime's first runs.</summary>
+    private async Task WarmUpAsync(IList<int> sizes, CancellationToken cancellationToken)
     {
         var started = time.GetTimestamp();
         var preparer = Preparer;
         var gray = new byte[preparer.Width * preparer.Height];
         new VideoMatch.Synthetic.TexturedScene(seed: 1).RenderGray(preparer.Width, preparer.Height, System.Numerics.Matrix3x2.Identity, gray);
         var input = FrameInput.Raw(FramePixelFormat.Gray8, preparer.Width, preparer.Height, 0, gray);
-        foreach (var size in new[] { 1, Batcher.MaxBatchSize }.Distinct())
+        var warmed = new List<int>();
+        foreach (var size in (sizes.Count > 0 ? sizes : [1, Batcher.MaxBatchSize]).Select(s => Math.Min(s, Batcher.MaxBatchSize)).Distinct())
         {
+            warmed.Add(size);
             var pairs = new PairRequest[size];
             for (var i = 0; i < size; i++)
             {
@@ -102,7 +107,8 @@ internal sealed partial class MatchingRuntime(
         }
 
         var elapsedMs = time.GetElapsedTime(started).TotalMilliseconds;
-        LogWarmedUp(elapsedMs);
+        WarmedUpBatchSizes = warmed;
+        LogWarmedUp(warmed, elapsedMs);
     }
 
     private static InvalidOperationException NotReady() => new("The model is not loaded yet.");
@@ -110,6 +116,6 @@ internal sealed partial class MatchingRuntime(
     [LoggerMessage(Level = LogLevel.Information, Message = "Model {Model} loaded: input {Width}×{Height}, execution provider {Provider}")]
     private partial void LogModelLoaded(string model, int width, int height, string provider);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Model warmed up in {Milliseconds:F0} ms; ready")]
-    private partial void LogWarmedUp(double milliseconds);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Model warmed up (batch sizes {Sizes}) in {Milliseconds:F0} ms; ready")]
+    private partial void LogWarmedUp(IReadOnlyList<int> sizes, double milliseconds);
 }
