@@ -132,14 +132,7 @@ public sealed class TransformTests : IClassFixture<ServerFactory>
     }
 
     /// <summary>Frame-to-texture map of a camera turned by <paramref name="degrees"/> and zoomed about the frame centre, then panned.</summary>
-    private static Matrix3x2 Camera(float degrees, float zoom, Vector2 pan)
-    {
-        var centre = new Vector2(Width / 2f, Height / 2f);
-        return Matrix3x2.CreateTranslation(-centre)
-            * Matrix3x2.CreateScale(1 / zoom)
-            * Matrix3x2.CreateRotation(degrees * MathF.PI / 180)
-            * Matrix3x2.CreateTranslation(centre + pan + new Vector2(80, 60));
-    }
+    private static Matrix3x2 Camera(float degrees, float zoom, Vector2 pan) => CameraMotion.View(Width, Height, degrees, zoom, pan + new Vector2(80, 60));
 
     private static Image Render(Matrix3x2 view)
     {

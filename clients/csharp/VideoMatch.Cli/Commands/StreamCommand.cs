@@ -232,31 +232,9 @@ internal static class StreamCommand
                 Percentiles.Of(latencies, 50), Percentiles.Of(latencies, 99), pairs > 0 ? (double)matchTotal / pairs : 0);
         }
 
-        private async Task DecodeAsync(ChannelWriter<Frame> frames, CancellationToken cancellationToken)
-        {
-            ulong index = 0;
-            try
-            {
-                await context.Decoder.DecodeGrayAsync(path, _width, _height, async (pixels, token) =>
-                {
-                    var copy = pixels.ToArray();
-                    if (VizEvery > 0)
-                    {
-                        _pixels[index] = copy;
-                    }
-
-                    var timestamp = source.FramesPerSecond > 0 ? (long)(index * 1_000_000 / source.FramesPerSecond) : 0;
-                    await frames.WriteAsync(new Frame { Sequence = index, TimestampUs = timestamp, Image = Images.RawNoCopy(PixelFormat.Gray8, _width, _height, copy) }, token).ConfigureAwait(false);
-                    index++;
-                }, cancellationToken).ConfigureAwait(false);
-                frames.TryComplete();
-            }
-            catch (Exception e)
-            {
-                frames.TryComplete(e);
-                throw;
-            }
-        }
+        private Task DecodeAsync(ChannelWriter<Frame> frames, CancellationToken cancellationToken) =>
+            Video.FrameFeed.DecodeAsync(context.Decoder, path, _width, _height, source.FramesPerSecond, frames,
+                VizEvery > 0 ? (index, pixels) => _pixels[index] = pixels : null, cancellationToken);
 
         private async IAsyncEnumerable<Frame> SendAsync(ChannelReader<Frame> frames, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
         {

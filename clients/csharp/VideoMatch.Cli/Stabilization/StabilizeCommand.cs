@@ -87,7 +87,7 @@ internal static class StabilizeCommand
         // Bounded, Wait: decoding stays a few frames ahead of the stream.
         var frames = Channel.CreateBounded<Frame>(new BoundedChannelOptions(8) { FullMode = BoundedChannelFullMode.Wait, SingleReader = true, SingleWriter = true });
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var decoding = DecodeAsync();
+        var decoding = Video.FrameFeed.DecodeAsync(context.Decoder, source, width, height, video.FramesPerSecond, frames.Writer, null, stop.Token);
         var matrices = new List<double[]?> { null };
         var missing = 0;
         try
@@ -121,25 +121,6 @@ internal static class StabilizeCommand
         }
 
         return (matrices, missing);
-
-        async Task DecodeAsync()
-        {
-            ulong index = 0;
-            try
-            {
-                await context.Decoder.DecodeGrayAsync(source, width, height, async (pixels, token) =>
-                {
-                    var frame = new Frame { Sequence = index++, Image = Images.RawNoCopy(PixelFormat.Gray8, width, height, pixels.ToArray()) };
-                    await frames.Writer.WriteAsync(frame, token).ConfigureAwait(false);
-                }, stop.Token).ConfigureAwait(false);
-                frames.Writer.TryComplete();
-            }
-            catch (Exception e)
-            {
-                frames.Writer.TryComplete(e);
-                throw;
-            }
-        }
     }
 
     /// <summary>Pass 2: decodes the video in colour, warps each frame by its correction and pipes it to ffmpeg.</summary>
