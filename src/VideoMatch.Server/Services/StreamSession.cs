@@ -31,10 +31,10 @@ namespace VideoMatch.Server.Services;
 internal sealed partial class StreamSession
 #pragma warning restore CA1001
 {
-    private readonly MatchingRuntime _runtime;
     /// <summary>Keyframe mode re-keys below this many inliers when the stream sets no threshold.</summary>
     public const int DefaultRekeyMinInliers = 50;
 
+    private readonly MatchingRuntime _runtime;
     private readonly StreamingOptions _options;
     private readonly FrameRateLimit _rate;
     private readonly IServerStreamWriter<StreamResponse> _responses;
