@@ -69,17 +69,19 @@ internal static class Cli
             {
                 return await action(parse, cancellationToken).ConfigureAwait(false);
             }
-            catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable)
-            {
-                await context.Error.WriteLineAsync($"videomatch: could not reach the server at {parse.GetValue(Server)}: {e.Status.Detail}. Is it running? (dotnet run --project src/VideoMatch.Server)").ConfigureAwait(false);
-                return 1;
-            }
             catch (RpcException e)
             {
-                await context.Error.WriteLineAsync($"videomatch: the server answered {e.StatusCode}: {e.Status.Detail}").ConfigureAwait(false);
+                await context.Error.WriteLineAsync($"videomatch: {Describe(e, parse.GetValue(Server)!)}").ConfigureAwait(false);
                 return 1;
             }
-            catch (Exception e) when (e is IOException or InvalidOperationException or ArgumentException or UnauthorizedAccessException or FormatException)
+            catch (ArgumentException e)
+            {
+                // The message without .NET's " (Parameter 'x')" suffix: the user never saw the parameter.
+                var message = e.ParamName is { } name ? e.Message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal) : e.Message;
+                await context.Error.WriteLineAsync($"videomatch: {message}").ConfigureAwait(false);
+                return 1;
+            }
+            catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException or FormatException)
             {
                 await context.Error.WriteLineAsync($"videomatch: {e.Message}").ConfigureAwait(false);
                 return 1;
@@ -89,7 +91,54 @@ internal static class Cli
                 await context.Error.WriteLineAsync("videomatch: cancelled").ConfigureAwait(false);
                 return 130;
             }
+#pragma warning disable CA1031 // The last line of defence: no library exception reaches the user as a crash.
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                await context.Error.WriteLineAsync($"videomatch: unexpected {e.GetType().Name}: {e.Message} (please report this with the command line)").ConfigureAwait(false);
+                return 2;
+            }
         };
+
+    /// <summary>
+    /// What a failed call means for the user. Transport failures surface as INTERNAL or UNAVAILABLE with .NET's
+    /// text; the common ones (wrong port, wrong scheme, server down) get a sentence that says what to change.
+    /// </summary>
+    internal static string Describe(RpcException e, string server)
+    {
+        var detail = e.Status.Detail.TrimEnd('.', ' ');
+        var debug = e.Status.DebugException?.ToString() ?? "";
+        if (detail.Contains("HTTP_1_1_REQUIRED", StringComparison.Ordinal) || debug.Contains("HTTP_1_1_REQUIRED", StringComparison.Ordinal))
+        {
+            return $"{server} speaks HTTP/1.1 only, so it is not a VideoMatch gRPC port; it may be the metrics port (default 9464). The gRPC port is 50051 unless the server was started with --urls.";
+        }
+
+        if (server.StartsWith("https://", StringComparison.OrdinalIgnoreCase) &&
+            (detail.Contains("SSL connection could not be established", StringComparison.Ordinal) || debug.Contains("AuthenticationException", StringComparison.Ordinal)))
+        {
+            var plaintext = debug.Contains("frame size", StringComparison.Ordinal) || debug.Contains("corrupted frame", StringComparison.Ordinal);
+            return plaintext
+                ? $"the TLS handshake with {server} failed: the server answers in plaintext. Use http://{server["https://".Length..]} (or configure Security:CertificatePath on the server)."
+                : $"the TLS handshake with {server} failed: {Innermost(e.Status.DebugException) ?? detail}";
+        }
+
+        return e.StatusCode switch
+        {
+            StatusCode.Unavailable => $"could not reach the server at {server}: {detail}. Is it running? (dotnet run --project src/VideoMatch.Server)",
+            StatusCode.Unauthenticated => $"the server at {server} refused the call: {detail}. Pass --api-key KEY or set VIDEOMATCH_API_KEY.",
+            _ => $"the server answered {e.StatusCode}: {detail}",
+        };
+    }
+
+    private static string? Innermost(Exception? e)
+    {
+        while (e?.InnerException is not null)
+        {
+            e = e.InnerException;
+        }
+
+        return e?.Message.TrimEnd('.');
+    }
 
     public static VideoMatchClient Connect(ParseResult parse)
     {

@@ -12,12 +12,12 @@ internal static class BenchCommand
 
     public static Command Create(CliContext context)
     {
-        var streams = new Option<int>("--streams", "-n") { Description = "Concurrent streams. Default 4.", DefaultValueFactory = _ => 4 };
-        var fps = new Option<double>("--fps", "-f") { Description = "Frames per second per stream. Default 30.", DefaultValueFactory = _ => 30 };
-        var seconds = new Option<double>("--seconds") { Description = "How long to send. Default 10.", DefaultValueFactory = _ => 10 };
+        var streams = CliOptions.Count("--streams", "Concurrent streams, 1..1000. Default 4.", 4, 1, 1000, "-n");
+        var fps = CliOptions.Positive("--fps", "Frames per second per stream. Default 30.", 30, 1000, "-f");
+        var seconds = CliOptions.Positive("--seconds", "How long to send. Default 10.", 10, 86400);
         var size = new Option<string?>("--size") { Description = "Frame size WxH. Default: the model's input size (GRAY8 frames, the server's cheapest path)." };
         var json = new Option<FileInfo?>("--json") { Description = "Also write the report as JSON to FILE." };
-        var threshold = new Option<float?>("--threshold", "-t") { Description = "Match threshold for the streams. Default: the model's." };
+        var threshold = CliOptions.Threshold("Match threshold for the streams, in [0, 1). Default: the model's.");
         var command = new Command("bench", "Load-test a server: N streams × F frames/s for S seconds; report pairs/s, latency and what was dropped.")
         {
             streams, fps, seconds, size, json, threshold,

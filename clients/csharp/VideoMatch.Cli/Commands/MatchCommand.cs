@@ -12,8 +12,8 @@ internal static class MatchCommand
     {
         var image0 = new Argument<FileInfo>("IMAGE0") { Description = "First image (JPEG or PNG)." };
         var image1 = new Argument<FileInfo>("IMAGE1") { Description = "Second image (JPEG or PNG)." };
-        var threshold = new Option<float?>("--threshold", "-t") { Description = "Keep matches scoring above this, in [0, 1). Default: the model's." };
-        var maxMatches = new Option<int>("--max-matches") { Description = "At most this many matches, best first. Default: all." };
+        var threshold = CliOptions.Threshold("Keep matches scoring above this, in [0, 1). Default: the model's.");
+        var maxMatches = CliOptions.MaxMatches("At most this many matches, best first; 0 (the default): all.");
         var json = new Option<string>("--json") { Description = "Write the match list to FILE, or '-' for standard output (the default).", DefaultValueFactory = _ => "-" };
         var viz = new Option<FileInfo?>("--viz") { Description = "Write a side-by-side PNG with one line per match, coloured by score." };
         var command = new Command("match", "Match two images and print the matches as the Hugging Face pipeline lists them, best first.")

@@ -21,8 +21,8 @@ internal static class StreamCommand
         var output = new Option<string?>("--out", "-o") { Description = "Write one JSON line per pair to FILE, or '-' for standard output." };
         var vizEvery = new Option<int>("--viz-every") { Description = "Draw every Nth pair (needs --viz-dir)." };
         var vizDir = new Option<DirectoryInfo?>("--viz-dir") { Description = "Folder for the pictures of --viz-every." };
-        var threshold = new Option<float?>("--threshold", "-t") { Description = "Keep matches scoring above this, in [0, 1). Default: the model's." };
-        var maxMatches = new Option<int>("--max-matches") { Description = "At most this many matches per pair, best first. Default: all." };
+        var threshold = CliOptions.Threshold("Keep matches scoring above this, in [0, 1). Default: the model's.");
+        var maxMatches = CliOptions.MaxMatches("At most this many matches per pair, best first; 0 (the default): all.");
         var estimate = new Option<string?>("--estimate") { Description = "Fit a robust transform to each pair on the server and write it as \"transform\" (9 numbers, row-major 3×3, frame0 → frame1 video pixels) with \"inliers\"." };
         estimate.AcceptOnlyFromAmong("homography", "affine", "similarity");
         var inlierThreshold = new Option<float>("--inlier-threshold") { Description = "Largest reprojection error of an inlier, in video pixels. Default 3.", DefaultValueFactory = _ => 3f };
@@ -86,8 +86,14 @@ internal static class StreamCommand
             try
             {
                 var summary = await run.RunAsync(writer, cancellationToken).ConfigureAwait(false);
+                if (summary.FramesSent < 2)
+                {
+                    throw new InvalidOperationException(
+                        $"'{path}' holds {summary.FramesSent} frame{(summary.FramesSent == 1 ? "" : "s")}; a stream pairs consecutive frames, so it needs at least two. To match two images use: videomatch match IMAGE0 IMAGE1");
+                }
+
                 summary.Render(context.Console, path);
-                return summary.Pairs > 0 || summary.FramesSent < 2 ? 0 : 1;
+                return summary.Pairs > 0 ? 0 : 1;
             }
             finally
             {
@@ -116,7 +122,7 @@ internal static class StreamCommand
             table.AddRow("dropped / invalid / failed", $"{Dropped} / {Invalid} / {Failed}");
             table.AddRow("time", $"{Seconds:F2} s");
             table.AddRow("pairs/s", PairsPerSecond.ToString("F2", CultureInfo.InvariantCulture));
-            table.AddRow("latency p50 / p99", $"{P50Ms:F0} / {P99Ms:F0} ms");
+            table.AddRow("latency p50 / p99", Pairs > 0 ? $"{P50Ms:F0} / {P99Ms:F0} ms" : "none (no pair matched)");
             table.AddRow("matches per pair (mean)", MeanMatches.ToString("F0", CultureInfo.InvariantCulture));
             console.Write(table);
         }

@@ -37,6 +37,42 @@ internal sealed class FfmpegEncoder : IDisposable
         _errors = _process.StandardError.ReadToEndAsync();
     }
 
+    /// <summary>
+    /// Checks, before any work, that ffmpeg can write <paramref name="target"/>'s format: its folder exists and one
+    /// frame encodes to a scratch file of the same extension.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">It cannot; the message says why and what to use instead.</exception>
+    public static async Task CheckTargetAsync(string target, CancellationToken cancellationToken)
+    {
+        var extension = Path.GetExtension(target);
+        if (extension.Length < 2)
+        {
+            throw new InvalidOperationException($"'{target}' has no file extension; ffmpeg picks the format from it. Use .mp4 or .mkv (H.264).");
+        }
+
+        var folder = Path.GetDirectoryName(Path.GetFullPath(target))!;
+        if (!Directory.Exists(folder))
+        {
+            throw new InvalidOperationException($"The folder of '{target}' ({folder}) does not exist.");
+        }
+
+        var scratch = Path.Combine(Path.GetTempPath(), $"videomatch-format-check-{Guid.NewGuid():N}{extension}");
+        try
+        {
+            using var probe = new FfmpegEncoder(scratch, 16, 16, 1);
+            await probe.WriteAsync(new byte[16 * 16 * 3], cancellationToken).ConfigureAwait(false);
+            await probe.FinishAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new InvalidOperationException($"ffmpeg cannot write '{extension}' files, so '{target}' would fail after all the matching; use .mp4 or .mkv. ({e.Message})", e);
+        }
+        finally
+        {
+            File.Delete(scratch);
+        }
+    }
+
     public async ValueTask WriteAsync(ReadOnlyMemory<byte> rgb, CancellationToken cancellationToken)
     {
         try

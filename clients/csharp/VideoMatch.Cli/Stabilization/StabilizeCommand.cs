@@ -23,7 +23,7 @@ internal static class StabilizeCommand
         var output = new Argument<FileInfo>("OUTPUT") { Description = "The stabilized video; ffmpeg picks the codec from the extension (.mp4, .mkv: H.264)." };
         var smooth = new Option<int>("--smooth") { Description = "Frames each side of the averaging window for the camera path. Larger is steadier. Default 15.", DefaultValueFactory = _ => 15 };
         var picture = new Option<FileInfo?>("--picture") { Description = "Where to write the before/after picture (PNG). Default: OUTPUT with .png." };
-        var threshold = new Option<float?>("--threshold", "-t") { Description = "Match threshold in [0, 1). Default: the model's." };
+        var threshold = CliOptions.Threshold("Match threshold in [0, 1). Default: the model's.");
         var command = new Command("stabilize", "Stabilize a shaky video: per-pair transforms from the server, a smoothed camera path, warped frames.")
         {
             input, output, smooth, picture, threshold,
@@ -45,13 +45,10 @@ internal static class StabilizeCommand
 
             var target = parse.GetValue(output)!.FullName;
             var picturePath = parse.GetValue(picture)?.FullName ?? Path.ChangeExtension(target, ".png");
+            await FfmpegEncoder.CheckTargetAsync(target, cancellationToken).ConfigureAwait(false);
             using var client = Cli.Connect(parse);
             var model = await client.GetModelInfoAsync(cancellationToken).ConfigureAwait(false);
             var video = await context.Decoder.ProbeAsync(source, cancellationToken).ConfigureAwait(false);
-            if (video.Width <= 0 || video.Height <= 0)
-            {
-                throw new InvalidOperationException($"'{source}' reports no frame size.");
-            }
 
             var started = Stopwatch.GetTimestamp();
             var transforms = await MeasureAsync(context, client, model, video, source, parse.GetValue(threshold), cancellationToken).ConfigureAwait(false);
