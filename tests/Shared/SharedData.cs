@@ -12,6 +12,18 @@ public sealed class SharedDataFactAttribute : FactAttribute
     }
 }
 
+/// <summary>A theory that runs only where the project's shared data is present; skips with a message elsewhere.</summary>
+public sealed class SharedDataTheoryAttribute : TheoryAttribute
+{
+    public SharedDataTheoryAttribute(string relativePath)
+    {
+        if (SharedData.Find(relativePath) is null)
+        {
+            Skip = $"../shared/{relativePath} is absent; this test needs the project's shared data beside the checkout.";
+        }
+    }
+}
+
 internal static class SharedData
 {
     public static string? Find(string relativePath)

@@ -53,6 +53,24 @@ public sealed class CliTests(LoopbackServer server) : IClassFixture<LoopbackServ
     }
 
     [Fact]
+    public async Task Match_Estimate_WritesTheTransformBesideTheList()
+    {
+        var image0 = WriteScenePng("a.png", 400, 300, Vector2.Zero);
+        var image1 = WriteScenePng("b.png", 400, 300, new Vector2(5, -3));
+
+        var (exit, output, error) = await RunAsync("match", image0, image1, "--server", server.Address, "--estimate", "similarity", "--letterbox");
+
+        Assert.True(exit == 0, error);
+        using var json = JsonDocument.Parse(output);
+        Assert.True(json.RootElement.GetProperty("matches").GetArrayLength() > 200);
+        var transform = json.RootElement.GetProperty("transform").EnumerateArray().Select(v => v.GetDouble()).ToArray();
+        // Content moves by (−5, +3).
+        Assert.Equal(-5, transform[2], 0.3);
+        Assert.Equal(3, transform[5], 0.3);
+        Assert.True(json.RootElement.GetProperty("inliers").GetInt32() > 200);
+    }
+
+    [Fact]
     public async Task Match_MissingFile_ExitsOneNamingIt()
     {
         var (exit, _, error) = await RunAsync("match", "/nonexistent/a.png", "/nonexistent/b.png", "--server", server.Address);

@@ -39,6 +39,28 @@ public sealed class ServiceTests(ServerFactory server) : IClassFixture<ServerFac
     }
 
     [Fact]
+    public async Task MatchPair_DifferentAspectRatios_LetterboxKeepsScaleAndMatchesMore()
+    {
+        // Two views from the same camera position: 400×300 and its top 400×200. Stretched to the 320×256 input,
+        // their vertical scales differ by 1.5×; letterboxed, both keep scale 0.8, and the padding yields no match.
+        var scene = new TexturedScene(seed: 21);
+        var view = SyntheticVideo.View(Vector2.Zero);
+        var request = new MatchPairRequest { Image0 = PngImage(scene, 400, 300, view), Image1 = PngImage(scene, 400, 200, view) };
+
+        var stretched = (await server.Client.MatchPairAsync(request)).Matches;
+        request.Letterbox = true;
+        var letterboxed = (await server.Client.MatchPairAsync(request)).Matches;
+
+        MatchAssertions.RecoversMotion(letterboxed, Vector2.Zero, tolerance: 1f, share: 0.9, minimum: 300);
+        Assert.All(Enumerable.Range(0, (int)letterboxed.Count), i => Assert.InRange(letterboxed.Keypoints1[2 * i + 1], -0.5f, 199.5f));
+        var (correctStretched, correctLetterboxed) = (Correct(stretched), Correct(letterboxed));
+        Assert.True(correctLetterboxed >= 1.5 * correctStretched, $"correct matches: letterboxed {correctLetterboxed}, stretched {correctStretched}");
+
+        static int Correct(Matches m) => Enumerable.Range(0, (int)m.Count).Count(i =>
+            Vector2.Distance(new Vector2(m.Keypoints0[2 * i], m.Keypoints0[2 * i + 1]), new Vector2(m.Keypoints1[2 * i], m.Keypoints1[2 * i + 1])) < 1f);
+    }
+
+    [Fact]
     public async Task GetModelInfo_EmbeddedModel_DescribesInputAndPreferredFormat()
     {
         var info = await server.Client.GetModelInfoAsync(new GetModelInfoRequest());

@@ -72,6 +72,41 @@ public sealed class XFeatServerTests
         }
     }
 
+    [SharedDataTheory(Extractor)]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task MatchPair_LandscapeAgainstPortraitCropOfItself_BothTurnedAlikeAndMappedBack(bool letterbox)
+    {
+        using var server = new ServerFactory(new Dictionary<string, string?>
+        {
+            ["Inference:ModelPath"] = Path.GetDirectoryName(SharedData.Find(Extractor)),
+        });
+        using var photo = SKBitmap.Decode(SharedData.Find("images/DSC_0410.jpg"));
+        // Image 1 is the portrait part of image 0 from (200, 0) on: image-0 pixel (x, y) is image-1 pixel (x − 200, y).
+        var request = new MatchPairRequest
+        {
+            Image0 = Crop(photo, 200, 150, 640, 360),
+            Image1 = Crop(photo, 400, 150, 300, 360),
+            MatchThreshold = 0.1f,
+            Letterbox = letterbox,
+        };
+
+        var response = await server.Client.MatchPairAsync(request, deadline: Deadline);
+
+        var matches = response.Matches;
+        var within = 0;
+        for (var i = 0; i < matches.Count; i++)
+        {
+            var dx = matches.Keypoints0[2 * i] - 200 - matches.Keypoints1[2 * i];
+            var dy = matches.Keypoints0[2 * i + 1] - matches.Keypoints1[2 * i + 1];
+            within += dx * dx + dy * dy < 9 ? 1 : 0;
+        }
+
+        Console.WriteLine($"letterbox {letterbox}: {matches.Count} matches, {within} within 3 px");
+        Assert.True(within >= (letterbox ? 300 : 50), $"{within} of {matches.Count} matches within 3 px of the true correspondence");
+        Assert.True(within >= (letterbox ? 0.8 : 0.5) * matches.Count, $"{within} of {matches.Count} matches within 3 px");
+    }
+
     private static Image Crop(SKBitmap photo, int left, int top, int width, int height)
     {
         using var crop = new SKBitmap(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);

@@ -21,6 +21,29 @@ internal static class CliOptions
         CustomParser = result => (int)(Number(result, "--max-matches", "0 (all) or a positive count", v => v >= 0 && v <= int.MaxValue && v == Math.Floor(v)) ?? 0),
     };
 
+    /// <summary><c>--estimate</c>: the transform to fit on the server.</summary>
+    public static Option<string?> Estimate(string description)
+    {
+        var option = new Option<string?>("--estimate") { Description = description };
+        option.AcceptOnlyFromAmong("homography", "affine", "similarity");
+        return option;
+    }
+
+    /// <summary>The contract's value for an <see cref="Estimate"/> option's text.</summary>
+    public static Contracts.V1.TransformModel TransformModel(string? name) => name switch
+    {
+        "homography" => Contracts.V1.TransformModel.Homography,
+        "affine" => Contracts.V1.TransformModel.Affine,
+        "similarity" => Contracts.V1.TransformModel.Similarity,
+        _ => Contracts.V1.TransformModel.Unspecified,
+    };
+
+    /// <summary><c>--letterbox</c>: keep each image's aspect ratio in the model input.</summary>
+    public static Option<bool> Letterbox() => new("--letterbox")
+    {
+        Description = "Keep each image's aspect ratio in the model input (padding is not matched) instead of stretching it, as the Hugging Face processor does. Helps images of different shapes.",
+    };
+
     /// <summary>A number option that must satisfy <paramref name="valid"/>; the error says what it takes.</summary>
     public static Option<double> Positive(string name, string description, double fallback, double max, string alias = "") =>
         new(name, alias.Length > 0 ? [alias] : [])

@@ -75,6 +75,10 @@ public sealed class VideoMatchClient : IDisposable
         return await _matcher.MatchPairAsync(request, _headers, cancellationToken: cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>Matches two images once, with every option of the request (transform estimation, letterboxing).</summary>
+    public async Task<MatchPairResponse> MatchAsync(MatchPairRequest request, CancellationToken cancellationToken = default) =>
+        await _matcher.MatchPairAsync(request, _headers, cancellationToken: cancellationToken).ConfigureAwait(false);
+
     /// <summary>
     /// Streams <paramref name="frames"/> and yields one response per frame, in frame order: the matches of
     /// (previous frame, this frame), or a status saying why there are none (first frame, invalid, dropped, failed).

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using VideoMatch.Engine.Preprocessing;
 
@@ -7,8 +8,9 @@ namespace VideoMatch.Engine.Frames;
 /// <summary>Validates, decodes and preprocesses client frames into <see cref="PreparedFrame"/>s for one model input size.</summary>
 public sealed class FramePreparer
 {
-    private readonly FramePreprocessor _preprocessor;
-    private readonly FramePreprocessor? _turned;
+    private readonly bool _rotateToFit;
+    // Resizers per content size (letterboxed or turned frames); streams keep one size, so few are live.
+    private readonly ConcurrentDictionary<(int, int), FramePreprocessor> _resizers = new();
 
     /// <param name="rotateToFit">
     /// Rotate frames whose orientation differs from the input's by 90° clockwise (see
@@ -16,45 +18,59 @@ public sealed class FramePreparer
     /// </param>
     public FramePreparer(int width, int height, int maxDimension, bool rotateToFit = false)
     {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(height);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxDimension);
-        _preprocessor = new FramePreprocessor(width, height);
-        _turned = rotateToFit && width != height ? new FramePreprocessor(height, width) : null;
+        Width = width;
+        Height = height;
+        _rotateToFit = rotateToFit && width != height;
         MaxDimension = maxDimension;
     }
 
     /// <summary>Largest width or height accepted.</summary>
     public int MaxDimension { get; }
 
-    public int Width => _preprocessor.Width;
+    public int Width { get; }
 
-    public int Height => _preprocessor.Height;
+    public int Height { get; }
 
+    /// <param name="rotate">
+    /// Where the model rotates to fit: null turns the frame when its own orientation differs from the input's;
+    /// true or false imposes the decision, so both images of a pair (and all frames of a stream) reach the model
+    /// turned alike, whatever their shapes. Ignored by models that do not rotate.
+    /// </param>
+    /// <param name="letterbox">
+    /// Keep the frame's aspect ratio: resize it into the largest top-left rectangle of its shape and repeat its edge
+    /// pixels over the rest, instead of stretching it over the whole input (the Hugging Face processor's way).
+    /// </param>
     /// <exception cref="FrameRejectedException">The frame cannot be used; the message says why.</exception>
-    public PreparedFrame Prepare(in FrameInput input, ulong sequence = 0, long timestampUs = 0)
+    public PreparedFrame Prepare(in FrameInput input, ulong sequence = 0, long timestampUs = 0, bool? rotate = null, bool letterbox = false)
     {
         var started = Stopwatch.GetTimestamp();
         if (input.Encoding is { } encoding)
         {
             using var decoded = ImageDecoder.Decode(encoding, input.Data, MaxDimension);
-            return PrepareRaw(decoded.Frame, sequence, timestampUs, started);
+            return PrepareRaw(decoded.Frame, sequence, timestampUs, started, rotate, letterbox);
         }
 
         PixelFormats.Validate(input, MaxDimension);
-        return PrepareRaw(input, sequence, timestampUs, started);
+        return PrepareRaw(input, sequence, timestampUs, started, rotate, letterbox);
     }
 
-    private PreparedFrame PrepareRaw(in FrameInput raw, ulong sequence, long timestampUs, long started)
+    private PreparedFrame PrepareRaw(in FrameInput raw, ulong sequence, long timestampUs, long started, bool? rotate, bool letterbox)
     {
+        var rotated = _rotateToFit && (rotate ?? FrameGeometry.IsRotated(Width, Height, raw.Width, raw.Height));
+        var mapping = FrameMapping.Create(Width, Height, raw.Width, raw.Height, rotated, letterbox);
         var pixels = ArrayPool<float>.Shared.Rent(Width * Height);
         try
         {
-            if (_turned is not null && FrameGeometry.IsRotated(Width, Height, raw.Width, raw.Height))
+            if (!rotated && !mapping.Letterboxed)
             {
-                RunRotated(raw, pixels);
+                Resizer(Width, Height).Run(raw, pixels);
             }
             else
             {
-                _preprocessor.Run(raw, pixels);
+                RunPlaced(raw, mapping, pixels);
             }
         }
         catch
@@ -63,25 +79,28 @@ public sealed class FramePreparer
             throw;
         }
 
-        return new PreparedFrame(pixels, raw.Width, raw.Height, sequence, timestampUs, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        return new PreparedFrame(pixels, mapping, sequence, timestampUs, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
     }
 
-    /// <summary>Resizes to the turned size (Height × Width), then rotates 90° clockwise into the input.</summary>
-    private void RunRotated(in FrameInput raw, float[] pixels)
+    /// <summary>
+    /// Resizes to the content size, then places it into the input: turned 90° clockwise when the mapping says so,
+    /// edge pixels repeated where the content does not reach.
+    /// </summary>
+    private void RunPlaced(in FrameInput raw, FrameMapping mapping, float[] pixels)
     {
-        var turnedWidth = Height;
-        var turnedHeight = Width;
-        var scratch = ArrayPool<float>.Shared.Rent(Width * Height);
+        var (contentWidth, contentHeight) = (mapping.ContentWidth, mapping.ContentHeight);
+        var scratch = ArrayPool<float>.Shared.Rent(contentWidth * contentHeight);
         try
         {
-            _turned!.Run(raw, scratch);
-            // Input (x, y) shows turned (y, turnedHeight − 1 − x).
+            Resizer(contentWidth, contentHeight).Run(raw, scratch);
             for (var y = 0; y < Height; y++)
             {
                 var row = pixels.AsSpan(y * Width, Width);
                 for (var x = 0; x < Width; x++)
                 {
-                    row[x] = scratch[(turnedHeight - 1 - x) * turnedWidth + y];
+                    // Input (x, y) shows content (u, v); see FrameMapping.
+                    var (u, v) = mapping.Rotated ? (y, Width - 1 - x) : (x, y);
+                    row[x] = scratch[Math.Min(v, contentHeight - 1) * contentWidth + Math.Min(u, contentWidth - 1)];
                 }
             }
         }
@@ -89,5 +108,21 @@ public sealed class FramePreparer
         {
             ArrayPool<float>.Shared.Return(scratch);
         }
+    }
+
+    private FramePreprocessor Resizer(int width, int height)
+    {
+        if (_resizers.TryGetValue((width, height), out var resizer))
+        {
+            return resizer;
+        }
+
+        // A client cycling frame sizes must not grow memory forever.
+        if (_resizers.Count > 64)
+        {
+            _resizers.Clear();
+        }
+
+        return _resizers.GetOrAdd((width, height), static key => new FramePreprocessor(key.Item1, key.Item2));
     }
 }

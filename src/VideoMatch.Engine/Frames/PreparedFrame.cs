@@ -12,23 +12,28 @@ public sealed class PreparedFrame
     private float[]? _pixels;
     private int _references = 1;
 
-    internal PreparedFrame(float[] pixels, int originalWidth, int originalHeight, ulong sequence, long timestampUs, double preprocessMs)
+    internal PreparedFrame(float[] pixels, FrameMapping mapping, ulong sequence, long timestampUs, double preprocessMs)
     {
         _pixels = pixels;
-        OriginalWidth = originalWidth;
-        OriginalHeight = originalHeight;
+        Mapping = mapping;
         Sequence = sequence;
         TimestampUs = timestampUs;
         PreprocessMs = preprocessMs;
     }
 
-    public int OriginalWidth { get; }
+    /// <summary>Where the frame sits in the model input, and how model points map back to its pixels.</summary>
+    public FrameMapping Mapping { get; }
 
-    public int OriginalHeight { get; }
+    public int OriginalWidth => Mapping.OriginalWidth;
+
+    public int OriginalHeight => Mapping.OriginalHeight;
 
     public ulong Sequence { get; }
 
     public long TimestampUs { get; }
+
+    /// <summary>True when the frame was turned 90° clockwise into the model input (see <see cref="FramePreparer.Prepare"/>).</summary>
+    public bool Rotated => Mapping.Rotated;
 
     /// <summary>Decode and resize time.</summary>
     public double PreprocessMs { get; }

@@ -112,6 +112,13 @@ public sealed record ModelManifest
     /// <summary>Score threshold used when a stream sets none.</summary>
     public float DefaultThreshold { get; init; } = 0.2f;
 
+    /// <summary>
+    /// Added to the dense outputs' keypoints (in model pixels, after undoing the normalisation) so that a point on
+    /// pixel index i reads i. 0 for models whose keypoints are pixel centres. EfficientLoFTR reports window pixel c
+    /// of coarse cell k at 8k + c − 3.5 (its fine grid is centred on the cell's corner), so its exports say 3.5.
+    /// </summary>
+    public float KeypointOffsetPx { get; init; }
+
     /// <summary>Coarse cell size in input pixels.</summary>
     public int CoarseStride { get; init; } = 8;
 

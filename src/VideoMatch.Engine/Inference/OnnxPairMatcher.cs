@@ -51,7 +51,7 @@ public sealed class OnnxPairMatcher : IPairMatcher
         _scores = GC.AllocateArray<float>(maxBatchSize * 2 * cells, pinned: true);
         _keypoints = GC.AllocateArray<float>(maxBatchSize * 4 * cells, pinned: true);
         _values = new OrtValue?[maxBatchSize + 1][];
-        _postProcessor = new PostProcessor(cells, manifest.Outputs.Layout, manifest.Input.Width, manifest.Input.Height);
+        _postProcessor = new PostProcessor(cells, manifest.Outputs.Layout, manifest.Input.Width, manifest.Input.Height, manifest.KeypointOffsetPx);
     }
 
     public ModelManifest Manifest { get; }
@@ -111,8 +111,8 @@ public sealed class OnnxPairMatcher : IPairMatcher
                 _keypoints.AsSpan(i * 4 * cells, 4 * cells),
                 pair.Threshold,
                 pair.MaxMatches,
-                (pair.Frame0.OriginalWidth, pair.Frame0.OriginalHeight),
-                (pair.Frame1.OriginalWidth, pair.Frame1.OriginalHeight));
+                pair.Frame0.Mapping,
+                pair.Frame1.Mapping);
         }
     }
 

@@ -1,9 +1,12 @@
+using VideoMatch.Engine.Frames;
+
 namespace VideoMatch.Engine.Inference;
 
 /// <summary>
 /// Reads one pair out of a dense matcher's outputs: keeps slots with a match and a score strictly above the
-/// threshold, sorts them by score (ties by slot, so results are deterministic), keeps the best
-/// <c>maxMatches</c>, and maps normalised model coordinates to each image's original pixels as floats.
+/// threshold (and, for letterboxed frames, both points on the frames' own pixels), sorts them by score (ties by
+/// slot, so results are deterministic), keeps the best <c>maxMatches</c>, and maps normalised model coordinates to
+/// each image's original pixels as floats.
 /// </summary>
 internal sealed class PostProcessor
 {
@@ -11,14 +14,17 @@ internal sealed class PostProcessor
     private readonly OutputLayout _layout;
     private readonly int _modelWidth;
     private readonly int _modelHeight;
+    private readonly float _offsetPx;
     private readonly long[] _order;
 
-    public PostProcessor(int cells, OutputLayout layout, int modelWidth, int modelHeight)
+    /// <param name="keypointOffsetPx">Added to the model's keypoints (model pixels) to put them on pixel centres; see <see cref="ModelManifest.KeypointOffsetPx"/>.</param>
+    public PostProcessor(int cells, OutputLayout layout, int modelWidth, int modelHeight, float keypointOffsetPx = 0f)
     {
         _cells = cells;
         _layout = layout;
         _modelWidth = modelWidth;
         _modelHeight = modelHeight;
+        _offsetPx = keypointOffsetPx;
         _order = new long[cells];
     }
 
@@ -26,9 +32,11 @@ internal sealed class PostProcessor
     /// <param name="scores">(2, N) of this pair.</param>
     /// <param name="keypoints">(2, N, 2) of this pair, normalised.</param>
     public PairMatchResult Extract(ReadOnlySpan<long> matches, ReadOnlySpan<float> scores, ReadOnlySpan<float> keypoints,
-        float threshold, int maxMatches, (int Width, int Height) size0, (int Width, int Height) size1)
+        float threshold, int maxMatches, FrameMapping frame0, FrameMapping frame1)
     {
         var n = _cells;
+        var row1 = 2 * n;
+        var padded = frame0.Letterboxed || frame1.Letterboxed;
         var found = 0;
         for (var slot = 0; slot < n; slot++)
         {
@@ -37,6 +45,17 @@ internal sealed class PostProcessor
             if (partner < 0 || partner >= n || !(score > threshold))
             {
                 continue;
+            }
+
+            if (padded)
+            {
+                var other = _layout == OutputLayout.PairSlots ? slot : (int)partner;
+                var (x0, y0) = Model(keypoints, 2 * slot);
+                var (x1, y1) = Model(keypoints, row1 + 2 * other);
+                if (!frame0.Covers(x0, y0) || !frame1.Covers(x1, y1))
+                {
+                    continue;
+                }
             }
 
             // Non-negative floats order like their bit patterns: high score first, then low slot.
@@ -55,21 +74,21 @@ internal sealed class PostProcessor
         var points0 = new float[2 * count];
         var points1 = new float[2 * count];
         var kept = new float[count];
-        var (sx0, sy0) = ((float)size0.Width / _modelWidth, (float)size0.Height / _modelHeight);
-        var (sx1, sy1) = ((float)size1.Width / _modelWidth, (float)size1.Height / _modelHeight);
-        var row1 = 2 * n;
         for (var i = 0; i < count; i++)
         {
             var slot = (int)(order[i] & 0xFFFFFFFF);
             var other = _layout == OutputLayout.PairSlots ? slot : (int)matches[slot];
             kept[i] = scores[slot];
-            // Model pixel u covers original pixels around (u + 0.5) · scale − 0.5 (half-pixel centres, as the resize).
-            points0[2 * i] = (keypoints[2 * slot] * _modelWidth + 0.5f) * sx0 - 0.5f;
-            points0[2 * i + 1] = (keypoints[2 * slot + 1] * _modelHeight + 0.5f) * sy0 - 0.5f;
-            points1[2 * i] = (keypoints[row1 + 2 * other] * _modelWidth + 0.5f) * sx1 - 0.5f;
-            points1[2 * i + 1] = (keypoints[row1 + 2 * other + 1] * _modelHeight + 0.5f) * sy1 - 0.5f;
+            var (x0, y0) = Model(keypoints, 2 * slot);
+            var (x1, y1) = Model(keypoints, row1 + 2 * other);
+            (points0[2 * i], points0[2 * i + 1]) = frame0.ToOriginal(x0, y0);
+            (points1[2 * i], points1[2 * i + 1]) = frame1.ToOriginal(x1, y1);
         }
 
         return new PairMatchResult(points0, points1, kept);
     }
+
+    /// <summary>The keypoint at <paramref name="at"/> in model pixels (pixel centres at whole numbers).</summary>
+    private (float X, float Y) Model(ReadOnlySpan<float> keypoints, int at) =>
+        (keypoints[at] * _modelWidth + _offsetPx, keypoints[at + 1] * _modelHeight + _offsetPx);
 }

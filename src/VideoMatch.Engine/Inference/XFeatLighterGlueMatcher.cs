@@ -192,6 +192,11 @@ public sealed class XFeatLighterGlueMatcher : IPairMatcher
             throw new InvalidOperationException($"The extractor returned {count} keypoints but {descriptors.Length} descriptor values; {DescriptorLength} per keypoint were expected.");
         }
 
+        if (frame.Mapping.Letterboxed)
+        {
+            (count, keypoints, descriptors) = OnContent(frame.Mapping, count, keypoints, descriptors);
+        }
+
         var width = Manifest.Input.Width;
         var height = Manifest.Input.Height;
         var normalised = new float[keypoints.Length];
@@ -249,11 +254,29 @@ public sealed class XFeatLighterGlueMatcher : IPairMatcher
         return count == 0 ? PairMatchResult.Empty : new PairMatchResult(points0, points1, kept);
     }
 
-    private (float X, float Y) ToOriginal(float[] keypoints, long index, PreparedFrame frame)
+    private static (float X, float Y) ToOriginal(float[] keypoints, long index, PreparedFrame frame)
     {
-        var input = Manifest.Input;
-        var rotated = input.RotateToFit && FrameGeometry.IsRotated(input.Width, input.Height, frame.OriginalWidth, frame.OriginalHeight);
-        return FrameGeometry.ToOriginal(keypoints[2 * index], keypoints[2 * index + 1], input.Width, input.Height, frame.OriginalWidth, frame.OriginalHeight, rotated);
+        return frame.Mapping.ToOriginal(keypoints[2 * index], keypoints[2 * index + 1]);
+    }
+
+    /// <summary>The keypoints (and their descriptors) that lie on the frame's own pixels, not on letterbox padding.</summary>
+    private static (int Count, float[] Keypoints, float[] Descriptors) OnContent(FrameMapping mapping, int count, float[] keypoints, float[] descriptors)
+    {
+        var kept = 0;
+        for (var k = 0; k < count; k++)
+        {
+            if (!mapping.Covers(keypoints[2 * k], keypoints[2 * k + 1]))
+            {
+                continue;
+            }
+
+            keypoints[2 * kept] = keypoints[2 * k];
+            keypoints[2 * kept + 1] = keypoints[2 * k + 1];
+            Array.Copy(descriptors, k * DescriptorLength, descriptors, kept * DescriptorLength, DescriptorLength);
+            kept++;
+        }
+
+        return (kept, keypoints[..(2 * kept)], descriptors[..(kept * DescriptorLength)]);
     }
 
     private static void CheckSignatures(InferenceSession extractor, InferenceSession matcher, ModelManifest manifest)

@@ -56,6 +56,8 @@ internal sealed partial class StreamSession
     // Keyframe mode: the current keyframe (this session holds one reference) and the last queued step.
     private PreparedFrame? _keyframe;
     private Task _keyChain = Task.CompletedTask;
+    private bool? _rotate;
+    private bool _letterbox;
     private long _frames;
     private long _pairs;
     private long _rejected;
@@ -154,6 +156,7 @@ internal sealed partial class StreamSession
         }
 
         _tracks = config.TrackIds ? new TrackLinker() : null;
+        _letterbox = config.Letterbox;
         _trackRadiusPx = config.TrackRadiusPx;
         _name = config.StreamName.Length > 0 ? config.StreamName[..Math.Min(config.StreamName.Length, 128)] : _peer;
     }
@@ -198,7 +201,10 @@ internal sealed partial class StreamSession
                 PreparedFrame prepared;
                 try
                 {
-                    prepared = _runtime.Preparer.Prepare(ProtoMapping.ToFrameInput(frame.Image), frame.Sequence, frame.TimestampUs);
+                    // The stream's first usable frame decides whether frames are turned; later frames follow it, so
+                    // every pair reaches the model in one orientation even if frame shapes change.
+                    prepared = _runtime.Preparer.Prepare(ProtoMapping.ToFrameInput(frame.Image), frame.Sequence, frame.TimestampUs, _rotate, _letterbox);
+                    _rotate ??= prepared.Rotated;
                 }
                 catch (FrameRejectedException e)
                 {

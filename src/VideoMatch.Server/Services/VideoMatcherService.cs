@@ -41,11 +41,12 @@ internal sealed class VideoMatcherService(
 
         var (estimate, inlierThresholdPx) = ProtoMapping.TransformOptions(request.Estimate, request.InlierThresholdPx);
         metrics.FramesReceived(2);
-        var frame0 = Prepare(request.Image0, "image0", 0);
+        var frame0 = Prepare(request.Image0, "image0", 0, null, request.Letterbox);
         PreparedFrame frame1;
         try
         {
-            frame1 = Prepare(request.Image1, "image1", 1);
+            // Image 1 is turned as image 0 was, so both reach the model in one orientation.
+            frame1 = Prepare(request.Image1, "image1", 1, frame0.Rotated, request.Letterbox);
         }
         catch
         {
@@ -101,11 +102,11 @@ internal sealed class VideoMatcherService(
         });
     }
 
-    private PreparedFrame Prepare(Image image, string name, ulong sequence)
+    private PreparedFrame Prepare(Image image, string name, ulong sequence, bool? rotate, bool letterbox)
     {
         try
         {
-            return runtime.Preparer.Prepare(ProtoMapping.ToFrameInput(image), sequence);
+            return runtime.Preparer.Prepare(ProtoMapping.ToFrameInput(image), sequence, rotate: rotate, letterbox: letterbox);
         }
         catch (FrameRejectedException e)
         {

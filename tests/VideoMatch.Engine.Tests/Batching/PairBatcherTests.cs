@@ -213,7 +213,7 @@ public sealed class PairBatcherTests
         new(Frame(sequence), Frame(sequence), 0f, 0, stream);
 
     private static PreparedFrame Frame(int sequence) =>
-        new(ArrayPool<float>.Shared.Rent(4), 2, 2, (ulong)sequence, 0, 0);
+        new(ArrayPool<float>.Shared.Rent(4), FrameMapping.Create(2, 2, 2, 2, rotated: false, letterbox: false), (ulong)sequence, 0, 0);
 
     private sealed class RecordingObserver : IBatchObserver
     {

@@ -51,3 +51,65 @@ public sealed class FrameGeometryTests
         Assert.Equal((0.5f, 0.5f), (x, y));
     }
 }
+
+public sealed class FrameMappingTests
+{
+    [Fact]
+    public void Create_LetterboxWideFrameIntoSquareInput_KeepsAspectAtTheTop()
+    {
+        var mapping = FrameMapping.Create(64, 64, 160, 90, rotated: false, letterbox: true);
+
+        Assert.Equal((64, 36), (mapping.ContentWidth, mapping.ContentHeight));
+        Assert.True(mapping.Letterboxed);
+        Assert.True(mapping.Covers(63, 35));
+        Assert.False(mapping.Covers(10, 40));
+        // Uniform scale 2.5: input pixel centre 10 is original 10.5 · 2.5 − 0.5 on both axes.
+        Assert.Equal((25.75f, 25.75f), mapping.ToOriginal(10, 10));
+    }
+
+    [Fact]
+    public void Create_Stretch_FillsTheInput()
+    {
+        var mapping = FrameMapping.Create(64, 64, 160, 90, rotated: false, letterbox: false);
+
+        Assert.False(mapping.Letterboxed);
+        Assert.True(mapping.Covers(10, 60));
+    }
+
+    [Fact]
+    public void Prepare_Letterbox_ContentAtTopLeftAndEdgeRowsRepeated()
+    {
+        // 8×4 gray frame into an 8×8 input: content 8×4, rows 4..7 repeat row 3.
+        var gray = Enumerable.Range(0, 32).Select(i => (byte)(i * 8)).ToArray();
+        var preparer = new FramePreparer(8, 8, 64);
+
+        var frame = preparer.Prepare(FrameInput.Raw(FramePixelFormat.Gray8, 8, 4, 0, gray), letterbox: true);
+        var pixels = frame.Pixels(64);
+
+        Assert.Equal((8, 4), (frame.Mapping.ContentWidth, frame.Mapping.ContentHeight));
+        for (var y = 0; y < 8; y++)
+        {
+            for (var x = 0; x < 8; x++)
+            {
+                Assert.Equal(gray[(Math.Min(y, 3) * 8) + x] / 255f, pixels[y * 8 + x], 1e-6f);
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Prepare_ImposedRotation_OverridesTheFramesOwnOrientation(bool rotate)
+    {
+        // A portrait 4×8 frame for a portrait 4×8 input would not turn by itself; imposed, it turns (squeezed).
+        var gray = Enumerable.Range(0, 32).Select(i => (byte)(i * 7)).ToArray();
+        var preparer = new FramePreparer(4, 8, 64, rotateToFit: true);
+
+        var frame = preparer.Prepare(FrameInput.Raw(FramePixelFormat.Gray8, 4, 8, 0, gray), rotate: rotate);
+
+        Assert.Equal(rotate, frame.Rotated);
+        var (x, y) = frame.Mapping.ToOriginal(0, 0);
+        // Turned clockwise, the input's top-left shows the frame's bottom-left corner (model pixel 2 original rows tall).
+        Assert.Equal(rotate ? (-0.25f, 6.5f) : (0f, 0f), (x, y));
+    }
+}

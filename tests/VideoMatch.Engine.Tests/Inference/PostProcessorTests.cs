@@ -1,3 +1,4 @@
+using VideoMatch.Engine.Frames;
 using VideoMatch.Engine.Inference;
 
 namespace VideoMatch.Engine.Tests.Inference;
@@ -17,7 +18,7 @@ public sealed class PostProcessorTests
         var keypoints = Keypoints();
 
         var result = new PostProcessor(Cells, OutputLayout.PairSlots, Width, Height)
-            .Extract(matches, scores, keypoints, threshold: 0.3f, maxMatches: 0, (Width, Height), (Width, Height));
+            .Extract(matches, scores, keypoints, threshold: 0.3f, maxMatches: 0, Map(Width, Height), Map(Width, Height));
 
         // Slot 1 has no match, slot 3 scores exactly the threshold (strict >): both dropped. Slot 2 first.
         Assert.Equal([0.8f, 0.5f], result.Scores);
@@ -32,7 +33,7 @@ public sealed class PostProcessorTests
         float[] scores = [0.7f, 0.9f, 0.7f, 0.7f, 0.7f, 0.9f, 0.7f, 0.7f];
 
         var result = new PostProcessor(Cells, OutputLayout.PairSlots, Width, Height)
-            .Extract(matches, scores, Keypoints(), threshold: 0f, maxMatches: 3, (Width, Height), (Width, Height));
+            .Extract(matches, scores, Keypoints(), threshold: 0f, maxMatches: 3, Map(Width, Height), Map(Width, Height));
 
         Assert.Equal([0.9f, 0.7f, 0.7f], result.Scores);
         Assert.Equal([2f, 0f, 0f, 0f, 4f, 0f], result.Keypoints0);
@@ -50,7 +51,7 @@ public sealed class PostProcessorTests
         keypoints[9] = 1f / Height;
 
         var result = new PostProcessor(Cells, OutputLayout.PairSlots, Width, Height)
-            .Extract(matches, scores, keypoints, 0f, 0, (64, 8), (16, 32));
+            .Extract(matches, scores, keypoints, 0f, 0, Map(64, 8), Map(16, 32));
 
         // Model pixel u of an image s times larger covers original pixels around (u + 0.5)·s − 0.5.
         Assert.Equal([13.5f, 1f], result.Keypoints0);
@@ -64,7 +65,7 @@ public sealed class PostProcessorTests
         float[] scores = [0.9f, 0f, 0f, 0f, 0f, 0f, 0f, 0.9f];
 
         var result = new PostProcessor(Cells, OutputLayout.CellIndex, Width, Height)
-            .Extract(matches, scores, Keypoints(), 0f, 0, (Width, Height), (Width, Height));
+            .Extract(matches, scores, Keypoints(), 0f, 0, Map(Width, Height), Map(Width, Height));
 
         Assert.Equal([0f, 0f], result.Keypoints0);
         Assert.Equal([14f, 5f], result.Keypoints1);
@@ -74,7 +75,7 @@ public sealed class PostProcessorTests
     public void Extract_NothingAboveThreshold_ReturnsEmpty()
     {
         var result = new PostProcessor(Cells, OutputLayout.PairSlots, Width, Height)
-            .Extract(new long[8], new float[8], Keypoints(), 0.5f, 0, (Width, Height), (Width, Height));
+            .Extract(new long[8], new float[8], Keypoints(), 0.5f, 0, Map(Width, Height), Map(Width, Height));
 
         Assert.Equal(0, result.Count);
     }
@@ -93,4 +94,7 @@ public sealed class PostProcessorTests
 
         return keypoints;
     }
+
+    private static FrameMapping Map(int originalWidth, int originalHeight) =>
+        FrameMapping.Create(Width, Height, originalWidth, originalHeight, rotated: false, letterbox: false);
 }

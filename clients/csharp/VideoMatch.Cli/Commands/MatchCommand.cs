@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using SkiaSharp;
 using VideoMatch.Client;
+using VideoMatch.Contracts.V1;
 
 namespace VideoMatch.Cli.Commands;
 
@@ -16,9 +17,12 @@ internal static class MatchCommand
         var maxMatches = CliOptions.MaxMatches("At most this many matches, best first; 0 (the default): all.");
         var json = new Option<string>("--json") { Description = "Write the match list to FILE, or '-' for standard output (the default).", DefaultValueFactory = _ => "-" };
         var viz = new Option<FileInfo?>("--viz") { Description = "Write a side-by-side PNG with one line per match, coloured by score." };
+        var estimate = CliOptions.Estimate("Also fit a robust transform on the server; the JSON becomes {\"matches\": [...], \"transform\": [9 numbers, row-major 3×3, image0 → image1 pixels] or null, \"inliers\": N}.");
+        var inlierThreshold = CliOptions.Positive("--inlier-threshold", "Largest reprojection error of an inlier, in image pixels. Default 3.", 3, 1000);
+        var letterbox = CliOptions.Letterbox();
         var command = new Command("match", "Match two images and print the matches as the Hugging Face pipeline lists them, best first.")
         {
-            image0, image1, threshold, maxMatches, json, viz,
+            image0, image1, threshold, maxMatches, json, viz, estimate, inlierThreshold, letterbox,
         };
         command.SetAction(Cli.Guard(context, async (parse, cancellationToken) =>
         {
@@ -28,8 +32,17 @@ internal static class MatchCommand
             var bytes1 = await File.ReadAllBytesAsync(file1.FullName, cancellationToken).ConfigureAwait(false);
             using var client = Cli.Connect(parse);
             var started = Stopwatch.GetTimestamp();
-            var response = await client.MatchAsync(Images.Encoded(bytes0, file0.Name), Images.Encoded(bytes1, file1.Name),
-                parse.GetValue(threshold), parse.GetValue(maxMatches), cancellationToken).ConfigureAwait(false);
+            var model = CliOptions.TransformModel(parse.GetValue(estimate));
+            var response = await client.MatchAsync(new MatchPairRequest
+            {
+                Image0 = Images.Encoded(bytes0, file0.Name),
+                Image1 = Images.Encoded(bytes1, file1.Name),
+                MatchThreshold = parse.GetValue(threshold),
+                MaxMatches = (uint)parse.GetValue(maxMatches),
+                Estimate = model,
+                InlierThresholdPx = model == TransformModel.Unspecified ? 0 : (float)parse.GetValue(inlierThreshold),
+                Letterbox = parse.GetValue(letterbox),
+            }, cancellationToken).ConfigureAwait(false);
             var elapsed = Stopwatch.GetElapsedTime(started);
             // The server sorts by score; a stable sort here keeps that promise for any server.
             var matches = MatchList.ToArray(response.Matches).OrderByDescending(m => m.Score).ToArray();
@@ -38,7 +51,15 @@ internal static class MatchCommand
             var writer = Cli.OpenOutput(context, target);
             try
             {
-                await MatchJson.WriteListAsync(writer, matches).ConfigureAwait(false);
+                if (model == TransformModel.Unspecified)
+                {
+                    await MatchJson.WriteListAsync(writer, matches).ConfigureAwait(false);
+                }
+                else
+                {
+                    await MatchJson.WriteWithTransformAsync(writer, matches, response.Transform).ConfigureAwait(false);
+                }
+
                 await writer.FlushAsync(cancellationToken).ConfigureAwait(false);
             }
             finally

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using VideoMatch.Client;
+using VideoMatch.Contracts.V1;
 
 namespace VideoMatch.Cli.Commands;
 
@@ -26,6 +27,51 @@ internal static class MatchJson
         }
 
         await writer.WriteLineAsync(matches.Count == 0 ? "]" : "\n]").ConfigureAwait(false);
+    }
+
+    /// <summary><c>{"matches": [pipeline list], "transform": [9 numbers] or null, "transform_failure": "…", "inliers": N}</c>.</summary>
+    public static async Task WriteWithTransformAsync(TextWriter writer, IReadOnlyList<KeypointMatch> matches, Transform? transform)
+    {
+        await writer.WriteAsync("{\"matches\": ").ConfigureAwait(false);
+        using (var list = new StringWriter())
+        {
+            await WriteListAsync(list, matches).ConfigureAwait(false);
+            await writer.WriteAsync(list.ToString().TrimEnd()).ConfigureAwait(false);
+        }
+
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            WriteTransform(json, transform ?? new Transform { Failure = "the server returned no transform" });
+            json.WriteEndObject();
+        }
+
+        // The transform's members, spliced after the list: ", \"transform\": …}".
+        var members = Encoding.UTF8.GetString(buffer.WrittenSpan);
+        await writer.WriteLineAsync($", {members[1..]}").ConfigureAwait(false);
+    }
+
+    /// <summary>"transform" (null when none was found, with "transform_failure") and "inliers", in the frames' pixels.</summary>
+    public static void WriteTransform(Utf8JsonWriter json, Transform transform, double sx = 1, double sy = 1)
+    {
+        if (transform.Matrix.Count == 9)
+        {
+            json.WriteStartArray("transform");
+            foreach (var value in sx == 1 && sy == 1 ? [.. transform.Matrix] : TransformMath.ToVideoPixels([.. transform.Matrix], sx, sy))
+            {
+                json.WriteNumberValue(value);
+            }
+
+            json.WriteEndArray();
+        }
+        else
+        {
+            json.WriteNull("transform");
+            json.WriteString("transform_failure", transform.Failure);
+        }
+
+        json.WriteNumber("inliers", transform.Inliers);
     }
 
     public static void WriteMatch(Utf8JsonWriter json, KeypointMatch match)

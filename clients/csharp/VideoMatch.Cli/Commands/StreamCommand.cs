@@ -23,8 +23,8 @@ internal static class StreamCommand
         var vizDir = new Option<DirectoryInfo?>("--viz-dir") { Description = "Folder for the pictures of --viz-every." };
         var threshold = CliOptions.Threshold("Keep matches scoring above this, in [0, 1). Default: the model's.");
         var maxMatches = CliOptions.MaxMatches("At most this many matches per pair, best first; 0 (the default): all.");
-        var estimate = new Option<string?>("--estimate") { Description = "Fit a robust transform to each pair on the server and write it as \"transform\" (9 numbers, row-major 3×3, frame0 → frame1 video pixels) with \"inliers\"." };
-        estimate.AcceptOnlyFromAmong("homography", "affine", "similarity");
+        var estimate = CliOptions.Estimate("Fit a robust transform to each pair on the server and write it as \"transform\" (9 numbers, row-major 3×3, frame0 → frame1 video pixels) with \"inliers\".");
+        var letterbox = CliOptions.Letterbox();
         var inlierThreshold = new Option<float>("--inlier-threshold") { Description = "Largest reprojection error of an inlier, in video pixels. Default 3.", DefaultValueFactory = _ => 3f };
         var keyframes = new Option<bool>("--keyframes") { Description = "Match each frame against a keyframe instead of the frame before it; re-key when inliers fall below --rekey-min-inliers. Lines carry \"new_keyframe\"." };
         var rekey = new Option<int>("--rekey-min-inliers") { Description = "Keyframe mode: re-key below this many inliers (of --estimate's transform, else matches). Default 50." };
@@ -32,7 +32,7 @@ internal static class StreamCommand
         var trackRadius = new Option<float>("--track-radius") { Description = "Track linking radius in video pixels. Default: the model's." };
         var command = new Command("stream", "Stream a video's frames to the server and write the matches of each consecutive pair.")
         {
-            video, output, vizEvery, vizDir, threshold, maxMatches, estimate, inlierThreshold, keyframes, rekey, trackIds, trackRadius,
+            video, output, vizEvery, vizDir, threshold, maxMatches, estimate, inlierThreshold, keyframes, rekey, trackIds, trackRadius, letterbox,
         };
         command.Validators.Add(result =>
         {
@@ -68,13 +68,8 @@ internal static class StreamCommand
                 MaxMatches = parse.GetValue(maxMatches),
                 VizEvery = parse.GetValue(vizEvery),
                 VizDirectory = parse.GetValue(vizDir)?.FullName,
-                Estimate = parse.GetValue(estimate) switch
-                {
-                    "homography" => TransformModel.Homography,
-                    "affine" => TransformModel.Affine,
-                    "similarity" => TransformModel.Similarity,
-                    _ => TransformModel.Unspecified,
-                },
+                Estimate = CliOptions.TransformModel(parse.GetValue(estimate)),
+                Letterbox = parse.GetValue(letterbox),
                 InlierThresholdPx = parse.GetValue(inlierThreshold),
                 Keyframes = parse.GetValue(keyframes),
                 RekeyMinInliers = parse.GetValue(rekey),
@@ -132,8 +127,6 @@ internal static class StreamCommand
     {
         private readonly ConcurrentDictionary<ulong, long> _sentAt = new();
         private readonly ConcurrentDictionary<ulong, byte[]> _pixels = new();
-        private readonly int _width = source.SendSize(model).Width;
-        private readonly int _height = source.SendSize(model).Height;
         private long _framesSent;
 
         public float? Threshold { get; init; }
@@ -150,6 +143,12 @@ internal static class StreamCommand
         public float InlierThresholdPx { get; init; } = 3f;
 
         public bool Keyframes { get; init; }
+
+        public bool Letterbox { get; init; }
+
+        private int SendWidth => source.SendSize(model, Letterbox).Width;
+
+        private int SendHeight => source.SendSize(model, Letterbox).Height;
 
         public int RekeyMinInliers { get; init; }
 
@@ -176,6 +175,7 @@ internal static class StreamCommand
                 // The server measures in the frames it gets (model size); the option is in video pixels.
                 InlierThresholdPx = Estimate == TransformModel.Unspecified ? 0 : InlierThresholdPx / MeanScale,
                 Keyframes = Keyframes,
+                Letterbox = Letterbox,
                 RekeyMinInliers = (uint)RekeyMinInliers,
                 TrackIds = TrackIds,
                 TrackRadiusPx = TrackRadiusPx / MeanScale,
@@ -239,7 +239,7 @@ internal static class StreamCommand
         }
 
         private Task DecodeAsync(ChannelWriter<Frame> frames, CancellationToken cancellationToken) =>
-            Video.FrameFeed.DecodeAsync(context.Decoder, path, _width, _height, source.FramesPerSecond, frames,
+            Video.FrameFeed.DecodeAsync(context.Decoder, path, SendWidth, SendHeight, source.FramesPerSecond, frames,
                 VizEvery > 0 ? (index, pixels) => _pixels[index] = pixels : null, cancellationToken);
 
         private async IAsyncEnumerable<Frame> SendAsync(ChannelReader<Frame> frames, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
@@ -255,8 +255,8 @@ internal static class StreamCommand
         /// <summary>One NDJSON line; coordinates mapped from the model-size frames to the video's own pixels.</summary>
         private string Line(PairMatches pair, double latencyMs)
         {
-            var sx = source.Width > 0 ? (float)source.Width / _width : 1f;
-            var sy = source.Height > 0 ? (float)source.Height / _height : 1f;
+            var sx = source.Width > 0 ? (float)source.Width / SendWidth : 1f;
+            var sy = source.Height > 0 ? (float)source.Height / SendHeight : 1f;
             var buffer = new ArrayBufferWriter<byte>();
             using (var json = new Utf8JsonWriter(buffer))
             {
@@ -291,7 +291,7 @@ internal static class StreamCommand
 
                 if (pair.Transform is { } transform)
                 {
-                    WriteTransform(json, transform, sx, sy);
+                    MatchJson.WriteTransform(json, transform, sx, sy);
                 }
 
                 json.WriteStartObject("timings");
@@ -307,29 +307,7 @@ internal static class StreamCommand
             return Encoding.UTF8.GetString(buffer.WrittenSpan);
         }
 
-        private float MeanScale => source.Width > 0 && source.Height > 0 ? (((float)source.Width / _width) + ((float)source.Height / _height)) / 2 : 1f;
-
-        /// <summary>"transform" in video pixels (null when none was found, with "transform_failure"), and "inliers".</summary>
-        private static void WriteTransform(Utf8JsonWriter json, Transform transform, float sx, float sy)
-        {
-            if (transform.Matrix.Count == 9)
-            {
-                json.WriteStartArray("transform");
-                foreach (var value in TransformMath.ToVideoPixels([.. transform.Matrix], sx, sy))
-                {
-                    json.WriteNumberValue(value);
-                }
-
-                json.WriteEndArray();
-            }
-            else
-            {
-                json.WriteNull("transform");
-                json.WriteString("transform_failure", transform.Failure);
-            }
-
-            json.WriteNumber("inliers", transform.Inliers);
-        }
+        private float MeanScale => source.Width > 0 && source.Height > 0 ? (((float)source.Width / SendWidth) + ((float)source.Height / SendHeight)) / 2 : 1f;
 
         private void Draw(PairMatches pair, long count)
         {
@@ -340,8 +318,8 @@ internal static class StreamCommand
 
             if (_pixels.TryGetValue(pair.Sequence0, out var pixels0) && _pixels.TryGetValue(pair.Sequence1, out var pixels1))
             {
-                using var image0 = MatchPicture.FromGray(pixels0, _width, _height);
-                using var image1 = MatchPicture.FromGray(pixels1, _width, _height);
+                using var image0 = MatchPicture.FromGray(pixels0, SendWidth, SendHeight);
+                using var image1 = MatchPicture.FromGray(pixels1, SendWidth, SendHeight);
                 MatchPicture.Save(image0, image1, MatchList.ToArray(pair.Matches),
                     Path.Combine(VizDirectory, $"pair-{pair.Sequence0:D6}-{pair.Sequence1:D6}.png"));
             }
