@@ -27,6 +27,7 @@ function imageMessage(image) {
       : image.rgba ? ['PIXEL_FORMAT_RGBA32', image.rgba]
         : [null, null];
   if (!format) throw new Error('raw images need one of gray, rgb or rgba (a Buffer) plus width and height');
+  if (!(data instanceof Uint8Array)) throw new Error(`raw pixels must be 8-bit (a Buffer or Uint8Array), got ${data?.constructor?.name ?? typeof data}`);
   return { raw: { format, width: image.width, height: image.height, rowStride: image.rowStride || 0, data } };
 }
 
@@ -39,6 +40,11 @@ function toMatches(message) {
 }
 
 const ESTIMATES = { homography: 'TRANSFORM_MODEL_HOMOGRAPHY', affine: 'TRANSFORM_MODEL_AFFINE', similarity: 'TRANSFORM_MODEL_SIMILARITY' };
+
+function estimateName(estimate) {
+  if (!ESTIMATES[estimate]) throw new Error(`estimate must be homography, affine or similarity; got ${estimate}`);
+  return ESTIMATES[estimate];
+}
 
 /** A server-fitted transform: matrix (9 numbers, row-major 3×3, frame0 → frame1 pixels) or null with failure. */
 function toTransform(message) {
@@ -80,12 +86,16 @@ class VideoMatchClient {
     return new Promise((resolve, reject) => this.stub.getModelInfo({}, this.metadata, (error, info) => (error ? reject(error) : resolve(info))));
   }
 
-  /** Matches two images once. Rejects with a gRPC error (code 3, INVALID_ARGUMENT) on bad input. */
-  matchPair(image0, image1, { threshold, maxMatches = 0 } = {}) {
-    const request = { image0: imageMessage(image0), image1: imageMessage(image1), maxMatches };
+  /**
+   * Matches two images once. Rejects with a gRPC error (code 3, INVALID_ARGUMENT) on bad input. `estimate`
+   * ('homography', 'affine' or 'similarity') adds `transform`; `letterbox` keeps each image's aspect ratio.
+   */
+  matchPair(image0, image1, { threshold, maxMatches = 0, estimate, inlierThresholdPx = 0, letterbox = false } = {}) {
+    const request = { image0: imageMessage(image0), image1: imageMessage(image1), maxMatches, inlierThresholdPx, letterbox };
+    if (estimate !== undefined) request.estimate = estimateName(estimate);
     if (threshold !== undefined) request.matchThreshold = { value: threshold };
     return new Promise((resolve, reject) => this.stub.matchPair(request, this.metadata, (error, response) =>
-      (error ? reject(error) : resolve({ ...toMatches(response.matches), timings: response.timings }))));
+      (error ? reject(error) : resolve({ ...toMatches(response.matches), timings: response.timings, transform: toTransform(response.transform) }))));
   }
 
   /**
@@ -94,12 +104,11 @@ class VideoMatchClient {
    */
   openStream({
     threshold, maxMatches = 0, name = '', estimate, inlierThresholdPx = 0,
-    keyframes = false, rekeyMinInliers = 0, trackIds = false, trackRadiusPx = 0,
+    keyframes = false, rekeyMinInliers = 0, trackIds = false, trackRadiusPx = 0, letterbox = false,
   } = {}) {
-    if (estimate !== undefined && !ESTIMATES[estimate]) throw new Error(`estimate must be homography, affine or similarity; got ${estimate}`);
+    const config = { maxMatches, streamName: name, inlierThresholdPx, keyframes, rekeyMinInliers, trackIds, trackRadiusPx, letterbox };
+    if (estimate !== undefined) config.estimate = estimateName(estimate);
     const call = this.stub.matchStream(this.metadata);
-    const config = { maxMatches, streamName: name, inlierThresholdPx, keyframes, rekeyMinInliers, trackIds, trackRadiusPx };
-    if (estimate !== undefined) config.estimate = ESTIMATES[estimate];
     if (threshold !== undefined) config.matchThreshold = { value: threshold };
     call.write({ config });
     let next = 0;
@@ -119,13 +128,24 @@ class VideoMatchClient {
     };
   }
 
-  /** Streams an array or (async) iterable of images and resolves to all results, in frame order. */
+  /**
+   * Streams an array or (async) iterable of images and resolves to all results, in frame order. If the images
+   * throw (or one is not an image), the frames sent before it are answered and the promise rejects with that
+   * error; its `results` property holds their results.
+   */
   async stream(images, options = {}) {
     const stream = this.openStream(options);
     const results = [];
     const reading = (async () => { for await (const result of stream) results.push(result); })();
     let sequence = options.firstSequence || 0;
-    for await (const image of images) await stream.send(image, sequence++);
+    try {
+      for await (const image of images) await stream.send(image, sequence++);
+    } catch (error) {
+      stream.end();
+      await reading.catch(() => {});
+      error.results = results;
+      throw error;
+    }
     stream.end();
     await reading;
     return results;

@@ -77,6 +77,26 @@ test('client', async (t) => {
     assert.deepEqual([results[2].sequence0, results[2].sequence1], [0, 2]);
   });
 
+  await t.test('a frame of the wrong type rejects the stream with that error, after the frames before it', async () => {
+    const frames = [0, 1, 2, 3].map((i) => crop(picture, 40 + 2 * i, 30, 320, 240));
+    frames[2] = { gray: new Float64Array(320 * 240), width: 320, height: 240 };
+    await assert.rejects(client.stream(frames), (error) => /8-bit/.test(error.message) && error.results.length === 2);
+  });
+
+  await t.test('an image source that throws rejects the stream with its error', async () => {
+    async function* frames() {
+      yield crop(picture, 40, 30, 320, 240);
+      throw new Error('camera unplugged');
+    }
+    await assert.rejects(client.stream(frames()), /camera unplugged/);
+  });
+
+  await t.test('matchPair with estimate and letterbox returns the transform', async () => {
+    const result = await client.matchPair(crop(picture, 40, 30, 320, 240), crop(picture, 45, 33, 320, 240), { estimate: 'similarity', letterbox: true });
+    assert.ok(result.count > 100);
+    assert.ok(Math.abs(result.transform.matrix[2] + 5) < 0.3 && Math.abs(result.transform.matrix[5] + 3) < 0.3, `transform ${result.transform.matrix}`);
+  });
+
   await t.test('a threshold out of range is INVALID_ARGUMENT', async () => {
     const image = crop(picture, 0, 0, 64, 64);
     await assert.rejects(client.matchPair(image, image, { threshold: 2 }), (error) => error.code === 3 && /match_threshold/.test(error.details));

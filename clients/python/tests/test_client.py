@@ -101,6 +101,33 @@ class ClientTest(unittest.TestCase):
         self.assertIn("JPEG", results[1].message)
         self.assertEqual((results[2].sequence0, results[2].sequence1), (0, 2))
 
+    def test_stream_frame_of_wrong_type_raises_in_the_caller_after_earlier_results(self):
+        frames = [crop(self.picture, 40 + 2 * i, 30, 320, 240) for i in range(4)]
+        frames[2] = frames[2].astype(np.float64)
+        results = []
+        with self.assertRaises(ValueError) as raised:
+            for result in self.client.stream(frames):
+                results.append(result)
+        self.assertIn("uint8", str(raised.exception))
+        self.assertEqual(len(results), 2, "the two frames sent before the bad one are answered")
+
+    def test_stream_failing_frame_generator_raises_its_exception(self):
+        def frames():
+            yield crop(self.picture, 40, 30, 320, 240)
+            raise RuntimeError("camera unplugged")
+
+        with self.assertRaises(RuntimeError) as raised:
+            list(self.client.stream(frames()))
+        self.assertEqual(str(raised.exception), "camera unplugged")
+
+    def test_match_pair_with_transform_and_letterbox(self):
+        image0 = crop(self.picture, 40, 30, 320, 240)
+        image1 = crop(self.picture, 46, 26, 320, 240)
+        matches, transform = self.client.match_pair_with_transform(image0, image1, estimate="similarity", letterbox=True)
+        self.assertGreater(len(matches), 100)
+        np.testing.assert_allclose(transform.matrix[:2, 2], [-6, 4], atol=0.3)
+        self.assertIsNone(self.client.match_pair_with_transform(image0, image1)[1])
+
     def test_match_pair_threshold_out_of_range_is_invalid_argument(self):
         image = crop(self.picture, 0, 0, 64, 64)
         with self.assertRaises(grpc.RpcError) as raised:

@@ -41,7 +41,12 @@ class Matches:
         return len(self.scores)
 
 
-ESTIMATES = {None: 0, "homography": 1, "affine": 2, "similarity": 3}
+ESTIMATES = {
+    None: pb.TRANSFORM_MODEL_UNSPECIFIED,
+    "homography": pb.TRANSFORM_MODEL_HOMOGRAPHY,
+    "affine": pb.TRANSFORM_MODEL_AFFINE,
+    "similarity": pb.TRANSFORM_MODEL_SIMILARITY,
+}
 
 
 @dataclass
@@ -138,47 +143,81 @@ class VideoMatchClient:
         return self._stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=timeout, metadata=self._metadata)
 
     def match_pair(self, image0: ImageLike, image1: ImageLike, threshold: Optional[float] = None,
-                   max_matches: int = 0, timeout: float = 60) -> Matches:
-        """Matches two images once (like the Hugging Face pipeline). Raises grpc.RpcError on bad input."""
-        request = pb.MatchPairRequest(image0=image_message(image0), image1=image_message(image1), max_matches=max_matches)
+                   max_matches: int = 0, timeout: float = 60, estimate: Optional[str] = None,
+                   inlier_threshold_px: float = 0, letterbox: bool = False) -> Matches:
+        """Matches two images once (like the Hugging Face pipeline). Raises grpc.RpcError on bad input.
+        With ``estimate`` ("homography", "affine" or "similarity") use :meth:`match_pair_with_transform`, which
+        also returns the fitted transform; ``letterbox`` keeps each image's aspect ratio in the model input."""
+        return self.match_pair_with_transform(image0, image1, threshold, max_matches, timeout, estimate,
+                                              inlier_threshold_px, letterbox)[0]
+
+    def match_pair_with_transform(self, image0: ImageLike, image1: ImageLike, threshold: Optional[float] = None,
+                                  max_matches: int = 0, timeout: float = 60, estimate: Optional[str] = None,
+                                  inlier_threshold_px: float = 0,
+                                  letterbox: bool = False) -> "tuple[Matches, Optional[Transform]]":
+        """As :meth:`match_pair`, returning ``(matches, transform)``; transform is None unless ``estimate`` is set."""
+        request = pb.MatchPairRequest(image0=image_message(image0), image1=image_message(image1), max_matches=max_matches,
+                                      estimate=_estimate(estimate), inlier_threshold_px=inlier_threshold_px,
+                                      letterbox=letterbox)
         if threshold is not None:
             request.match_threshold.CopyFrom(wrappers_pb2.FloatValue(value=threshold))
         response = self._stub.MatchPair(request, timeout=timeout, metadata=self._metadata)
-        return Matches.from_message(response.matches)
+        transform = Transform.from_message(response.transform) if response.HasField("transform") else None
+        return Matches.from_message(response.matches), transform
 
     def stream(self, frames: Iterable[ImageLike], threshold: Optional[float] = None, max_matches: int = 0,
                name: str = "", first_sequence: int = 0, estimate: Optional[str] = None,
                inlier_threshold_px: float = 0, keyframes: bool = False, rekey_min_inliers: int = 0,
-               track_ids: bool = False, track_radius_px: float = 0,
+               track_ids: bool = False, track_radius_px: float = 0, letterbox: bool = False,
                timeout: Optional[float] = None) -> Iterator[Union[PairResult, FrameStatus]]:
         """Streams frames and yields one result per frame, in order: a PairResult for (previous, this) or a
         FrameStatus. Frames are numbered from ``first_sequence``; they are sent from a background thread while
         results are read, so the server's batching sees a steady flow. ``estimate`` ("homography", "affine" or
         "similarity") has the server fit that transform to each pair (``PairResult.transform``). ``keyframes``
         matches each frame against a keyframe (``PairResult.sequence0``), re-keyed below ``rekey_min_inliers``;
-        ``track_ids`` gives each match an id that persists along its track (``Matches.track_ids``)."""
+        ``track_ids`` gives each match an id that persists along its track (``Matches.track_ids``);
+        ``letterbox`` keeps each frame's aspect ratio in the model input.
+
+        If ``frames`` raises (or yields something that is not a frame), the frames before it are answered and
+        then the same exception is raised here, in the caller."""
         config = pb.StreamConfig(max_matches=max_matches, stream_name=name, estimate=_estimate(estimate),
                                  inlier_threshold_px=inlier_threshold_px, keyframes=keyframes,
                                  rekey_min_inliers=rekey_min_inliers, track_ids=track_ids,
-                                 track_radius_px=track_radius_px)
+                                 track_radius_px=track_radius_px, letterbox=letterbox)
         if threshold is not None:
             config.match_threshold.CopyFrom(wrappers_pb2.FloatValue(value=threshold))
+        # Bounded: the producer stays a few frames ahead of what gRPC has taken.
         requests: "queue.Queue[Optional[pb.StreamRequest]]" = queue.Queue(maxsize=8)
+        stopped = threading.Event()
+        failure: "list[BaseException]" = []
+
+        def put(item: Optional["pb.StreamRequest"]) -> bool:
+            while not stopped.is_set():
+                try:
+                    requests.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
 
         def produce() -> None:
             try:
-                requests.put(pb.StreamRequest(config=config))
+                if not put(pb.StreamRequest(config=config)):
+                    return
                 for index, frame in enumerate(frames):
                     message = pb.Frame(sequence=first_sequence + index, image=image_message(frame))
-                    requests.put(pb.StreamRequest(frame=message))
+                    if not put(pb.StreamRequest(frame=message)):
+                        return
+            except BaseException as error:  # noqa: BLE001 - handed to the caller's thread, never lost
+                failure.append(error)
             finally:
-                requests.put(None)
+                put(None)
 
         def request_iterator() -> Iterator["pb.StreamRequest"]:
             while (item := requests.get()) is not None:
                 yield item
 
-        producer = threading.Thread(target=produce, daemon=True)
+        producer = threading.Thread(target=produce, daemon=True, name=f"videomatch-stream-{name or 'frames'}")
         producer.start()
         call = self._stub.MatchStream(request_iterator(), timeout=timeout, metadata=self._metadata)
         try:
@@ -192,5 +231,9 @@ class VideoMatchClient:
                     status = response.status
                     yield FrameStatus(status.sequence, pb.FrameStatusCode.Name(status.code).replace("FRAME_STATUS_CODE_", ""),
                                       status.message)
+            producer.join()
+            if failure:
+                raise failure[0]
         finally:
+            stopped.set()
             call.cancel()
