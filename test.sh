@@ -57,15 +57,16 @@ port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0
 address="127.0.0.1:$port"
 if [ -f "$server_dll" ]; then
   dotnet "$server_dll" --urls "http://$address" --Inference:EmbeddedWidth=320 --Inference:EmbeddedHeight=256 \
-    --Inference:WarmUp=false --Metrics:Url= --Logging:LogLevel:Default=Warning --Logging:LogLevel:Microsoft.Hosting.Lifetime=Information > "$log.server" 2>&1 &
+    --Inference:WarmUp=false --Metrics:Url= --Logging:LogLevel:Default=Warning --Logging:LogLevel:Microsoft.Hosting.Lifetime=Information \
+    --Logging:LogLevel:VideoMatch.Server.Hosting=Information > "$log.server" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 120); do
-    grep -q "Now listening" "$log.server" 2>/dev/null && break
+    grep -q "; ready" "$log.server" 2>/dev/null && break
     kill -0 "$server_pid" 2>/dev/null || break
     sleep 0.5
   done
 fi
-if ! grep -q "Now listening" "$log.server" 2>/dev/null; then
+if ! grep -q "; ready" "$log.server" 2>/dev/null; then
   cat "$log.server" 2>/dev/null >&2
   suite_failed "the server for the client tests did not start; Python and Node suites not run"
 else

@@ -18,7 +18,20 @@ internal static class ServerApp
 {
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? customize = null)
     {
-        var builder = WebApplication.CreateBuilder(args);
+        // The content root is the application's folder, so appsettings.json is found wherever the process starts;
+        // relative paths in settings (model folder, certificates) are the user's, resolved against the working
+        // directory (which `dotnet run` sets to the directory it was typed in, see the project file).
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        var unknown = SettingsCatalog.Unknown(builder.Configuration);
+        if (unknown.Count > 0)
+        {
+            throw new InvalidOperationException($"Settings not understood: {string.Join("; ", unknown)}. Run with --help to list every setting and its default.");
+        }
+
+        // The host's own "Hosting failed to start" trace and the health-check service's log of a not-ready answer
+        // (normal during warm-up) say nothing the one-line start-up error and the readiness probe do not.
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
+        builder.Logging.AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks", LogLevel.Critical);
         var security = builder.Configuration.GetSection(SecurityOptions.Section).Get<SecurityOptions>() ?? new SecurityOptions();
         var metrics = builder.Configuration.GetSection(MetricsOptions.Section).Get<MetricsOptions>() ?? new MetricsOptions();
         // Null when metrics are off, or when the setting is bad, which the options validation reports at start.
@@ -55,6 +68,13 @@ internal static class ServerApp
         customize?.Invoke(builder);
 
         var app = builder.Build();
+        // Every setting is checked now, before anything binds or loads: a bad one stops here with its reason.
+        _ = app.Services.GetRequiredService<IOptions<InferenceOptions>>().Value;
+        _ = app.Services.GetRequiredService<IOptions<BatchingOptions>>().Value;
+        _ = app.Services.GetRequiredService<IOptions<StreamingOptions>>().Value;
+        _ = app.Services.GetRequiredService<IOptions<LimitsOptions>>().Value;
+        _ = app.Services.GetRequiredService<IOptions<SecurityOptions>>().Value;
+        _ = app.Services.GetRequiredService<IOptions<MetricsOptions>>().Value;
         app.MapGrpcService<VideoMatcherService>();
         app.MapGrpcHealthChecksService();
         app.MapGrpcReflectionService();

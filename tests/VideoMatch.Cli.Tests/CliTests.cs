@@ -33,7 +33,8 @@ public sealed class CliTests(LoopbackServer server) : IClassFixture<LoopbackServ
             m.GetProperty("keypoint_image_1").GetProperty("y").GetSingle() - m.GetProperty("keypoint_image_0").GetProperty("y").GetSingle())).ToArray();
         Assert.True(motions.Count(d => Vector2.Distance(d, new Vector2(-5, 3)) < 1f) >= 0.9 * motions.Length);
         using var drawn = SKBitmap.Decode(picture);
-        Assert.Equal((800, 300), (drawn.Width, drawn.Height));
+        // Side by side at their own aspect ratio, 8 px apart, under a 58 px header.
+        Assert.Equal((808, 358), (drawn.Width, drawn.Height));
         Assert.Contains($"{matches.Length} matches", error, StringComparison.Ordinal);
     }
 

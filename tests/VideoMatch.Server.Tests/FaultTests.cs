@@ -84,7 +84,7 @@ public sealed class FaultTests
         using var process = StartServer(port, "--Batching:MaxBatchSize=2", "--Inference:WarmUp=false");
         try
         {
-            await WaitForAsync(process, "Now listening");
+            await WaitForAsync(process, "; ready");
             using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
             using var call = new VideoMatcher.VideoMatcherClient(channel).MatchStream();
             var video = new SyntheticVideo(seed: 60, width: 320, height: 240);

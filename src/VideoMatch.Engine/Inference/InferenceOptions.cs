@@ -98,7 +98,10 @@ public sealed class InferenceOptionsValidator : IValidateOptions<InferenceOption
 
         if (!string.IsNullOrEmpty(options.ModelPath) && !File.Exists(options.ModelPath) && !Directory.Exists(options.ModelPath))
         {
-            problems.Add($"Inference:ModelPath '{options.ModelPath}' does not exist; give a model folder or leave it empty for the embedded model.");
+            var full = Path.GetFullPath(options.ModelPath);
+            problems.Add(full == options.ModelPath
+                ? $"Inference:ModelPath '{options.ModelPath}' does not exist; give a model folder or leave it empty for the embedded model."
+                : $"Inference:ModelPath '{options.ModelPath}' does not exist (resolved against the working directory {Environment.CurrentDirectory} to {full}); give a model folder or leave it empty for the embedded model.");
         }
 
         return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);

@@ -10,7 +10,7 @@ namespace VideoMatch.Server.Hosting;
 internal delegate IPairMatcher MatcherFactory(InferenceOptions options, int maxBatchSize);
 
 /// <summary>
-/// Owns the model, the shared batcher and the frame preparer for the server's lifetime. Starts before the
+/// Owns the model, the shared batcher and the frame preparer for the server's lifetime. Starts once the
 /// server listens: loads the model (a failure stops the process with the reason), warms it up, then reports
 /// ready. Stops after the server has drained its calls: runs what is queued, then frees the model.
 /// </summary>
@@ -21,7 +21,7 @@ internal sealed partial class MatchingRuntime(
     TimeProvider time,
     MatcherFactory openMatcher,
     ServerMetrics metrics,
-    ILoggerFactory loggers) : IHostedService, IAsyncDisposable
+    ILoggerFactory loggers) : IHostedLifecycleService, IAsyncDisposable
 {
     private readonly ILogger _logger = loggers.CreateLogger<MatchingRuntime>();
     private IPairMatcher? _matcher;
@@ -43,7 +43,15 @@ internal sealed partial class MatchingRuntime(
 
     public FramePreparer Preparer => _preparer ?? throw NotReady();
 
-    public async Task StartAsync(CancellationToken cancellationToken)
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>
+    /// Runs once every hosted service has started, Kestrel included: a taken port fails the start before the model
+    /// loads and warms up. Health reports not ready (and calls get UNAVAILABLE) until this has finished.
+    /// </summary>
+    public async Task StartedAsync(CancellationToken cancellationToken)
     {
         var options = inference.Value;
         _matcher = openMatcher(options, batching.Value.MaxBatchSize);
@@ -57,12 +65,20 @@ internal sealed partial class MatchingRuntime(
         {
             await WarmUpAsync(options.WarmUpBatchSizes, cancellationToken).ConfigureAwait(false);
         }
+        else
+        {
+            LogReadyWithoutWarmUp(manifest.Name);
+        }
 
         // Metrics count client traffic only, from here on.
         _batcher.Observer = metrics;
         _ready = true;
         metrics.ModelReady(true);
     }
+
+    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
@@ -115,6 +131,9 @@ internal sealed partial class MatchingRuntime(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Model {Model} loaded: input {Width}×{Height}, execution provider {Provider}")]
     private partial void LogModelLoaded(string model, int width, int height, string provider);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Model {Model} not warmed up (Inference:WarmUp=false); ready")]
+    private partial void LogReadyWithoutWarmUp(string model);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Model warmed up (batch sizes {Sizes}) in {Milliseconds:F0} ms; ready")]
     private partial void LogWarmedUp(IReadOnlyList<int> sizes, double milliseconds);

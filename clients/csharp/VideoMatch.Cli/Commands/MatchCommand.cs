@@ -70,17 +70,18 @@ internal static class MatchCommand
                 }
             }
 
+            PictureSummary? drawn = null;
             if (parse.GetValue(viz) is { } picture)
             {
                 using var bitmap0 = Decode(bytes0, file0.Name);
                 using var bitmap1 = Decode(bytes1, file1.Name);
-                MatchPicture.Save(bitmap0, bitmap1, matches, picture.FullName);
+                drawn = MatchPicture.Save(PictureImage.Of(bitmap0), PictureImage.Of(bitmap1), matches, picture.FullName);
             }
 
             await context.Error.WriteLineAsync(
                 $"{matches.Length} matches in {elapsed.TotalMilliseconds:F0} ms (model {response.Timings.InferenceMs:F0} ms)" +
                 (target == "-" ? "" : $"; list in {target}") +
-                (parse.GetValue(viz) is { } p ? $"; picture in {p.FullName}" : "")).ConfigureAwait(false);
+                (drawn is { } d ? $"; picture in {parse.GetValue(viz)!.FullName} ({d.Width}×{d.Height}, lines for {d.Lines} of {d.Matches})" : "")).ConfigureAwait(false);
             return 0;
         }));
         return command;

@@ -194,17 +194,24 @@ internal static class StreamCommand
                             latencies.Add(Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
                         }
 
+                        var matches = VideoMatches(pair.Matches);
                         if (writer is not null)
                         {
-                            await writer.WriteLineAsync(Line(pair, latencies.Count > 0 ? latencies[^1] : 0)).ConfigureAwait(false);
+                            await writer.WriteLineAsync(Line(pair, matches, latencies.Count > 0 ? latencies[^1] : 0)).ConfigureAwait(false);
                         }
 
-                        Draw(pair, pairs);
-                        _pixels.TryRemove(pair.Sequence0, out _);
+                        Draw(pair, matches, pairs);
+                        ForgetPixels(pair);
                     }
                     else if (response.Status is { } status)
                     {
                         _sentAt.TryRemove(status.Sequence, out _);
+                        if (status.Code == FrameStatusCode.Invalid)
+                        {
+                            // Never a reference: its pixels are not needed for any picture.
+                            _pixels.TryRemove(status.Sequence, out _);
+                        }
+
                         switch (status.Code)
                         {
                             case FrameStatusCode.Dropped:
@@ -252,11 +259,43 @@ internal static class StreamCommand
             }
         }
 
-        /// <summary>One NDJSON line; coordinates mapped from the model-size frames to the video's own pixels.</summary>
-        private string Line(PairMatches pair, double latencyMs)
+        /// <summary>A pair's matches mapped from the frames sent (model size) to the video's own pixels.</summary>
+        private KeypointMatch[] VideoMatches(Matches matches)
         {
-            var sx = source.Width > 0 ? (float)source.Width / SendWidth : 1f;
-            var sy = source.Height > 0 ? (float)source.Height / SendHeight : 1f;
+            var (sx, sy) = VideoScale;
+            var sent = MatchList.ToArray(matches);
+            var video = new KeypointMatch[sent.Length];
+            for (var i = 0; i < sent.Length; i++)
+            {
+                var m = sent[i];
+                video[i] = new KeypointMatch((m.X0 + 0.5f) * sx - 0.5f, (m.Y0 + 0.5f) * sy - 0.5f, (m.X1 + 0.5f) * sx - 0.5f, (m.Y1 + 0.5f) * sy - 0.5f, m.Score);
+            }
+
+            return video;
+        }
+
+        private (float X, float Y) VideoScale => (source.Width > 0 ? (float)source.Width / SendWidth : 1f, source.Height > 0 ? (float)source.Height / SendHeight : 1f);
+
+        /// <summary>
+        /// Frees the pixels no later pair can use: every frame before this pair's reference (later pairs refer to it
+        /// or to later frames), and in keyframe mode this frame too unless it became the keyframe.
+        /// </summary>
+        private void ForgetPixels(PairMatches pair)
+        {
+            foreach (var sequence in _pixels.Keys)
+            {
+                var older = sequence < (pair.NewKeyframe ? pair.Sequence1 : pair.Sequence0);
+                if (older || (Keyframes && !pair.NewKeyframe && sequence == pair.Sequence1))
+                {
+                    _pixels.TryRemove(sequence, out _);
+                }
+            }
+        }
+
+        /// <summary>One NDJSON line, in the video's own pixels.</summary>
+        private string Line(PairMatches pair, KeypointMatch[] matches, double latencyMs)
+        {
+            var (sx, sy) = VideoScale;
             var buffer = new ArrayBufferWriter<byte>();
             using (var json = new Utf8JsonWriter(buffer))
             {
@@ -266,10 +305,9 @@ internal static class StreamCommand
                 json.WriteNumber("timestamp0_us", pair.Timestamp0Us);
                 json.WriteNumber("timestamp1_us", pair.Timestamp1Us);
                 json.WriteStartArray("matches");
-                foreach (var m in MatchList.ToArray(pair.Matches))
+                foreach (var m in matches)
                 {
-                    MatchJson.WriteMatch(json, new KeypointMatch(
-                        (m.X0 + 0.5f) * sx - 0.5f, (m.Y0 + 0.5f) * sy - 0.5f, (m.X1 + 0.5f) * sx - 0.5f, (m.Y1 + 0.5f) * sy - 0.5f, m.Score));
+                    MatchJson.WriteMatch(json, m);
                 }
 
                 json.WriteEndArray();
@@ -309,7 +347,8 @@ internal static class StreamCommand
 
         private float MeanScale => source.Width > 0 && source.Height > 0 ? (((float)source.Width / SendWidth) + ((float)source.Height / SendHeight)) / 2 : 1f;
 
-        private void Draw(PairMatches pair, long count)
+        /// <summary>Every <see cref="VizEvery"/>th pair as a picture, at the video's aspect ratio.</summary>
+        private void Draw(PairMatches pair, KeypointMatch[] matches, long count)
         {
             if (VizEvery <= 0 || VizDirectory is null || count % VizEvery != 0)
             {
@@ -320,7 +359,7 @@ internal static class StreamCommand
             {
                 using var image0 = MatchPicture.FromGray(pixels0, SendWidth, SendHeight);
                 using var image1 = MatchPicture.FromGray(pixels1, SendWidth, SendHeight);
-                MatchPicture.Save(image0, image1, MatchList.ToArray(pair.Matches),
+                MatchPicture.Save(new PictureImage(image0, source.Width, source.Height), new PictureImage(image1, source.Width, source.Height), matches,
                     Path.Combine(VizDirectory, $"pair-{pair.Sequence0:D6}-{pair.Sequence1:D6}.png"));
             }
         }

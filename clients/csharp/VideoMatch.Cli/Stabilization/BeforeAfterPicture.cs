@@ -17,7 +17,7 @@ internal static class BeforeAfterPicture
         using var surface = SKSurface.Create(new SKImageInfo((2 * w) + 30, h + plotHeight + 40));
         var canvas = surface.Canvas;
         canvas.Clear(SKColors.White);
-        using var font = new SKFont(SKTypeface.Default, 16);
+        using var font = CliFont.Create(16);
         using var text = new SKPaint { Color = SKColors.Black, IsAntialias = true };
         DrawMean(canvas, before, width, height, new SKRect(10, 30, 10 + w, 30 + h));
         DrawMean(canvas, after, width, height, new SKRect(20 + w, 30, 20 + (2 * w), 30 + h));
