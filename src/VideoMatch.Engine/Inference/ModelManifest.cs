@@ -30,6 +30,12 @@ public enum OutputLayout
     /// cell n or −1, so the pair is keypoints[b,0,n] ↔ keypoints[b,1,matches[b,0,n]].
     /// </summary>
     CellIndex,
+
+    /// <summary>
+    /// Hugging Face's own rows (an export made with <c>--hf-compat</c> for parity checks): row 0 per image-1 cell, row 1
+    /// per image-0 cell, paired by position, which is wrong whenever match order is not kept. Never served.
+    /// </summary>
+    HuggingFaceRows,
 }
 
 /// <summary>Which kind of model a manifest describes.</summary>
@@ -79,6 +85,33 @@ public sealed record ModelOutputManifest
     public OutputLayout Layout { get; init; } = OutputLayout.PairSlots;
 }
 
+/// <summary>What tools/export records about an export: its source, options and self-check.</summary>
+public sealed record ExportManifest
+{
+    /// <summary>Exporter and version, e.g. "videomatch_export 1.0.0".</summary>
+    public string Tool { get; init; } = "";
+
+    /// <summary>PyTorch version the module ran on.</summary>
+    public string Torch { get; init; } = "";
+
+    /// <summary>The checkpoint folder exported (as given on the exporting machine).</summary>
+    public string Checkpoint { get; init; } = "";
+
+    public string CheckpointSha256 { get; init; } = "";
+
+    /// <summary>sha256 of the architecture keys of config.json (canonical JSON).</summary>
+    public string ConfigSha256 { get; init; } = "";
+
+    /// <summary>The export's options (height, width, topK, fp16, hfCompat, fused).</summary>
+    public Dictionary<string, JsonElement> Options { get; init; } = [];
+
+    /// <summary>Inputs and PyTorch outputs to check the export against (<c>videomatch verify</c>), relative to the manifest.</summary>
+    public string SelfCheck { get; init; } = "";
+
+    /// <summary>How long the export took, in seconds.</summary>
+    public double Seconds { get; init; }
+}
+
 /// <summary>
 /// The file <c>videomatch-model.json</c> beside a dense pair-matcher ONNX model: how to feed it and how to read it.
 /// </summary>
@@ -105,19 +138,21 @@ public sealed record ModelManifest
     /// <summary>XFeat + LighterGlue only: most keypoints the extractor returns per frame.</summary>
     public int MaxKeypoints { get; init; }
 
+    /// <summary>Dense only: an fp16 variant of <see cref="OnnxFile"/> (same inputs and outputs), relative to the manifest; empty: none.</summary>
+    public string OnnxFileFp16 { get; init; } = "";
+
+    /// <summary>Dense only: most matches the model returns per pair (an export's <c>--top-k</c>); 0: one per coarse cell.</summary>
+    public int MaxMatches { get; init; }
+
+    /// <summary>Where an exported model came from and how to check it (written by tools/export); null for other models.</summary>
+    public ExportManifest? Export { get; init; }
+
     public ModelInputManifest Input { get; init; } = new();
 
     public ModelOutputManifest Outputs { get; init; } = new();
 
     /// <summary>Score threshold used when a stream sets none.</summary>
     public float DefaultThreshold { get; init; } = 0.2f;
-
-    /// <summary>
-    /// Added to the dense outputs' keypoints (in model pixels, after undoing the normalisation) so that a point on
-    /// pixel index i reads i. 0 for models whose keypoints are pixel centres. EfficientLoFTR reports window pixel c
-    /// of coarse cell k at 8k + c − 3.5 (its fine grid is centred on the cell's corner), so its exports say 3.5.
-    /// </summary>
-    public float KeypointOffsetPx { get; init; }
 
     /// <summary>Coarse cell size in input pixels.</summary>
     public int CoarseStride { get; init; } = 8;
@@ -128,7 +163,7 @@ public sealed record ModelManifest
 
     /// <summary>Most matches one pair can produce.</summary>
     [JsonIgnore]
-    public int MaxMatchesPerPair => Family == ModelFamily.Dense ? Cells : MaxKeypoints;
+    public int MaxMatchesPerPair => Family == ModelFamily.Dense ? (MaxMatches > 0 ? Math.Min(MaxMatches, Cells) : Cells) : MaxKeypoints;
 
     /// <summary>
     /// Default track-linking radius in model-input pixels: half a coarse cell for dense matchers (image-0 points
@@ -230,6 +265,11 @@ public sealed record ModelManifest
         else if (Input.Width <= 0 || Input.Height <= 0 || Input.Width % CoarseStride != 0 || Input.Height % CoarseStride != 0)
         {
             problems.Add($"input width and height must be positive multiples of coarseStride {CoarseStride} (got {Input.Width}×{Input.Height})");
+        }
+
+        if (MaxMatches < 0)
+        {
+            problems.Add($"maxMatches must be 0 (one per cell) or more (got {MaxMatches})");
         }
 
         if (Input.Channels is not (1 or 3))

@@ -51,7 +51,7 @@ public sealed class OnnxPairMatcher : IPairMatcher
         _scores = GC.AllocateArray<float>(maxBatchSize * 2 * cells, pinned: true);
         _keypoints = GC.AllocateArray<float>(maxBatchSize * 4 * cells, pinned: true);
         _values = new OrtValue?[maxBatchSize + 1][];
-        _postProcessor = new PostProcessor(cells, manifest.Outputs.Layout, manifest.Input.Width, manifest.Input.Height, manifest.KeypointOffsetPx);
+        _postProcessor = new PostProcessor(cells, manifest.Outputs.Layout, manifest.Input.Width, manifest.Input.Height);
     }
 
     public ModelManifest Manifest { get; }
@@ -66,6 +66,11 @@ public sealed class OnnxPairMatcher : IPairMatcher
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxBatchSize);
         manifest.Validate(manifest.Name);
+        if (manifest.Outputs.Layout == OutputLayout.HuggingFaceRows)
+        {
+            throw new InvalidOperationException($"Model '{manifest.Name}' was exported with --hf-compat: Hugging Face's rows pair the wrong cells, so it is for parity checks only. Export it again without --hf-compat to serve it.");
+        }
+
         var sessionOptions = OrtSessions.CreateOptions(options, out var provider);
         InferenceSession? session = null;
         try
@@ -114,6 +119,48 @@ public sealed class OnnxPairMatcher : IPairMatcher
                 pair.Frame0.Mapping,
                 pair.Frame1.Mapping);
         }
+    }
+
+    /// <summary>
+    /// Runs raw gray pairs (size, 2, 1, H, W) as uint8 straight through the session, without preprocessing or
+    /// post-processing, and returns copies of the raw outputs: what a self-check compares with PyTorch's.
+    /// </summary>
+    internal (long[] Matches, float[] Scores, float[] Keypoints) RunRaw(ReadOnlySpan<byte> pixels, int size)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(size);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(size, MaxBatchSize);
+        var channels = Manifest.Input.Channels;
+        if (pixels.Length != size * 2 * _plane)
+        {
+            throw new ArgumentException($"{pixels.Length} bytes given; {size} gray pairs of {Manifest.Input.Width}×{Manifest.Input.Height} hold {size * 2 * _plane}.", nameof(pixels));
+        }
+
+        for (var image = 0; image < 2 * size; image++)
+        {
+            var source = pixels.Slice(image * _plane, _plane);
+            for (var c = 0; c < channels; c++)
+            {
+                var offset = ((image * channels) + c) * _plane;
+                if (_inputBytes is not null)
+                {
+                    source.CopyTo(_inputBytes.AsSpan(offset, _plane));
+                }
+                else
+                {
+                    var target = _inputFloat.AsSpan(offset, _plane);
+                    for (var p = 0; p < _plane; p++)
+                    {
+                        target[p] = source[p] / 255f;
+                    }
+                }
+            }
+        }
+
+        var values = _values[size] ??= CreateValues(size);
+        _session.Run(_runOptions, _inputNames, [values[0]!], _outputNames, [values[1]!, values[2]!, values[3]!]);
+        var cells = Manifest.Cells;
+        return (_matches.AsSpan(0, size * 2 * cells).ToArray(), _scores.AsSpan(0, size * 2 * cells).ToArray(), _keypoints.AsSpan(0, size * 4 * cells).ToArray());
     }
 
     public void Dispose()

@@ -14,17 +14,14 @@ internal sealed class PostProcessor
     private readonly OutputLayout _layout;
     private readonly int _modelWidth;
     private readonly int _modelHeight;
-    private readonly float _offsetPx;
     private readonly long[] _order;
 
-    /// <param name="keypointOffsetPx">Added to the model's keypoints (model pixels) to put them on pixel centres; see <see cref="ModelManifest.KeypointOffsetPx"/>.</param>
-    public PostProcessor(int cells, OutputLayout layout, int modelWidth, int modelHeight, float keypointOffsetPx = 0f)
+    public PostProcessor(int cells, OutputLayout layout, int modelWidth, int modelHeight)
     {
         _cells = cells;
         _layout = layout;
         _modelWidth = modelWidth;
         _modelHeight = modelHeight;
-        _offsetPx = keypointOffsetPx;
         _order = new long[cells];
     }
 
@@ -90,5 +87,5 @@ internal sealed class PostProcessor
 
     /// <summary>The keypoint at <paramref name="at"/> in model pixels (pixel centres at whole numbers).</summary>
     private (float X, float Y) Model(ReadOnlySpan<float> keypoints, int at) =>
-        (keypoints[at] * _modelWidth + _offsetPx, keypoints[at + 1] * _modelHeight + _offsetPx);
+        (keypoints[at] * _modelWidth, keypoints[at + 1] * _modelHeight);
 }

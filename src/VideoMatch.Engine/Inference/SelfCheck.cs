@@ -1,0 +1,109 @@
+using System.Globalization;
+using VideoMatch.Engine.Models;
+
+namespace VideoMatch.Engine.Inference;
+
+/// <summary>How far the engine's outputs may be from PyTorch's for an export to pass its self-check.</summary>
+/// <param name="MismatchedSlots">Slots whose match may differ (a near-tie can flip in lower precision).</param>
+/// <param name="ScoreDifference">Largest score difference.</param>
+/// <param name="KeypointDifferencePx">Largest keypoint difference, in model-input pixels, on slots matched on both sides.</param>
+public sealed record SelfCheckTolerances(int MismatchedSlots, double ScoreDifference, double KeypointDifferencePx)
+{
+    /// <summary>
+    /// fp32: the same graph on the same inputs. Features differ by ~1e-6 relative between BLAS libraries, which moves
+    /// scores by ~1e-5 and stage-2 offsets by ~1e-5 px, so 1e-4 and 1e-3 px leave a 10× margin; matches must agree.
+    /// </summary>
+    public static SelfCheckTolerances Fp32 { get; } = new(0, 1e-4, 1e-3);
+
+    /// <summary>
+    /// fp16 (convolutions and attention; matching in fp32): 11-bit mantissas move scores by ~1e-3 and can flip a few
+    /// near-ties. Not yet measured against a GPU run; set wide on purpose.
+    /// </summary>
+    public static SelfCheckTolerances Fp16 { get; } = new(int.MaxValue, 2e-2, 0.5);
+}
+
+/// <summary>What a self-check found.</summary>
+public sealed record SelfCheckReport(
+    string Model, string Provider, int Pairs, int MatchedSlots, int MismatchedSlots, double MaxScoreDifference, double MaxKeypointDifferencePx,
+    SelfCheckTolerances Tolerances)
+{
+    public bool Passed => MismatchedSlots <= Tolerances.MismatchedSlots && MaxScoreDifference <= Tolerances.ScoreDifference
+        && MaxKeypointDifferencePx <= Tolerances.KeypointDifferencePx;
+
+    /// <summary>One line with every figure and the limits.</summary>
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+        $"self-check of {Model} on {Provider}: {(Passed ? "passed" : "FAILED")}: {Pairs} pairs, {MatchedSlots} matched slots, " +
+        $"{MismatchedSlots} with a different match (limit {(Tolerances.MismatchedSlots == int.MaxValue ? "none" : Tolerances.MismatchedSlots.ToString(CultureInfo.InvariantCulture))}), " +
+        $"largest score difference {MaxScoreDifference:G3} (limit {Tolerances.ScoreDifference:G3}), " +
+        $"largest keypoint difference {MaxKeypointDifferencePx:G3} px (limit {Tolerances.KeypointDifferencePx:G3} px)");
+}
+
+/// <summary>
+/// Runs an export's <c>selfcheck.safetensors</c> (inputs and the PyTorch module's outputs, written by tools/export)
+/// through the engine's session and compares: the check that an export runs right where it is served.
+/// </summary>
+public static class SelfCheck
+{
+    /// <exception cref="InvalidDataException">The self-check file is missing or does not fit the model.</exception>
+    public static SelfCheckReport Run(OnnxPairMatcher matcher, string path, SelfCheckTolerances tolerances)
+    {
+        var manifest = matcher.Manifest;
+        if (!File.Exists(path))
+        {
+            throw new InvalidDataException($"Self-check file '{path}' does not exist; export the model again with tools/export/export.py, which writes it.");
+        }
+
+        var (tensors, _) = Safetensors.Read(path);
+        var pixels = Get(tensors, path, "pixel_values").As<byte>("U8");
+        var expectedMatches = Get(tensors, path, "matches").As<long>("I64");
+        var expectedScores = Get(tensors, path, "matching_scores").As<float>("F32");
+        var expectedKeypoints = Get(tensors, path, "keypoints").As<float>("F32");
+        var (width, height, cells) = (manifest.Input.Width, manifest.Input.Height, manifest.Cells);
+        var pairs = pixels.Length / (2 * width * height);
+        if (pairs == 0 || pixels.Length != pairs * 2 * width * height || expectedMatches.Length != pairs * 2 * cells || expectedKeypoints.Length != pairs * 4 * cells)
+        {
+            throw new InvalidDataException($"Self-check file '{path}' does not fit model '{manifest.Name}' ({width}×{height}, {cells} cells): was it written for another export?");
+        }
+
+        int matched = 0, mismatched = 0;
+        double scoreDifference = 0, keypointDifference = 0;
+        for (var start = 0; start < pairs; start += matcher.MaxBatchSize)
+        {
+            var size = Math.Min(matcher.MaxBatchSize, pairs - start);
+            var (matches, scores, keypoints) = matcher.RunRaw(pixels.AsSpan(start * 2 * width * height, size * 2 * width * height), size);
+            for (var i = 0; i < size * 2 * cells; i++)
+            {
+                var at = (start * 2 * cells) + i;
+                mismatched += matches[i] != expectedMatches[at] && i % (2 * cells) < cells ? 1 : 0;
+                scoreDifference = Math.Max(scoreDifference, Math.Abs(scores[i] - expectedScores[at]));
+            }
+
+            for (var pair = 0; pair < size; pair++)
+            {
+                for (var slot = 0; slot < cells; slot++)
+                {
+                    var own = (pair * 2 * cells) + slot;
+                    var theirs = ((start + pair) * 2 * cells) + slot;
+                    if (matches[own] < 0 || expectedMatches[theirs] < 0)
+                    {
+                        continue;
+                    }
+
+                    matched++;
+                    for (var row = 0; row < 2; row++)
+                    {
+                        var k = (((pair * 2) + row) * cells + slot) * 2;
+                        var e = ((((start + pair) * 2) + row) * cells + slot) * 2;
+                        keypointDifference = Math.Max(keypointDifference, Math.Abs(keypoints[k] - expectedKeypoints[e]) * width);
+                        keypointDifference = Math.Max(keypointDifference, Math.Abs(keypoints[k + 1] - expectedKeypoints[e + 1]) * height);
+                    }
+                }
+            }
+        }
+
+        return new SelfCheckReport(manifest.Name, matcher.ExecutionProvider, pairs, matched, mismatched, scoreDifference, keypointDifference, tolerances);
+    }
+
+    private static SafetensorsTensor Get(IReadOnlyDictionary<string, SafetensorsTensor> tensors, string path, string name) =>
+        tensors.TryGetValue(name, out var tensor) ? tensor : throw new InvalidDataException($"Self-check file '{path}' has no tensor '{name}'.");
+}

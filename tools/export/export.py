@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Export an EfficientLoFTR checkpoint (Hugging Face layout: config.json + model.safetensors) to a VideoMatch model
+folder: model.onnx (and model-fp16.onnx with --fp16), videomatch-model.json, selfcheck.safetensors.
+
+    /usr/bin/python3 tools/export/export.py --checkpoint matchanything_eloftr --out models/matchanything-eloftr
+
+Every flag is documented in tools/export/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from videomatch_export import checkpoint as checkpoints  # noqa: E402
+from videomatch_export import fuse, manifest, onnx_export, safetensors_io, selfcheck  # noqa: E402
+from videomatch_export.config import ConfigError  # noqa: E402
+
+
+def parse(argv: list) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="export.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", help="folder with config.json and model.safetensors as on the Hub")
+    parser.add_argument("--out", help="folder to write (created; files in it are replaced)")
+    parser.add_argument("--height", type=int, default=480, help="input height in pixels, a multiple of 32 (default 480)")
+    parser.add_argument("--width", type=int, default=640, help="input width in pixels, a multiple of 32 (default 640)")
+    parser.add_argument("--top-k", type=int, default=0, dest="top_k",
+                        help="refine and return only the K best-scoring matches per pair (default 0: every coarse cell)")
+    parser.add_argument("--fp16", action="store_true", help="also write model-fp16.onnx (convolutions and attention in fp16)")
+    parser.add_argument("--hf-compat", action="store_true", dest="hf_compat",
+                        help="reproduce Hugging Face's fine stage and row layout exactly, for parity checks (not servable)")
+    parser.add_argument("--no-fuse", action="store_true", dest="no_fuse", help="keep RepVGG branches and batch norms unfused")
+    parser.add_argument("--name", help="model name in the manifest (default: the checkpoint folder's name and the size)")
+    parser.add_argument("--extra-check", action="append", default=[], metavar="GOLDEN.safetensors",
+                        help="also put the pairs (p*.pixel_values, quantised to uint8) of this fixture file into the self-check")
+    return parser.parse_args(argv)
+
+
+def main(argv: list) -> int:
+    args = parse(argv)
+    if not args.checkpoint or not args.out:
+        print("export.py needs --checkpoint DIR and --out DIR.\n" + checkpoints.DOWNLOAD_HINT, file=sys.stderr)
+        return 2
+    started = time.time()
+    try:
+        model, cfg = checkpoints.build(args.checkpoint, args.height, args.width, top_k=args.top_k, hf_compat=args.hf_compat)
+    except (checkpoints.CheckpointError, ConfigError, safetensors_io.SafetensorsError, ValueError) as error:
+        print(f"export.py: {error}", file=sys.stderr)
+        return 1
+    if not args.no_fuse:
+        fuse.fuse(model)
+    os.makedirs(args.out, exist_ok=True)
+    onnx_path = os.path.join(args.out, "model.onnx")
+    graph = onnx_export.export(model, onnx_path)
+    fp16_file = None
+    if args.fp16:
+        from videomatch_export import fp16
+        fp16_file = "model-fp16.onnx"
+        fp16.convert(onnx_path, os.path.join(args.out, fp16_file))
+    extra = []
+    for path in args.extra_check:
+        golden, _ = safetensors_io.read(path)
+        for key in sorted(k for k in golden if k.endswith(".pixel_values") and not k.startswith("b2.")):
+            if golden[key].shape[-2:] == (args.height, args.width):
+                extra.append(selfcheck.quantize(golden[key]))
+    checks = selfcheck.write(model, os.path.join(args.out, "selfcheck.safetensors"), extra)
+    name = args.name or f"{os.path.basename(os.path.normpath(args.checkpoint))}-{args.height}x{args.width}" + \
+        (f"-top{model.top_k}" if model.top_k < model.cells else "") + ("-hf-compat" if args.hf_compat else "")
+    options = {"height": args.height, "width": args.width, "topK": model.top_k, "fp16": args.fp16,
+               "hfCompat": args.hf_compat, "fused": not args.no_fuse}
+    seconds = time.time() - started
+    manifest.write(args.out, model, name, args.checkpoint, options, "model.onnx", fp16_file, seconds)
+    macs = None
+    try:
+        from videomatch_export import costs
+        macs = costs.count(graph)
+    except ImportError:
+        pass
+    print(f"wrote {args.out}: model.onnx ({os.path.getsize(onnx_path) / 1e6:.1f} MB{', ' + f'{macs / 1e9:.1f} GMAC per pair' if macs else ''})"
+          + (f", {fp16_file}" if fp16_file else "") + f", selfcheck.safetensors ({checks['pixel_values'].shape[0]} pairs, "
+          f"{int((checks['matches'][:, 0] >= 0).sum())} matched slots), {manifest.FILE_NAME}; "
+          f"{cfg.num_attention_layers} attention layers, {model.cells} cells, top-k {model.top_k}; {seconds:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

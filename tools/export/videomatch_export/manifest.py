@@ -1,0 +1,56 @@
+"""``videomatch-model.json``: how the server feeds and reads the export (see the C# ``ModelManifest``), plus where
+it came from."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any, Dict, Optional
+
+import torch
+
+from . import __version__
+from .model import EfficientLoFTR
+
+FILE_NAME = "videomatch-model.json"
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write(folder: str, model: EfficientLoFTR, name: str, checkpoint: str, options: Dict[str, Any],
+          onnx_file: str, fp16_file: Optional[str], seconds: float) -> Dict[str, Any]:
+    manifest = {
+        "name": name,
+        "family": "Dense",
+        "onnxFile": onnx_file,
+        "onnxFileFp16": fp16_file or "",
+        "input": {"name": "pixel_values", "width": model.width_px, "height": model.height_px, "channels": 1, "elementType": "UInt8"},
+        "outputs": {
+            "matches": "matches", "scores": "matching_scores", "keypoints": "keypoints",
+            "layout": "HuggingFaceRows" if model.hf_compat else "PairSlots",
+        },
+        # The model keeps only matches above its coarse threshold; a lower stream threshold adds none.
+        "defaultThreshold": model.cfg.coarse_matching_threshold,
+        "coarseStride": model.cfg.coarse_stride_px,
+        "maxMatches": model.top_k,
+        "export": {
+            "tool": f"videomatch_export {__version__}",
+            "torch": torch.__version__,
+            "checkpoint": os.path.abspath(checkpoint),
+            "checkpointSha256": sha256_of(os.path.join(checkpoint, "model.safetensors")),
+            "configSha256": model.cfg.sha256,
+            "options": options,
+            "selfCheck": "selfcheck.safetensors",
+            "seconds": round(seconds, 1),
+        },
+    }
+    with open(os.path.join(folder, FILE_NAME), "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+    return manifest

@@ -1,0 +1,86 @@
+"""Tracing to ONNX the same way on torch 1.13 and 2.x: the TorchScript exporter (``dynamo=False``), opset 17,
+a dynamic batch, static everything else; checks the graph for the patterns ONNX Runtime runs badly."""
+from __future__ import annotations
+
+import inspect
+import io
+from typing import List
+
+import onnx
+import torch
+
+from .model import EfficientLoFTR
+
+OPSET = 17
+INPUT = "pixel_values"
+OUTPUTS = ["matches", "matching_scores", "keypoints"]
+# NonZero: data-dependent shapes. Einsum: unsupported or slow in places. ArgMax over the N×N confidences is replaced
+# by TopK (k=1); any ArgMax is flagged. Loop/If: control flow that tracing should never produce here.
+FORBIDDEN = {"NonZero", "Einsum", "ArgMax", "ArgMin", "Loop", "If", "Scan"}
+
+
+def export(model: EfficientLoFTR, path: str, example_batch: int = 2) -> onnx.ModelProto:
+    """Writes ``model`` to ``path`` and returns the checked graph. The example batch is 2 so that no exporter can
+    specialise the batch dimension to 1."""
+    pixels = torch.zeros(example_batch, 2, 1, model.height_px, model.width_px, dtype=torch.uint8)
+    kwargs = dict(
+        opset_version=OPSET,
+        input_names=[INPUT],
+        output_names=OUTPUTS,
+        dynamic_axes={INPUT: {0: "batch"}, **{name: {0: "batch"} for name in OUTPUTS}},
+        do_constant_folding=True,
+    )
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        kwargs["dynamo"] = False
+    buffer = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(model.eval(), (pixels,), buffer, **kwargs)
+    graph = onnx.load_from_string(buffer.getvalue())
+    # The tracer loses some static sizes through index arithmetic (the slot count shows up as a symbol); they are
+    # known, so the outputs declare them, and ONNX Runtime checks them against what it computes.
+    _declare(graph, model)
+    problems = check(graph, model)
+    if problems:
+        raise RuntimeError("the exported graph is not what the server expects: " + "; ".join(problems))
+    onnx.save(graph, path)
+    return graph
+
+
+def _declare(graph: onnx.ModelProto, model: EfficientLoFTR) -> None:
+    static = {"matches": [2, model.cells], "matching_scores": [2, model.cells], "keypoints": [2, model.cells, 2]}
+    for value in graph.graph.output:
+        if value.name in static:
+            dims = value.type.tensor_type.shape.dim
+            for dim, size in zip(list(dims)[1:], static[value.name]):
+                dim.Clear()
+                dim.dim_value = size
+
+
+def check(graph: onnx.ModelProto, model: EfficientLoFTR) -> List[str]:
+    """What is wrong with ``graph`` for serving: forbidden ops, wrong opset, or shapes other than (batch, ...static)."""
+    onnx.checker.check_model(graph)
+    problems = []
+    ops = sorted({node.op_type for node in graph.graph.node} & FORBIDDEN)
+    if ops:
+        problems.append(f"it contains {', '.join(ops)}")
+    opsets = [o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")]
+    if opsets != [OPSET]:
+        problems.append(f"opset {opsets}, expected {OPSET}")
+    expected = {
+        INPUT: ["batch", 2, 1, model.height_px, model.width_px],
+        "matches": ["batch", 2, model.cells],
+        "matching_scores": ["batch", 2, model.cells],
+        "keypoints": ["batch", 2, model.cells, 2],
+    }
+    for value in list(graph.graph.input) + list(graph.graph.output):
+        dims = [d.dim_param if d.dim_param else d.dim_value for d in value.type.tensor_type.shape.dim]
+        if value.name in expected and dims != expected[value.name]:
+            problems.append(f"{value.name} has shape {dims}, expected {expected[value.name]}")
+    return problems
+
+
+def op_counts(graph: onnx.ModelProto) -> dict:
+    counts: dict = {}
+    for node in graph.graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return dict(sorted(counts.items()))

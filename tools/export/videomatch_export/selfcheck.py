@@ -1,0 +1,64 @@
+"""The self-check: inputs and the PyTorch module's outputs, so the server can check an export on the machine that
+serves it (``videomatch verify``, and the server at start)."""
+from __future__ import annotations
+
+from typing import Dict, Iterable, Optional
+
+import numpy as np
+import torch
+
+from . import safetensors_io
+from .model import EfficientLoFTR
+
+
+def synthetic_pairs(height_px: int, width_px: int, stride_px: int, seed: int = 7) -> np.ndarray:
+    """Three pairs of textured gray images, uint8 (3, 2, 1, H, W): a shift by whole cells (2 right, 1 down), the same
+    image twice, and a shift by a fraction of a cell. Smooth random texture: sums of blurred noise at three scales."""
+    rng = np.random.default_rng(seed)
+    margin = 4 * stride_px
+    big_h, big_w = height_px + 2 * margin, width_px + 2 * margin
+    texture = np.zeros((big_h, big_w))
+    for scale in (4, 12, 36):
+        coarse = rng.standard_normal((big_h // scale + 2, big_w // scale + 2))
+        ys = np.linspace(0, coarse.shape[0] - 2, big_h)
+        xs = np.linspace(0, coarse.shape[1] - 2, big_w)
+        y0, x0 = ys.astype(int), xs.astype(int)
+        fy, fx = (ys - y0)[:, None], (xs - x0)[None, :]
+        layer = (coarse[y0][:, x0] * (1 - fy) * (1 - fx) + coarse[y0 + 1][:, x0] * fy * (1 - fx)
+                 + coarse[y0][:, x0 + 1] * (1 - fy) * fx + coarse[y0 + 1][:, x0 + 1] * fy * fx)
+        texture += layer * scale ** 0.5
+    texture = (texture - texture.min()) / (texture.max() - texture.min())
+    image = np.round(texture * 255).astype(np.uint8)
+
+    def crop(dx: int, dy: int) -> np.ndarray:
+        return image[margin + dy:margin + dy + height_px, margin + dx:margin + dx + width_px]
+
+    pairs = [(crop(0, 0), crop(2 * stride_px, stride_px)), (crop(0, 0), crop(0, 0)), (crop(0, 0), crop(3, 2))]
+    return np.stack([np.stack([a, b])[:, None] for a, b in pairs])
+
+
+def quantize(pixel_values: np.ndarray) -> np.ndarray:
+    """HF float inputs (B, 2, C, H, W) in [0, 1] → the exported graph's uint8 gray (B, 2, 1, H, W)."""
+    return np.clip(np.round(pixel_values[:, :, :1] * 255.0), 0, 255).astype(np.uint8)
+
+
+def write(model: EfficientLoFTR, path: str, extra_pairs: Optional[Iterable[np.ndarray]] = None) -> Dict[str, np.ndarray]:
+    """Runs ``model`` on the synthetic pairs (plus ``extra_pairs``, each (B, 2, 1, H, W) uint8) and writes inputs and
+    outputs to ``path``. Returns what it wrote."""
+    inputs = [synthetic_pairs(model.height_px, model.width_px, model.cfg.coarse_stride_px)]
+    inputs += list(extra_pairs or [])
+    pixels = np.concatenate(inputs, axis=0)
+    with torch.no_grad():
+        matches, scores, keypoints = model(torch.from_numpy(pixels))
+    tensors = {
+        "pixel_values": pixels,
+        "matches": matches.numpy().astype(np.int64),
+        "matching_scores": scores.numpy().astype(np.float32),
+        "keypoints": keypoints.numpy().astype(np.float32),
+    }
+    safetensors_io.write(path, tensors, {
+        "what": "inputs and PyTorch outputs of the exported module, for videomatch verify",
+        "valid_slots": str(int((tensors["matches"][:, 0] >= 0).sum())),
+        "torch": torch.__version__,
+    })
+    return tensors
