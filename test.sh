@@ -3,6 +3,7 @@
 #   .NET    engine unit tests, the server's functional tests, the CLI's tests (xunit)
 #   Python  clients/python against a real server process (needs apt python3-grpcio python3-grpc-tools python3-numpy)
 #   Node    clients/node against the same server (npm ci in clients/node)
+#   Export  tools/export (EfficientLoFTR to ONNX) against HF's golden fixtures (needs apt python3-torch python3-onnx)
 #   Chart   charts/videomatch rendered without helm and checked (needs apt golang-go, golang-github-masterminds-sprig-dev,
 #           golang-gopkg-yaml.v3-dev, python3-yaml, python3-jsonschema, yamllint); starts the built server with its settings
 # Exit status: 0 only when everything built and no test failed.
@@ -97,6 +98,14 @@ else
       passed=$((passed + pass)); failed=$((failed + ${fail:-0})); skipped=$((skipped + ${skip:-0}))
     fi
   fi
+fi
+
+# --- Export ---------------------------------------------------------------------------------------------------
+# tools/export against HF's golden fixtures (../shared; those tests skip with a message without them).
+if ! /usr/bin/python3 -c 'import torch, onnx, numpy' 2>/dev/null; then
+  suite_failed "export: /usr/bin/python3 lacks torch, onnx or numpy (apt-get install python3-torch python3-onnx python3-numpy)"
+else
+  run_unittest export tools/export/tests
 fi
 
 # --- Chart ----------------------------------------------------------------------------------------------------

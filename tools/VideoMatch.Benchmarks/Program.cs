@@ -10,7 +10,7 @@ using VideoMatch.Engine.Inference;
 using VideoMatch.Synthetic;
 using VideoMatch.Server;
 
-// Usage: dotnet run -c Release --project tools/VideoMatch.Benchmarks [-- --pairs N --width W --height H --batch B --streams S]
+// Usage: dotnet run -c Release --project tools/VideoMatch.Benchmarks [-- --pairs N --width W --height H --batch B --streams S --model DIR]
 //        dotnet run -c Release --project tools/VideoMatch.Benchmarks -- ingest [--streams S --seconds T]
 //        dotnet run -c Release --project tools/VideoMatch.Benchmarks -- preprocess
 var settings = Settings.Parse(args);
@@ -27,7 +27,14 @@ if (args.FirstOrDefault() == "preprocess")
 }
 
 Console.WriteLine($"# VideoMatch benchmark, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, {RuntimeInformationText()}");
-Console.WriteLine($"model: embedded {settings.Width}×{settings.Height}, batch {settings.Batch}, {settings.Streams} streams, {settings.Pairs} pairs per measurement");
+if (settings.Model is { } folder)
+{
+    // A model folder (an EfficientLoFTR export, say) decides the input size.
+    var manifest = ModelManifest.Load(folder).Manifest;
+    settings = settings with { Width = manifest.Input.Width, Height = manifest.Input.Height };
+}
+
+Console.WriteLine($"model: {(settings.Model is null ? "embedded" : settings.Model)} {settings.Width}×{settings.Height}, batch {settings.Batch}, {settings.Streams} streams, {settings.Pairs} pairs per measurement");
 Console.WriteLine();
 
 Preprocessing.Run(settings);
@@ -35,7 +42,7 @@ await Matching.RunAsync(settings);
 
 static string RuntimeInformationText() => System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription;
 
-internal sealed record Settings(int Pairs, int Width, int Height, int Batch, int Streams, int Seconds)
+internal sealed record Settings(int Pairs, int Width, int Height, int Batch, int Streams, int Seconds, string? Model = null)
 {
     public static Settings Parse(string[] args)
     {
@@ -45,7 +52,8 @@ internal sealed record Settings(int Pairs, int Width, int Height, int Batch, int
             return at >= 0 && at + 1 < args.Length ? int.Parse(args[at + 1], CultureInfo.InvariantCulture) : fallback;
         }
 
-        return new Settings(Get("--pairs", 48), Get("--width", 640), Get("--height", 480), Get("--batch", 4), Get("--streams", 4), Get("--seconds", 5));
+        var model = Array.IndexOf(args, "--model") is var at && at >= 0 && at + 1 < args.Length ? Path.GetFullPath(args[at + 1]) : null;
+        return new Settings(Get("--pairs", 48), Get("--width", 640), Get("--height", 480), Get("--batch", 4), Get("--streams", 4), Get("--seconds", 5), model);
     }
 }
 
@@ -119,7 +127,7 @@ internal static class Matching
 
     private static (double PairsPerSecond, double BytesPerPair) RawSession(Settings settings)
     {
-        var options = new InferenceOptions { EmbeddedWidth = settings.Width, EmbeddedHeight = settings.Height };
+        var options = new InferenceOptions { EmbeddedWidth = settings.Width, EmbeddedHeight = settings.Height, ModelPath = settings.Model ?? "" };
         using var matcher = ModelLoader.Open(options, settings.Batch);
         var preparer = new FramePreparer(settings.Width, settings.Height, 8192);
         var input = Preprocessing.Frame(FramePixelFormat.Gray8, settings.Width, settings.Height);
@@ -173,6 +181,7 @@ internal static class Matching
             "--Logging:LogLevel:Default", "Warning",
             $"--Inference:EmbeddedWidth={settings.Width}",
             $"--Inference:EmbeddedHeight={settings.Height}",
+            $"--Inference:ModelPath={settings.Model ?? ""}",
             $"--Batching:MaxBatchSize={settings.Batch}",
             "--Batching:MaxBatchDelayMs=20",
         ]);

@@ -44,6 +44,8 @@ def main(argv: list) -> int:
         print("export.py needs --checkpoint DIR and --out DIR.\n" + checkpoints.DOWNLOAD_HINT, file=sys.stderr)
         return 2
     started = time.time()
+    import torch
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
     try:
         model, cfg = checkpoints.build(args.checkpoint, args.height, args.width, top_k=args.top_k, hf_compat=args.hf_compat)
     except (checkpoints.CheckpointError, ConfigError, safetensors_io.SafetensorsError, ValueError) as error:
@@ -53,7 +55,7 @@ def main(argv: list) -> int:
         fuse.fuse(model)
     os.makedirs(args.out, exist_ok=True)
     onnx_path = os.path.join(args.out, "model.onnx")
-    graph = onnx_export.export(model, onnx_path)
+    onnx_export.export(model, onnx_path)
     fp16_file = None
     if args.fp16:
         from videomatch_export import fp16
@@ -72,13 +74,9 @@ def main(argv: list) -> int:
                "hfCompat": args.hf_compat, "fused": not args.no_fuse}
     seconds = time.time() - started
     manifest.write(args.out, model, name, args.checkpoint, options, "model.onnx", fp16_file, seconds)
-    macs = None
-    try:
-        from videomatch_export import costs
-        macs = costs.count(graph)
-    except ImportError:
-        pass
-    print(f"wrote {args.out}: model.onnx ({os.path.getsize(onnx_path) / 1e6:.1f} MB{', ' + f'{macs / 1e9:.1f} GMAC per pair' if macs else ''})"
+    from videomatch_export import costs
+    macs = costs.of_model(model)
+    print(f"wrote {args.out}: model.onnx ({os.path.getsize(onnx_path) / 1e6:.1f} MB, {macs / 1e9:.2f} GMAC per pair)"
           + (f", {fp16_file}" if fp16_file else "") + f", selfcheck.safetensors ({checks['pixel_values'].shape[0]} pairs, "
           f"{int((checks['matches'][:, 0] >= 0).sum())} matched slots), {manifest.FILE_NAME}; "
           f"{cfg.num_attention_layers} attention layers, {model.cells} cells, top-k {model.top_k}; {seconds:.1f} s")

@@ -28,6 +28,22 @@ public sealed class EfficientLoFTRExportTests(Xunit.Abstractions.ITestOutputHelp
         Assert.True(report.MatchedSlots >= 50, report.ToString());
     }
 
+    [ExportedModelFact("default")]
+    public void SelfCheck_DefaultExportFp32_EqualsPyTorchWithinTolerance()
+    {
+        // The MatchAnything architecture at 480×640: 3 synthetic pairs and fixture pairs a, b, c (pair a alone matches
+        // 1618 cells).
+        var folder = ExportedModels.Folder("default");
+        using var matcher = Open(folder, 2);
+
+        var report = SelfCheck.Run(matcher, Path.Combine(folder, "selfcheck.safetensors"), SelfCheckTolerances.Fp32);
+
+        output.WriteLine(report.ToString());
+        Assert.True(report.Passed, report.ToString());
+        Assert.Equal(6, report.Pairs);
+        Assert.True(report.MatchedSlots >= 1618, report.ToString());
+    }
+
     [ExportedModelFact("tiny")]
     public void SelfCheck_TopKExport_EqualsPyTorchAndKeepsAtMostK()
     {

@@ -11,10 +11,9 @@ from . import safetensors_io
 from .config import EfficientLoFTRConfig, load as load_config
 from .model import EfficientLoFTR
 
-DOWNLOAD_HINT = ("On a machine with internet: python3 -c \"from huggingface_hub import snapshot_download; "
-                 "print(snapshot_download('zju-community/matchanything_eloftr', allow_patterns=['config.json', 'model.safetensors']))\" "
-                 "(or: huggingface-cli download zju-community/matchanything_eloftr config.json model.safetensors --local-dir matchanything_eloftr), "
-                 "then copy that folder here and pass it as --checkpoint.")
+DOWNLOAD_HINT = ("Download the checkpoint on a machine with internet (pip install huggingface_hub): "
+                 "huggingface-cli download zju-community/matchanything_eloftr config.json model.safetensors --local-dir matchanything_eloftr "
+                 "-- then copy that folder here and pass it as --checkpoint.")
 
 
 class CheckpointError(ValueError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import io
+import warnings
 from typing import List
 
 import onnx
@@ -22,20 +23,7 @@ FORBIDDEN = {"NonZero", "Einsum", "ArgMax", "ArgMin", "Loop", "If", "Scan"}
 def export(model: EfficientLoFTR, path: str, example_batch: int = 2) -> onnx.ModelProto:
     """Writes ``model`` to ``path`` and returns the checked graph. The example batch is 2 so that no exporter can
     specialise the batch dimension to 1."""
-    pixels = torch.zeros(example_batch, 2, 1, model.height_px, model.width_px, dtype=torch.uint8)
-    kwargs = dict(
-        opset_version=OPSET,
-        input_names=[INPUT],
-        output_names=OUTPUTS,
-        dynamic_axes={INPUT: {0: "batch"}, **{name: {0: "batch"} for name in OUTPUTS}},
-        do_constant_folding=True,
-    )
-    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
-        kwargs["dynamo"] = False
-    buffer = io.BytesIO()
-    with torch.no_grad():
-        torch.onnx.export(model.eval(), (pixels,), buffer, **kwargs)
-    graph = onnx.load_from_string(buffer.getvalue())
+    graph = trace(model, example_batch, dynamic_batch=True)
     # The tracer loses some static sizes through index arithmetic (the slot count shows up as a symbol); they are
     # known, so the outputs declare them, and ONNX Runtime checks them against what it computes.
     _declare(graph, model)
@@ -44,6 +32,26 @@ def export(model: EfficientLoFTR, path: str, example_batch: int = 2) -> onnx.Mod
         raise RuntimeError("the exported graph is not what the server expects: " + "; ".join(problems))
     onnx.save(graph, path)
     return graph
+
+
+def trace(model: EfficientLoFTR, batch: int, dynamic_batch: bool) -> onnx.ModelProto:
+    """The traced graph in memory; with ``dynamic_batch`` False every shape is static (for counting its cost)."""
+    pixels = torch.zeros(batch, 2, 1, model.height_px, model.width_px, dtype=torch.uint8)
+    kwargs = dict(
+        opset_version=OPSET,
+        input_names=[INPUT],
+        output_names=OUTPUTS,
+        dynamic_axes={INPUT: {0: "batch"}, **{name: {0: "batch"} for name in OUTPUTS}} if dynamic_batch else None,
+        do_constant_folding=True,
+    )
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        kwargs["dynamo"] = False
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        # The TorchScript exporter warns about every traced shape and un-foldable strided slice; none matter here.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.eval(), (pixels,), buffer, **kwargs)
+    return onnx.load_from_string(buffer.getvalue())
 
 
 def _declare(graph: onnx.ModelProto, model: EfficientLoFTR) -> None:

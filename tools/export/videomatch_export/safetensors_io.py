@@ -58,7 +58,9 @@ def write(path: str, tensors: Mapping[str, np.ndarray], metadata: Optional[Mappi
     blobs = []
     offset = 0
     for name in sorted(tensors):
-        array = np.ascontiguousarray(tensors[name])
+        # Not ascontiguousarray: it turns 0-d tensors (batch norms' step counters) into shape (1,).
+        array = np.asarray(tensors[name])
+        array = array if array.flags.c_contiguous else array.copy()
         dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
         if np.dtype(dtype) not in _NAMES:
             raise SafetensorsError(f"tensor {name!r} has dtype {array.dtype}, which safetensors cannot hold here")

@@ -12,23 +12,21 @@ from .model import EfficientLoFTR
 
 
 def synthetic_pairs(height_px: int, width_px: int, stride_px: int, seed: int = 7) -> np.ndarray:
-    """Three pairs of textured gray images, uint8 (3, 2, 1, H, W): a shift by whole cells (2 right, 1 down), the same
-    image twice, and a shift by a fraction of a cell. Smooth random texture: sums of blurred noise at three scales."""
+    """Three pairs of gray images, uint8 (3, 2, 1, H, W): a shift by whole cells (2 right, 1 down), the same image
+    twice, and a shift by a fraction of a cell. The scene: random discs and boxes of random gray on mid-gray, with a
+    little noise; sharp edges give even randomly initialised fixture weights distinctive features to match."""
     rng = np.random.default_rng(seed)
     margin = 4 * stride_px
     big_h, big_w = height_px + 2 * margin, width_px + 2 * margin
-    texture = np.zeros((big_h, big_w))
-    for scale in (4, 12, 36):
-        coarse = rng.standard_normal((big_h // scale + 2, big_w // scale + 2))
-        ys = np.linspace(0, coarse.shape[0] - 2, big_h)
-        xs = np.linspace(0, coarse.shape[1] - 2, big_w)
-        y0, x0 = ys.astype(int), xs.astype(int)
-        fy, fx = (ys - y0)[:, None], (xs - x0)[None, :]
-        layer = (coarse[y0][:, x0] * (1 - fy) * (1 - fx) + coarse[y0 + 1][:, x0] * fy * (1 - fx)
-                 + coarse[y0][:, x0 + 1] * (1 - fy) * fx + coarse[y0 + 1][:, x0 + 1] * fy * fx)
-        texture += layer * scale ** 0.5
-    texture = (texture - texture.min()) / (texture.max() - texture.min())
-    image = np.round(texture * 255).astype(np.uint8)
+    image = np.full((big_h, big_w), 128.0)
+    ys, xs = np.mgrid[0:big_h, 0:big_w]
+    for _ in range(big_h * big_w // 60):
+        cy, cx, size, value = rng.uniform(0, big_h), rng.uniform(0, big_w), rng.uniform(2, 14), rng.uniform(0, 255)
+        if rng.random() < 0.5:
+            image[(ys - cy) ** 2 + (xs - cx) ** 2 < size * size] = value
+        else:
+            image[(np.abs(ys - cy) < size) & (np.abs(xs - cx) < rng.uniform(2, 14))] = value
+    image = np.clip(np.round(image + rng.normal(0, 4, image.shape)), 0, 255).astype(np.uint8)
 
     def crop(dx: int, dy: int) -> np.ndarray:
         return image[margin + dy:margin + dy + height_px, margin + dx:margin + dx + width_px]

@@ -1,0 +1,92 @@
+using Google.Protobuf;
+using VideoMatch.Contracts.V1;
+using VideoMatch.Engine.Models;
+using VideoMatch.Tests;
+
+namespace VideoMatch.Server.Tests;
+
+/// <summary>
+/// An EfficientLoFTR export (the tiny fixture through tools/export) served end to end over gRPC. Skips without the
+/// fixtures or the exporter's Python.
+/// </summary>
+public sealed class EfficientLoFTRServerTests
+{
+    private static DateTime Deadline => DateTime.UtcNow.AddSeconds(120);
+
+    [ExportedModelFact("tiny")]
+    public async Task MatchPairAndStream_ExportedTinyModel_ServedWithItsInfoAndTheFixtureShift()
+    {
+        using var server = new ServerFactory(new Dictionary<string, string?> { ["Inference:ModelPath"] = ExportedModels.Folder("tiny") });
+        var (image0, image1) = FixturePair("pd");
+
+        var info = await server.Client.GetModelInfoAsync(new GetModelInfoRequest(), deadline: Deadline);
+        var pair = await server.Client.MatchPairAsync(new MatchPairRequest { Image0 = image0, Image1 = image1, MatchThreshold = 0f }, deadline: Deadline);
+
+        Assert.Equal("tiny-128x160", info.ModelName);
+        Assert.Equal((160u, 128u, 320u), (info.InputWidth, info.InputHeight, info.MaxMatchesPerPair));
+        Assert.Equal(0.2f, info.DefaultMatchThreshold);
+        // Pair d: image 1 is image 0 moved by (−16, −8) px; the fixture's random weights find 32 such cell matches.
+        Assert.Equal(32u, pair.Matches.Count);
+        AssertShift(pair.Matches);
+
+        using var call = server.Client.MatchStream(deadline: Deadline);
+        await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig { MatchThreshold = 0f } });
+        await call.RequestStream.WriteAsync(new StreamRequest { Frame = new Frame { Sequence = 1, Image = image0 } });
+        await call.RequestStream.WriteAsync(new StreamRequest { Frame = new Frame { Sequence = 2, Image = image1 } });
+        await call.RequestStream.CompleteAsync();
+        var responses = new List<StreamResponse>();
+        while (await call.ResponseStream.MoveNext(CancellationToken.None))
+        {
+            responses.Add(call.ResponseStream.Current);
+        }
+
+        Assert.Equal(2, responses.Count);
+        Assert.Equal(FrameStatusCode.FirstFrame, responses[0].Status.Code);
+        Assert.Equal(pair.Matches.Keypoints1, responses[1].Pair.Matches.Keypoints1);
+    }
+
+    [ExportedModelFact("tiny")]
+    public async Task MatchPair_TopKExport_ReturnsAtMostK()
+    {
+        using var server = new ServerFactory(new Dictionary<string, string?> { ["Inference:ModelPath"] = ExportedModels.Folder("tiny", "--top-k", "16") });
+        var (image0, image1) = FixturePair("pd");
+
+        var info = await server.Client.GetModelInfoAsync(new GetModelInfoRequest(), deadline: Deadline);
+        var pair = await server.Client.MatchPairAsync(new MatchPairRequest { Image0 = image0, Image1 = image1 }, deadline: Deadline);
+
+        Assert.Equal(16u, info.MaxMatchesPerPair);
+        Assert.Equal(16u, pair.Matches.Count);
+        AssertShift(pair.Matches);
+    }
+
+    private static void AssertShift(Matches matches)
+    {
+        for (var i = 0; i < matches.Count; i++)
+        {
+            // Whole-cell matches, refined within their windows: within one cell of the true (−16, −8).
+            Assert.InRange(matches.Keypoints1[2 * i] - matches.Keypoints0[2 * i], -24f, -8f);
+            Assert.InRange(matches.Keypoints1[2 * i + 1] - matches.Keypoints0[2 * i + 1], -16f, 0f);
+        }
+    }
+
+    /// <summary>A fixture pair as GRAY8 frames at the model's size, quantised as the export's self-check does.</summary>
+    private static (Image Image0, Image Image1) FixturePair(string pair)
+    {
+        var (golden, _) = Safetensors.Read(Path.Combine(ExportedModels.Checkpoint("tiny")!, "golden.safetensors"));
+        var pixels = golden[$"{pair}.pixel_values"].As<float>("F32");
+        var images = new Image[2];
+        const int plane = 160 * 128;
+        for (var i = 0; i < 2; i++)
+        {
+            var gray = new byte[plane];
+            for (var p = 0; p < plane; p++)
+            {
+                gray[p] = (byte)Math.Clamp(MathF.Round(pixels[(i * 3 * plane) + p] * 255f), 0, 255);
+            }
+
+            images[i] = new Image { Raw = new RawImage { Format = PixelFormat.Gray8, Width = 160, Height = 128, Data = ByteString.CopyFrom(gray) } };
+        }
+
+        return (images[0], images[1]);
+    }
+}

@@ -1,0 +1,99 @@
+"""The command line and what it writes: the ONNX graph's shape and ops, the manifest, the self-check."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+import onnx
+
+from fixtures import folder, skip_unless
+from videomatch_export import onnx_export, safetensors_io
+
+EXPORT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "export.py")
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, EXPORT, *args], capture_output=True, text=True, timeout=600)
+
+
+@skip_unless("tiny")
+class ExportTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.temp = tempfile.TemporaryDirectory()
+        cls.out = os.path.join(cls.temp.name, "tiny")
+        cls.result = run("--checkpoint", folder("tiny"), "--out", cls.out, "--height", "128", "--width", "160", "--top-k", "64")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.temp.cleanup()
+
+    def test_writes_the_model_folder_and_says_what_it_wrote(self):
+        self.assertEqual(0, self.result.returncode, self.result.stderr)
+        self.assertEqual({"model.onnx", "videomatch-model.json", "selfcheck.safetensors"}, set(os.listdir(self.out)))
+        self.assertIn("wrote", self.result.stdout)
+        self.assertIn("top-k 64", self.result.stdout)
+
+    def test_graph_has_a_dynamic_batch_static_shapes_and_no_slow_ops(self):
+        graph = onnx.load(os.path.join(self.out, "model.onnx"))
+        dims = lambda v: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+        self.assertEqual({"pixel_values": ["batch", 2, 1, 128, 160]}, {v.name: dims(v) for v in graph.graph.input})
+        self.assertEqual({"matches": ["batch", 2, 320], "matching_scores": ["batch", 2, 320], "keypoints": ["batch", 2, 320, 2]},
+                         {v.name: dims(v) for v in graph.graph.output})
+        self.assertEqual(onnx.TensorProto.UINT8, graph.graph.input[0].type.tensor_type.elem_type)
+        ops = {n.op_type for n in graph.graph.node}
+        self.assertFalse(ops & onnx_export.FORBIDDEN, ops & onnx_export.FORBIDDEN)
+        self.assertIn("TopK", ops)
+        self.assertNotIn("BatchNormalization", ops, "fused: no batch norm left")
+        self.assertEqual([17], [o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")])
+        self.assertLessEqual(graph.ir_version, 8 if onnx.__version__.startswith("1.12") else 10)
+
+    def test_manifest_is_what_the_server_reads(self):
+        with open(os.path.join(self.out, "videomatch-model.json")) as f:
+            manifest = json.load(f)
+        self.assertEqual("Dense", manifest["family"])
+        self.assertEqual({"name": "pixel_values", "width": 160, "height": 128, "channels": 1, "elementType": "UInt8"}, manifest["input"])
+        self.assertEqual("PairSlots", manifest["outputs"]["layout"])
+        self.assertEqual(64, manifest["maxMatches"])
+        self.assertEqual(0.2, manifest["defaultThreshold"])
+        self.assertEqual(64, len(manifest["export"]["configSha256"]))
+        self.assertEqual({"height": 128, "width": 160, "topK": 64, "fp16": False, "hfCompat": False, "fused": True}, manifest["export"]["options"])
+
+    def test_self_check_holds_inputs_and_outputs_of_the_module(self):
+        tensors, metadata = safetensors_io.read(os.path.join(self.out, "selfcheck.safetensors"))
+        self.assertEqual((3, 2, 1, 128, 160), tensors["pixel_values"].shape)
+        self.assertEqual(np.uint8, tensors["pixel_values"].dtype)
+        self.assertEqual((3, 2, 320), tensors["matches"].shape)
+        self.assertEqual((3, 2, 320, 2), tensors["keypoints"].shape)
+        # The whole-cell shift and the identical pair match under the fixture's random weights too (measured: 35).
+        self.assertGreaterEqual(int(metadata["valid_slots"]), 10)
+
+
+class CommandLineTest(unittest.TestCase):
+    def test_no_checkpoint_prints_the_download_command(self):
+        result = run()
+        self.assertEqual(2, result.returncode)
+        self.assertIn("huggingface-cli download zju-community/matchanything_eloftr", result.stderr)
+
+    def test_folder_without_weights_names_the_missing_file(self):
+        with tempfile.TemporaryDirectory() as temp:
+            with open(os.path.join(temp, "config.json"), "w") as f:
+                f.write("{}")
+            result = run("--checkpoint", temp, "--out", os.path.join(temp, "out"))
+        self.assertEqual(1, result.returncode)
+        self.assertIn("has no model.safetensors", result.stderr)
+
+    @skip_unless("tiny")
+    def test_size_not_a_multiple_of_32_is_refused_in_one_line(self):
+        with tempfile.TemporaryDirectory() as temp:
+            result = run("--checkpoint", folder("tiny"), "--out", temp, "--height", "100")
+        self.assertEqual(1, result.returncode)
+        self.assertIn("multiples of 32", result.stderr)
+        self.assertNotIn("Traceback", result.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
