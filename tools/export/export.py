@@ -60,7 +60,7 @@ def main(argv: list) -> int:
     if args.fp16:
         from videomatch_export import fp16
         fp16_file = "model-fp16.onnx"
-        fp16.convert(onnx_path, os.path.join(args.out, fp16_file))
+        fp16.export(model, os.path.join(args.out, fp16_file))
     extra = []
     for path in args.extra_check:
         golden, _ = safetensors_io.read(path)

@@ -49,6 +49,13 @@ public sealed class InferenceOptions
     /// <summary><c>cuda</c> only: prefer NHWC convolution kernels (tensor cores, fp16). Default false.</summary>
     public bool PreferNhwc { get; set; }
 
+    /// <summary>
+    /// <c>fp32</c> (default) or <c>fp16</c>: which graph of an exported model folder to serve (<c>model-fp16.onnx</c>,
+    /// written by <c>export.py --fp16</c>; its matching and coordinates stay fp32). Meant for <c>cuda</c>; ONNX Runtime's
+    /// CPU provider runs it too, without a speed-up.
+    /// </summary>
+    public string Precision { get; set; } = "fp32";
+
     internal bool IsCuda => string.Equals(ExecutionProvider, "cuda", StringComparison.OrdinalIgnoreCase);
 }
 
@@ -89,6 +96,11 @@ public sealed class InferenceOptionsValidator : IValidateOptions<InferenceOption
         if (!CudnnSearches.Contains(options.CudnnConvAlgoSearch, StringComparer.OrdinalIgnoreCase))
         {
             problems.Add($"Inference:CudnnConvAlgoSearch must be Exhaustive, Heuristic or Default (got '{options.CudnnConvAlgoSearch}').");
+        }
+
+        if (options.Precision is not ("fp32" or "fp16"))
+        {
+            problems.Add($"Inference:Precision must be 'fp32' or 'fp16' (got '{options.Precision}').");
         }
 
         if (options.WarmUpBatchSizes.Any(size => size <= 0))

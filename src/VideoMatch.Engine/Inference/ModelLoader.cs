@@ -32,6 +32,18 @@ public static class ModelLoader
                 return XFeatLighterGlueMatcher.Create(onnx, ModelManifest.Resolve(file, loaded.MatcherFile), loaded, options, maxBatchSize);
             }
 
+            if (options.Precision == "fp16")
+            {
+                if (string.IsNullOrEmpty(loaded.OnnxFileFp16))
+                {
+                    throw new InvalidDataException($"Inference:Precision=fp16, but model '{loaded.Name}' has no fp16 graph (onnxFileFp16 is empty). Export it with tools/export/export.py --fp16, or serve fp32.");
+                }
+
+                var file = Directory.Exists(options.ModelPath) ? Path.Combine(options.ModelPath, ModelManifest.FileName) : options.ModelPath;
+                onnx = ModelManifest.Resolve(file, loaded.OnnxFileFp16);
+                loaded = loaded with { Name = loaded.Name + "-fp16" };
+            }
+
             return OnnxPairMatcher.Create(File.ReadAllBytes(onnx), loaded, options, maxBatchSize);
         }
         catch (InvalidDataException e)

@@ -4,38 +4,44 @@ using VideoMatch.Engine.Models;
 namespace VideoMatch.Engine.Inference;
 
 /// <summary>How far the engine's outputs may be from PyTorch's for an export to pass its self-check.</summary>
-/// <param name="MismatchedSlots">Slots whose match may differ (a near-tie can flip in lower precision).</param>
+/// <param name="MismatchedFraction">Share of matched slots whose match may differ (a near-tie can flip in lower precision).</param>
 /// <param name="ScoreDifference">Largest score difference.</param>
-/// <param name="KeypointDifferencePx">Largest keypoint difference, in model-input pixels, on slots matched on both sides.</param>
-public sealed record SelfCheckTolerances(int MismatchedSlots, double ScoreDifference, double KeypointDifferencePx)
+/// <param name="KeypointDifferencePx">Keypoint difference, in model-input pixels, above which a slot matched on both sides is an outlier.</param>
+/// <param name="KeypointOutlierFraction">Share of those slots allowed above <paramref name="KeypointDifferencePx"/> (a flipped fine argmax moves a point by a pixel).</param>
+public sealed record SelfCheckTolerances(double MismatchedFraction, double ScoreDifference, double KeypointDifferencePx, double KeypointOutlierFraction)
 {
     /// <summary>
-    /// fp32: the same graph on the same inputs. Features differ by ~1e-6 relative between BLAS libraries, which moves
-    /// scores by ~1e-5 and stage-2 offsets by ~1e-5 px, so 1e-4 and 1e-3 px leave a 10× margin; matches must agree.
+    /// fp32: the same graph on the same inputs. Measured against PyTorch on CPU: scores within 4e-5, keypoints within
+    /// 4e-5 px (tiny and default configs); the limits leave a 2–25× margin and allow no flipped match or outlier.
     /// </summary>
-    public static SelfCheckTolerances Fp32 { get; } = new(0, 1e-4, 1e-3);
+    public static SelfCheckTolerances Fp32 { get; } = new(0, 1e-4, 1e-3, 0);
 
     /// <summary>
-    /// fp16 (convolutions and attention; matching in fp32): 11-bit mantissas move scores by ~1e-3 and can flip a few
-    /// near-ties. Not yet measured against a GPU run; set wide on purpose.
+    /// fp16 (backbone, transformer and FPN; matching in fp32). Measured on CPU for the tiny config: scores within 2e-3,
+    /// keypoints within 4e-4 px, no flipped match. Up to 2% of matches may flip or move by more than 0.1 px (near-ties
+    /// of the coarse or the fine argmax), and no score may move by more than 0.02.
     /// </summary>
-    public static SelfCheckTolerances Fp16 { get; } = new(int.MaxValue, 2e-2, 0.5);
+    public static SelfCheckTolerances Fp16 { get; } = new(0.02, 0.02, 0.1, 0.02);
+
+    /// <summary>The tolerances for a graph of <paramref name="precision"/> (<c>fp32</c> or <c>fp16</c>).</summary>
+    public static SelfCheckTolerances For(string precision) => precision == "fp16" ? Fp16 : Fp32;
 }
 
 /// <summary>What a self-check found.</summary>
 public sealed record SelfCheckReport(
     string Model, string Provider, int Pairs, int MatchedSlots, int MismatchedSlots, double MaxScoreDifference, double MaxKeypointDifferencePx,
-    SelfCheckTolerances Tolerances)
+    int KeypointOutliers, SelfCheckTolerances Tolerances)
 {
-    public bool Passed => MismatchedSlots <= Tolerances.MismatchedSlots && MaxScoreDifference <= Tolerances.ScoreDifference
-        && MaxKeypointDifferencePx <= Tolerances.KeypointDifferencePx;
+    public bool Passed => MismatchedSlots <= Tolerances.MismatchedFraction * Math.Max(1, MatchedSlots)
+        && MaxScoreDifference <= Tolerances.ScoreDifference
+        && KeypointOutliers <= Tolerances.KeypointOutlierFraction * MatchedSlots;
 
     /// <summary>One line with every figure and the limits.</summary>
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
         $"self-check of {Model} on {Provider}: {(Passed ? "passed" : "FAILED")}: {Pairs} pairs, {MatchedSlots} matched slots, " +
-        $"{MismatchedSlots} with a different match (limit {(Tolerances.MismatchedSlots == int.MaxValue ? "none" : Tolerances.MismatchedSlots.ToString(CultureInfo.InvariantCulture))}), " +
+        $"{MismatchedSlots} with a different match (limit {Tolerances.MismatchedFraction:P0}), " +
         $"largest score difference {MaxScoreDifference:G3} (limit {Tolerances.ScoreDifference:G3}), " +
-        $"largest keypoint difference {MaxKeypointDifferencePx:G3} px (limit {Tolerances.KeypointDifferencePx:G3} px)");
+        $"largest keypoint difference {MaxKeypointDifferencePx:G3} px ({KeypointOutliers} above {Tolerances.KeypointDifferencePx:G3} px, limit {Tolerances.KeypointOutlierFraction:P0})");
 }
 
 /// <summary>
@@ -65,7 +71,7 @@ public static class SelfCheck
             throw new InvalidDataException($"Self-check file '{path}' does not fit model '{manifest.Name}' ({width}×{height}, {cells} cells): was it written for another export?");
         }
 
-        int matched = 0, mismatched = 0;
+        int matched = 0, mismatched = 0, outliers = 0;
         double scoreDifference = 0, keypointDifference = 0;
         for (var start = 0; start < pairs; start += matcher.MaxBatchSize)
         {
@@ -90,18 +96,22 @@ public static class SelfCheck
                     }
 
                     matched++;
+                    var difference = 0.0;
                     for (var row = 0; row < 2; row++)
                     {
                         var k = (((pair * 2) + row) * cells + slot) * 2;
                         var e = ((((start + pair) * 2) + row) * cells + slot) * 2;
-                        keypointDifference = Math.Max(keypointDifference, Math.Abs(keypoints[k] - expectedKeypoints[e]) * width);
-                        keypointDifference = Math.Max(keypointDifference, Math.Abs(keypoints[k + 1] - expectedKeypoints[e + 1]) * height);
+                        difference = Math.Max(difference, Math.Abs(keypoints[k] - expectedKeypoints[e]) * width);
+                        difference = Math.Max(difference, Math.Abs(keypoints[k + 1] - expectedKeypoints[e + 1]) * height);
                     }
+
+                    keypointDifference = Math.Max(keypointDifference, difference);
+                    outliers += difference > tolerances.KeypointDifferencePx ? 1 : 0;
                 }
             }
         }
 
-        return new SelfCheckReport(manifest.Name, matcher.ExecutionProvider, pairs, matched, mismatched, scoreDifference, keypointDifference, tolerances);
+        return new SelfCheckReport(manifest.Name, matcher.ExecutionProvider, pairs, matched, mismatched, scoreDifference, keypointDifference, outliers, tolerances);
     }
 
     private static SafetensorsTensor Get(IReadOnlyDictionary<string, SafetensorsTensor> tensors, string path, string name) =>

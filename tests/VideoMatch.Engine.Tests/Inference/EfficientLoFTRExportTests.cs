@@ -64,6 +64,29 @@ public sealed class EfficientLoFTRExportTests(Xunit.Abstractions.ITestOutputHelp
     }
 
     [ExportedModelFact("tiny")]
+    public void SelfCheck_Fp16Variant_WithinFp16Tolerances()
+    {
+        var folder = ExportedModels.Folder("tiny", "--fp16");
+        using var matcher = (OnnxPairMatcher)ModelLoader.Open(new InferenceOptions { ModelPath = folder, Precision = "fp16" }, 4);
+
+        var report = SelfCheck.Run(matcher, Path.Combine(folder, "selfcheck.safetensors"), SelfCheckTolerances.Fp16);
+
+        output.WriteLine(report.ToString());
+        Assert.EndsWith("-fp16", matcher.Manifest.Name, StringComparison.Ordinal);
+        Assert.True(report.Passed, report.ToString());
+        // The fp16 graph really is another graph: its scores are not bit-identical to PyTorch's fp32 ones.
+        Assert.True(report.MaxScoreDifference > 1e-5, report.ToString());
+    }
+
+    [ExportedModelFact("tiny")]
+    public void Open_Fp16WithoutAnFp16Graph_SaysHowToExportOne()
+    {
+        var error = Assert.Throws<InvalidOperationException>(() => ModelLoader.Open(new InferenceOptions { ModelPath = ExportedModels.Folder("tiny"), Precision = "fp16" }, 1));
+
+        Assert.Contains("export.py --fp16", error.Message, StringComparison.Ordinal);
+    }
+
+    [ExportedModelFact("tiny")]
     public void Open_HfCompatExport_RefusedWithTheReason()
     {
         var folder = ExportedModels.Folder("tiny", "--hf-compat");

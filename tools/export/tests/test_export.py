@@ -72,6 +72,28 @@ class ExportTest(unittest.TestCase):
         self.assertGreaterEqual(int(metadata["valid_slots"]), 10)
 
 
+@skip_unless("tiny")
+class Fp16Test(unittest.TestCase):
+    def test_fp16_graph_runs_the_convolutions_in_fp16_and_keeps_the_interface(self):
+        with tempfile.TemporaryDirectory() as temp:
+            result = run("--checkpoint", folder("tiny"), "--out", temp, "--height", "128", "--width", "160", "--fp16")
+            self.assertEqual(0, result.returncode, result.stderr)
+            graph = onnx.load(os.path.join(temp, "model-fp16.onnx"))
+            with open(os.path.join(temp, "videomatch-model.json")) as f:
+                self.assertEqual("model-fp16.onnx", json.load(f)["onnxFileFp16"])
+        # Types must agree everywhere (strict inference), and the interface is the fp32 graph's.
+        onnx.shape_inference.infer_shapes(graph, check_type=True, strict_mode=True)
+        self.assertEqual(onnx.TensorProto.UINT8, graph.graph.input[0].type.tensor_type.elem_type)
+        self.assertEqual([onnx.TensorProto.INT64, onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT],
+                         [o.type.tensor_type.elem_type for o in graph.graph.output])
+        weights = {i.name: i.data_type for i in graph.graph.initializer}
+        conv_types = {weights[n.input[1]] for n in graph.graph.node if n.op_type == "Conv"}
+        self.assertEqual({onnx.TensorProto.FLOAT16}, conv_types)
+        # The coarse similarity (the matrix product of the two images' features) stays fp32: its inputs are cast back.
+        casts_back = [n for n in graph.graph.node if n.op_type == "Cast" and n.attribute[0].i == onnx.TensorProto.FLOAT]
+        self.assertGreaterEqual(len(casts_back), 2)
+
+
 class CommandLineTest(unittest.TestCase):
     def test_no_checkpoint_prints_the_download_command(self):
         result = run()

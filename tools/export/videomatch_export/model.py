@@ -276,6 +276,7 @@ class EfficientLoFTR(nn.Module):
         if hf_compat and self.top_k != self.cells:
             raise ValueError("--hf-compat refines every slot (HF's stage-1 softmax runs over all of them); drop --top-k")
         self.hf_compat = hf_compat
+        self.export_boundaries = False
         self.efficientloftr = EfficientLoFTRCore(cfg)
         self.refinement_layer = FineFusion(cfg)
         for module in self.modules():
@@ -529,10 +530,16 @@ class EfficientLoFTR(nn.Module):
         keypoints = keypoints / torch.tensor([float(self.width_px), float(self.height_px)], device=keypoints.device)
         return hf_matches, hf_scores, keypoints
 
-    def forward(self, pixels: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        """(B, 2, 1, H, W) uint8 → matches, matching_scores, keypoints (see the class docstring)."""
+    def forward(self, pixels: Tensor):
+        """(B, 2, 1, H, W) uint8 → matches, matching_scores, keypoints (see the class docstring). With
+        ``export_boundaries`` set (the fp16 export only) also the scaled images, the cross-attended coarse features and
+        the fine feature map: the ends of the part that runs in fp16."""
         images = pixels.reshape(-1, 1, self.height_px, self.width_px).float() / 255.0
-        return self.match(images)
+        if not self.export_boundaries:
+            return self.match(images)
+        capture: Dict[str, Tensor] = {}
+        outputs = self.match(images, capture)
+        return outputs + (images, capture["coarse"], capture["fine"])
 
     def forward_float(self, pixel_values: Tensor, capture: Optional[Dict[str, Tensor]] = None) -> Tuple[Tensor, Tensor, Tensor]:
         """HF's input: float (B, 2, C, H, W) in [0, 1]; channel 0 is used, as HF does."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import io
 import warnings
-from typing import List
+from typing import List, Optional
 
 import onnx
 import torch
@@ -34,14 +34,16 @@ def export(model: EfficientLoFTR, path: str, example_batch: int = 2) -> onnx.Mod
     return graph
 
 
-def trace(model: EfficientLoFTR, batch: int, dynamic_batch: bool) -> onnx.ModelProto:
-    """The traced graph in memory; with ``dynamic_batch`` False every shape is static (for counting its cost)."""
+def trace(model: EfficientLoFTR, batch: int, dynamic_batch: bool, extra_outputs: Optional[List[str]] = None) -> onnx.ModelProto:
+    """The traced graph in memory; with ``dynamic_batch`` False every shape is static (for counting its cost).
+    ``extra_outputs`` names further outputs the module returns (the fp16 export's region ends)."""
     pixels = torch.zeros(batch, 2, 1, model.height_px, model.width_px, dtype=torch.uint8)
+    names = OUTPUTS + list(extra_outputs or [])
     kwargs = dict(
         opset_version=OPSET,
         input_names=[INPUT],
-        output_names=OUTPUTS,
-        dynamic_axes={INPUT: {0: "batch"}, **{name: {0: "batch"} for name in OUTPUTS}} if dynamic_batch else None,
+        output_names=names,
+        dynamic_axes={INPUT: {0: "batch"}, **{name: {0: "batch"} for name in names}} if dynamic_batch else None,
         do_constant_folding=True,
     )
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
