@@ -89,12 +89,12 @@ class DefaultValues(unittest.TestCase):
             self.assertTrue(doc["metadata"]["name"].startswith("vm-videomatch"), doc["metadata"]["name"])
             self.assertEqual("vm", doc["metadata"]["labels"]["app.kubernetes.io/instance"])
 
-    def test_asks_for_one_gpu_and_tolerates_gpu_nodes(self):
+    def test_default_is_the_cpu_demo_and_asks_for_no_gpu(self):
         pod = one(self.docs, "Deployment")["spec"]["template"]["spec"]
-        self.assertEqual(1, self.container["resources"]["limits"]["nvidia.com/gpu"])
-        self.assertIn({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}, pod["tolerations"])
-        self.assertEqual("cuda", env_of(self.container)["Inference__ExecutionProvider"])
-        self.assertTrue(self.container["image"].endswith(":0.1.0-gpu"), self.container["image"])
+        self.assertNotIn("nvidia.com/gpu", self.container["resources"].get("limits", {}))
+        self.assertNotIn("tolerations", pod)
+        self.assertEqual("cpu", env_of(self.container)["Inference__ExecutionProvider"])
+        self.assertEqual("videomatch-server:0.1.0-cpu", self.container["image"])
 
     def test_probes_use_grpc_health_with_a_startup_budget_for_model_load(self):
         c = self.container
@@ -155,6 +155,16 @@ class ValueSets(unittest.TestCase):
         self.assertEqual("cpu", env_of(c)["Inference__ExecutionProvider"])
         self.assertTrue(c["image"].endswith(":0.1.0-cpu"))
 
+    def test_gpu_pod_with_an_exported_model_asks_for_one_gpu_and_tolerates_gpu_nodes(self):
+        docs, _ = manifests(values=[os.path.join(HERE, "values", "gpu-pvc-tls.yaml")])
+        c = server_container(docs)
+        pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+        self.assertEqual(1, c["resources"]["limits"]["nvidia.com/gpu"])
+        self.assertIn({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}, pod["tolerations"])
+        self.assertEqual("cuda", env_of(c)["Inference__ExecutionProvider"])
+        self.assertEqual("/models/matchanything-eloftr", env_of(c)["Inference__ModelPath"])
+        self.assertTrue(c["image"].endswith(":0.1.0-gpu"), c["image"])
+
     def test_tls_switches_probes_to_http_and_mounts_the_secret(self):
         docs, _ = manifests(values=[os.path.join(HERE, "values", "gpu-pvc-tls.yaml")])
         c = server_container(docs)
@@ -169,8 +179,9 @@ class ValueSets(unittest.TestCase):
         self.assertEqual("videomatch-tls", volumes["tls"]["secret"]["secretName"])
         self.assertEqual({"claimName": "videomatch-models", "readOnly": True}, volumes["model"]["persistentVolumeClaim"])
         mount = next(m for m in c["volumeMounts"] if m["name"] == "model")
-        self.assertEqual(("/models/eloftr-640x480", "eloftr-640x480-fp16", True), (mount["mountPath"], mount["subPath"], mount["readOnly"]))
-        self.assertEqual("/models/eloftr-640x480", env["Inference__ModelPath"])
+        self.assertEqual(("/models/matchanything-eloftr", "matchanything-eloftr", True), (mount["mountPath"], mount["subPath"], mount["readOnly"]))
+        self.assertEqual("/models/matchanything-eloftr", env["Inference__ModelPath"])
+        self.assertEqual("fp16", env["Inference__Precision"])
         self.assertEqual("nvidia", pod["runtimeClassName"])
         self.assertEqual(2, len(pod["tolerations"]))
         self.assertEqual("https", one(docs, "Service", "vm-videomatch")["spec"]["ports"][0]["appProtocol"])
@@ -217,6 +228,7 @@ class ValueSets(unittest.TestCase):
             (["model.source=download"], "model.source=download needs model.download.url"),
             (["model.source=download", "model.download.url=https://x/m.tar.gz", "model.path=/opt/m"], "model.path must be a folder under /models/"),
             (["gpu.enabled=false", "server.executionProvider=cuda"], "needs gpu.enabled=true"),
+            (["gpu.enabled=true"], "would hold a whole GPU for the weight-free CPU demo"),
             (["autoscaling.enabled=true", "autoscaling.minReplicas=5", "autoscaling.maxReplicas=2"], "maxReplicas must be at least"),
         ]
         for sets, message in cases:

@@ -50,6 +50,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* ONNX Runtime execution provider: cuda on GPU pods unless set. */}}
 {{- define "videomatch.executionProvider" -}}
+{{- if and .Values.gpu.enabled (eq .Values.model.source "embedded") }}
+{{- fail "gpu.enabled=true with model.source=embedded would hold a whole GPU for the weight-free CPU demo: serve an exported model (model.source=image, pvc or download) or set gpu.enabled=false" }}
+{{- end }}
 {{- $ep := .Values.server.executionProvider | default (ternary "cuda" "cpu" .Values.gpu.enabled) }}
 {{- if and (eq $ep "cuda") (not .Values.gpu.enabled) }}
 {{- fail "server.executionProvider=cuda needs gpu.enabled=true (a pod without a GPU cannot run the CUDA provider)" }}
