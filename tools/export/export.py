@@ -32,6 +32,8 @@ def parse(argv: list) -> argparse.Namespace:
     parser.add_argument("--hf-compat", action="store_true", dest="hf_compat",
                         help="reproduce Hugging Face's fine stage and row layout exactly, for parity checks (not servable)")
     parser.add_argument("--no-fuse", action="store_true", dest="no_fuse", help="keep RepVGG branches and batch norms unfused")
+    parser.add_argument("--split", action="store_true",
+                        help="also write encoder.onnx (per frame) and matcher.onnx (per pair, from a feature bank) for streams")
     parser.add_argument("--name", help="model name in the manifest (default: the checkpoint folder's name and the size)")
     parser.add_argument("--extra-check", action="append", default=[], metavar="GOLDEN.safetensors",
                         help="also put the pairs (p*.pixel_values, quantised to uint8) of this fixture file into the self-check")
@@ -61,6 +63,13 @@ def main(argv: list) -> int:
         from videomatch_export import fp16
         fp16_file = "model-fp16.onnx"
         fp16.export(model, os.path.join(args.out, fp16_file))
+    split = None
+    if args.split:
+        if args.hf_compat:
+            print("export.py: --split and --hf-compat do not go together (the split is for serving)", file=sys.stderr)
+            return 1
+        onnx_export.export_split(model, os.path.join(args.out, "encoder.onnx"), os.path.join(args.out, "matcher.onnx"))
+        split = {"encoderFile": "encoder.onnx", "matcherFile": "matcher.onnx"}
     extra = []
     for path in args.extra_check:
         golden, _ = safetensors_io.read(path)
@@ -71,13 +80,13 @@ def main(argv: list) -> int:
     name = args.name or f"{os.path.basename(os.path.normpath(args.checkpoint))}-{args.height}x{args.width}" + \
         (f"-top{model.top_k}" if model.top_k < model.cells else "") + ("-hf-compat" if args.hf_compat else "")
     options = {"height": args.height, "width": args.width, "topK": model.top_k, "fp16": args.fp16,
-               "hfCompat": args.hf_compat, "fused": not args.no_fuse}
+               "hfCompat": args.hf_compat, "fused": not args.no_fuse, "split": args.split}
     seconds = time.time() - started
-    manifest.write(args.out, model, name, args.checkpoint, options, "model.onnx", fp16_file, seconds)
+    manifest.write(args.out, model, name, args.checkpoint, options, "model.onnx", fp16_file, seconds, split)
     from videomatch_export import costs
     macs = costs.of_model(model)
     print(f"wrote {args.out}: model.onnx ({os.path.getsize(onnx_path) / 1e6:.1f} MB, {macs / 1e9:.2f} GMAC per pair)"
-          + (f", {fp16_file}" if fp16_file else "") + f", selfcheck.safetensors ({checks['pixel_values'].shape[0]} pairs, "
+          + (f", {fp16_file}" if fp16_file else "") + (", encoder.onnx, matcher.onnx" if split else "") + f", selfcheck.safetensors ({checks['pixel_values'].shape[0]} pairs, "
           f"{int((checks['matches'][:, 0] >= 0).sum())} matched slots), {manifest.FILE_NAME}; "
           f"{cfg.num_attention_layers} attention layers, {model.cells} cells, top-k {model.top_k}; {seconds:.1f} s")
     return 0

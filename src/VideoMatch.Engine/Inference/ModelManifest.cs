@@ -85,6 +85,19 @@ public sealed record ModelOutputManifest
     public OutputLayout Layout { get; init; } = OutputLayout.PairSlots;
 }
 
+/// <summary>
+/// The stream split of a dense model: <see cref="EncoderFile"/> maps uint8 frames (F, 1, H, W) to per-frame features
+/// (outputs <c>stage1</c>, <c>stage2</c>, <c>coarse0</c>); <see cref="MatcherFile"/> takes a bank of those features
+/// (inputs <c>bank_stage1</c>, <c>bank_stage2</c>, <c>bank_coarse0</c>, S slots) and <c>pairs</c> (B, 2) slot numbers and
+/// returns the model's usual outputs. Both relative to the manifest.
+/// </summary>
+public sealed record SplitManifest
+{
+    public string EncoderFile { get; init; } = "";
+
+    public string MatcherFile { get; init; } = "";
+}
+
 /// <summary>What tools/export records about an export: its source, options and self-check.</summary>
 public sealed record ExportManifest
 {
@@ -143,6 +156,9 @@ public sealed record ModelManifest
 
     /// <summary>Dense only: most matches the model returns per pair (an export's <c>--top-k</c>); 0: one per coarse cell.</summary>
     public int MaxMatches { get; init; }
+
+    /// <summary>Dense only: the stream split (<c>export.py --split</c>), a per-frame encoder and a bank-reading pair matcher; null: none.</summary>
+    public SplitManifest? Split { get; init; }
 
     /// <summary>Where an exported model came from and how to check it (written by tools/export); null for other models.</summary>
     public ExportManifest? Export { get; init; }

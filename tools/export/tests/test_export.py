@@ -60,7 +60,7 @@ class ExportTest(unittest.TestCase):
         self.assertEqual(64, manifest["maxMatches"])
         self.assertEqual(0.2, manifest["defaultThreshold"])
         self.assertEqual(64, len(manifest["export"]["configSha256"]))
-        self.assertEqual({"height": 128, "width": 160, "topK": 64, "fp16": False, "hfCompat": False, "fused": True}, manifest["export"]["options"])
+        self.assertEqual({"height": 128, "width": 160, "topK": 64, "fp16": False, "hfCompat": False, "fused": True, "split": False}, manifest["export"]["options"])
 
     def test_self_check_holds_inputs_and_outputs_of_the_module(self):
         tensors, metadata = safetensors_io.read(os.path.join(self.out, "selfcheck.safetensors"))
@@ -70,6 +70,34 @@ class ExportTest(unittest.TestCase):
         self.assertEqual((3, 2, 320, 2), tensors["keypoints"].shape)
         # The whole-cell shift and the identical pair match under the fixture's random weights too (measured: 35).
         self.assertGreaterEqual(int(metadata["valid_slots"]), 10)
+
+
+@skip_unless("tiny")
+class SplitTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.temp = tempfile.TemporaryDirectory()
+        cls.result = run("--checkpoint", folder("tiny"), "--out", cls.temp.name, "--height", "128", "--width", "160", "--split")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.temp.cleanup()
+
+    def test_split_graphs_have_a_frame_bank_interface(self):
+        self.assertEqual(0, self.result.returncode, self.result.stderr)
+        dims = lambda v: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+        encoder = onnx.load(os.path.join(self.temp.name, "encoder.onnx"))
+        matcher = onnx.load(os.path.join(self.temp.name, "matcher.onnx"))
+        self.assertEqual({"frames": ["frames", 1, 128, 160]}, {v.name: dims(v) for v in encoder.graph.input})
+        self.assertEqual({"stage1": ["frames", 24, 64, 80], "stage2": ["frames", 32, 32, 40], "coarse0": ["frames", 64, 16, 20]},
+                         {v.name: dims(v) for v in encoder.graph.output})
+        self.assertEqual({"bank_stage1": ["slots", 24, 64, 80], "bank_stage2": ["slots", 32, 32, 40], "bank_coarse0": ["slots", 64, 16, 20],
+                          "pairs": ["batch", 2]}, {v.name: dims(v) for v in matcher.graph.input})
+        self.assertEqual(["batch", 2, 320, 2], dims(matcher.graph.output[2]))
+        for graph in (encoder, matcher):
+            self.assertFalse({n.op_type for n in graph.graph.node} & onnx_export.FORBIDDEN)
+        with open(os.path.join(self.temp.name, "videomatch-model.json")) as f:
+            self.assertEqual({"encoderFile": "encoder.onnx", "matcherFile": "matcher.onnx"}, json.load(f)["split"])
 
 
 @skip_unless("tiny")

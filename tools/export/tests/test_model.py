@@ -133,6 +133,37 @@ class FineStageTest(unittest.TestCase):
         self.assertGreater(len(torch.unique(points - corners)), 2)
 
 
+class SplitEqualsMonolithicTest(unittest.TestCase):
+    """The stream split (per-frame encoder, then a matcher reading a feature bank) computes what the whole model does."""
+
+    def check(self, config, pairs):
+        from videomatch_export.model import FrameEncoder, PairMatcher
+        model = fuse.fuse(build(config))
+        frames = torch.cat([torch.from_numpy(selfcheck.quantize(golden(config)[f"{p}.pixel_values"])) for p in pairs])
+        whole = model(frames)
+        # Frames in the bank in another order than the pairs read them, as a bank fills up in practice.
+        flat = frames.reshape(-1, 1, model.height_px, model.width_px)
+        order = torch.arange(flat.shape[0]).flip(0)
+        bank = FrameEncoder(model)(flat[order])
+        slot_of = torch.argsort(order)
+        split = PairMatcher(model)(*bank, slot_of.reshape(-1, 2))
+        np.testing.assert_array_equal(whole[0].numpy(), split[0].numpy())
+        np.testing.assert_allclose(whole[1].numpy(), split[1].numpy(), atol=1e-5, rtol=0)
+        np.testing.assert_allclose(whole[2].numpy() * model.width_px, split[2].numpy() * model.width_px, atol=1e-3, rtol=0)
+        return whole
+
+    @skip_unless("tiny")
+    def test_tiny_every_fixture_pair(self):
+        whole = self.check("tiny", ("pa", "pb", "pc", "pd"))
+        self.assertGreater(int((whole[0][:, 0] >= 0).sum()), 50)
+
+    @skip_unless("default")
+    def test_default_pair_a(self):
+        whole = self.check("default", ("pa",))
+        # HF matched 1618 cells on the float input; the uint8-quantised input the graphs take matches a few more.
+        self.assertGreater(int((whole[0][:, 0] >= 0).sum()), 1500)
+
+
 @skip_unless("tiny")
 class FuseAndTopKTest(unittest.TestCase):
     @classmethod

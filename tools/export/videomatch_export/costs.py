@@ -59,3 +59,18 @@ def count(model: onnx.ModelProto, by_op: bool = False):
         totals[node.op_type] = totals.get(node.op_type, 0) + macs
     total = sum(totals.values())
     return (total, totals) if by_op else total
+
+
+def of_split(model) -> Tuple[int, int]:
+    """MACs of the stream split: (encoder per frame, matcher per pair), each counted on a static trace."""
+    import torch
+
+    from .model import FrameEncoder, PairMatcher
+    from .onnx_export import BANK_INPUTS, ENCODER_INPUT, FEATURES, OUTPUTS, PAIRS_INPUT, _trace_module
+
+    frames = torch.zeros(2, 1, model.height_px, model.width_px, dtype=torch.uint8)
+    one = _trace_module(FrameEncoder(model), (frames[:1],), [ENCODER_INPUT], FEATURES, {})
+    with torch.no_grad():
+        bank = FrameEncoder(model)(frames)
+    matcher = _trace_module(PairMatcher(model), (*bank, torch.tensor([[0, 1]])), BANK_INPUTS + [PAIRS_INPUT], OUTPUTS, {})
+    return count(one), count(matcher)

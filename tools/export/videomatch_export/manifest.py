@@ -24,7 +24,7 @@ def sha256_of(path: str) -> str:
 
 
 def write(folder: str, model: EfficientLoFTR, name: str, checkpoint: str, options: Dict[str, Any],
-          onnx_file: str, fp16_file: Optional[str], seconds: float) -> Dict[str, Any]:
+          onnx_file: str, fp16_file: Optional[str], seconds: float, split: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     manifest = {
         "name": name,
         "family": "Dense",
@@ -39,6 +39,8 @@ def write(folder: str, model: EfficientLoFTR, name: str, checkpoint: str, option
         "defaultThreshold": model.cfg.coarse_matching_threshold,
         "coarseStride": model.cfg.coarse_stride_px,
         "maxMatches": model.top_k,
+        # The stream split: a per-frame encoder and a matcher that reads features from a bank (null: none).
+        "split": split,
         "export": {
             "tool": f"videomatch_export {__version__}",
             "torch": torch.__version__,

@@ -334,10 +334,26 @@ class EfficientLoFTR(nn.Module):
 
     def transformer(self, coarse: Tensor) -> Tensor:
         """(2B, C, h, w) image-major → the same after every self- and cross-attention layer."""
+        return self.after_first_self_attention(self.first_self_attention(coarse))
+
+    def first_self_attention(self, coarse: Tensor) -> Tensor:
+        """Layer 0's self-attention: the last step that depends on one frame only (the stream encoder's end)."""
+        return self.efficientloftr.local_feature_transformer.layers[0].self_part(coarse, (self.rope_cos, self.rope_sin))
+
+    def after_first_self_attention(self, coarse: Tensor) -> Tensor:
+        """Layer 0's cross-attention and every later layer: pair-dependent."""
         rope = (self.rope_cos, self.rope_sin)
-        for layer in self.efficientloftr.local_feature_transformer.layers:
+        layers = self.efficientloftr.local_feature_transformer.layers
+        coarse = layers[0].cross_part(coarse)
+        for layer in layers[1:]:
             coarse = layer.cross_part(layer.self_part(coarse, rope))
         return coarse
+
+    def encode(self, images: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """What a stream can compute once per frame: (F, 1, H, W) in [0, 1] → backbone stages 1 and 2 (the fine
+        fusion's residuals) and the coarse features after layer 0's self-attention."""
+        stage1, stage2, stage3 = self.backbone(images)
+        return stage1, stage2, self.first_self_attention(stage3)
 
     def coarse_confidence(self, coarse: Tensor) -> Tensor:
         """(2B, C, h, w) transformer output → dual-softmax confidence (B, N, N): [b, image-0 cell, image-1 cell]."""
@@ -434,17 +450,25 @@ class EfficientLoFTR(nn.Module):
     def features(self, images: Tensor) -> Dict[str, Tensor]:
         """Everything up to the coarse confidence for (2B, 1, H, W) images in [0, 1]."""
         stage1, stage2, stage3 = self.backbone(images)
-        coarse = self.transformer(stage3)
-        return {"stage1": stage1, "stage2": stage2, "stage3": stage3, "coarse": coarse}
+        coarse0 = self.first_self_attention(stage3)
+        return {"stage1": stage1, "stage2": stage2, "stage3": stage3, "coarse0": coarse0, "coarse": self.after_first_self_attention(coarse0)}
 
     def match(self, images: Tensor, capture: Optional[Dict[str, Tensor]] = None) -> Tuple[Tensor, Tensor, Tensor]:
         f = self.features(images)
-        confidence = self.coarse_confidence(f["coarse"])
-        partner, score = self.mutual_matches(confidence)
-        fine = self.fine_feature_map(f["coarse"], f["stage1"], f["stage2"])
         if capture is not None:
             capture.update(f)
-            capture.update(confidence=confidence, partner=partner, score=score, fine=fine)
+        return self.pair_stage(f["stage1"], f["stage2"], f["coarse0"], capture, coarse=f["coarse"])
+
+    def pair_stage(self, stage1: Tensor, stage2: Tensor, coarse0: Tensor, capture: Optional[Dict[str, Tensor]] = None,
+                   coarse: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
+        """From per-frame features of both images of each pair (image-major 2B) to the outputs."""
+        if coarse is None:
+            coarse = self.after_first_self_attention(coarse0)
+        confidence = self.coarse_confidence(coarse)
+        partner, score = self.mutual_matches(confidence)
+        fine = self.fine_feature_map(coarse, stage1, stage2)
+        if capture is not None:
+            capture.update(coarse=coarse, confidence=confidence, partner=partner, score=score, fine=fine)
         if self.hf_compat:
             return self._hf_fine_stage(fine, partner, score, confidence, capture)
         return self._pair_slot_fine_stage(fine, partner, score, capture)
@@ -545,3 +569,28 @@ class EfficientLoFTR(nn.Module):
         """HF's input: float (B, 2, C, H, W) in [0, 1]; channel 0 is used, as HF does."""
         images = pixel_values[:, :, 0:1].reshape(-1, 1, self.height_px, self.width_px)
         return self.match(images, capture)
+
+
+class FrameEncoder(nn.Module):
+    """The stream split's first half: uint8 frames (F, 1, H, W) → ``stage1``, ``stage2``, ``coarse0``."""
+
+    def __init__(self, model: EfficientLoFTR):
+        super().__init__()
+        self.model = model
+
+    def forward(self, frames: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        return self.model.encode(frames.float() / 255.0)
+
+
+class PairMatcher(nn.Module):
+    """The stream split's second half: a bank of per-frame features (S slots) and the (B, 2) slot numbers of each
+    pair's two frames → the pair-slot outputs. The rows are gathered inside the graph, so the bank stays where it is."""
+
+    def __init__(self, model: EfficientLoFTR):
+        super().__init__()
+        self.model = model
+
+    def forward(self, bank_stage1: Tensor, bank_stage2: Tensor, bank_coarse0: Tensor, pairs: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        rows = pairs.reshape(-1)
+        return self.model.pair_stage(torch.index_select(bank_stage1, 0, rows), torch.index_select(bank_stage2, 0, rows),
+                                     torch.index_select(bank_coarse0, 0, rows))

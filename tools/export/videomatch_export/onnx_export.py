@@ -94,3 +94,53 @@ def op_counts(graph: onnx.ModelProto) -> dict:
     for node in graph.graph.node:
         counts[node.op_type] = counts.get(node.op_type, 0) + 1
     return dict(sorted(counts.items()))
+
+
+ENCODER_INPUT = "frames"
+FEATURES = ["stage1", "stage2", "coarse0"]
+BANK_INPUTS = [f"bank_{name}" for name in FEATURES]
+PAIRS_INPUT = "pairs"
+
+
+def export_split(model: EfficientLoFTR, encoder_path: str, matcher_path: str) -> None:
+    """The stream split: ``encoder.onnx`` (uint8 frames (F, 1, H, W) → per-frame features, dynamic F) and
+    ``matcher.onnx`` (a feature bank of S slots and (B, 2) slot numbers → pair-slot outputs; dynamic S and B), both
+    traced from the same module as ``model.onnx``."""
+    from .model import FrameEncoder, PairMatcher
+
+    frames = torch.zeros(4, 1, model.height_px, model.width_px, dtype=torch.uint8)
+    encoder = _trace_module(FrameEncoder(model), (frames,), [ENCODER_INPUT], FEATURES,
+                            {ENCODER_INPUT: {0: "frames"}, **{name: {0: "frames"} for name in FEATURES}})
+    with torch.no_grad():
+        bank = FrameEncoder(model)(frames)
+    pairs = torch.tensor([[0, 1], [2, 3]], dtype=torch.int64)
+    matcher = _trace_module(PairMatcher(model), (*bank, pairs), BANK_INPUTS + [PAIRS_INPUT], OUTPUTS,
+                            {**{name: {0: "slots"} for name in BANK_INPUTS}, PAIRS_INPUT: {0: "batch"}, **{name: {0: "batch"} for name in OUTPUTS}})
+    _declare(matcher, model)
+    problems = [f"encoder: {p}" for p in _check_ops(encoder)] + [f"matcher: {p}" for p in _check_ops(matcher)]
+    for value in matcher.graph.output:
+        dims = [d.dim_param if d.dim_param else d.dim_value for d in value.type.tensor_type.shape.dim]
+        if dims[1:] != {"matches": [2, model.cells], "matching_scores": [2, model.cells], "keypoints": [2, model.cells, 2]}[value.name]:
+            problems.append(f"matcher output {value.name} has shape {dims}")
+    if problems:
+        raise RuntimeError("the split graphs are not what the server expects: " + "; ".join(problems))
+    onnx.save(encoder, encoder_path)
+    onnx.save(matcher, matcher_path)
+
+
+def _trace_module(module: torch.nn.Module, args: tuple, inputs: List[str], outputs: List[str], dynamic: dict) -> onnx.ModelProto:
+    kwargs = dict(opset_version=OPSET, input_names=inputs, output_names=outputs, dynamic_axes=dynamic, do_constant_folding=True)
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        kwargs["dynamo"] = False
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), args, buffer, **kwargs)
+    graph = onnx.load_from_string(buffer.getvalue())
+    onnx.checker.check_model(graph)
+    return graph
+
+
+def _check_ops(graph: onnx.ModelProto) -> List[str]:
+    ops = sorted({node.op_type for node in graph.graph.node} & FORBIDDEN)
+    return [f"it contains {', '.join(ops)}"] if ops else []
