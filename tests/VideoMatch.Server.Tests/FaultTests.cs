@@ -166,7 +166,9 @@ public sealed class FaultTests
 
         public int MaxBatchSize => inner.MaxBatchSize;
 
-        public void Match(ReadOnlySpan<PairRequest> batch, Span<PairMatchResult> results)
+        public ModelWork Work => inner.Work;
+
+        public void Match(ReadOnlySpan<PairInput> batch, Span<PairMatchResult> results)
         {
             foreach (var pair in batch)
             {

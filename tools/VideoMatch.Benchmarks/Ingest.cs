@@ -86,7 +86,9 @@ internal static class Ingest
 
         public int MaxBatchSize => maxBatchSize;
 
-        public void Match(ReadOnlySpan<VideoMatch.Engine.Batching.PairRequest> batch, Span<VideoMatch.Engine.Inference.PairMatchResult> results) =>
+        public VideoMatch.Engine.Inference.ModelWork Work { get; } = new();
+
+        public void Match(ReadOnlySpan<VideoMatch.Engine.Inference.PairInput> batch, Span<VideoMatch.Engine.Inference.PairMatchResult> results) =>
             results[..batch.Length].Fill(VideoMatch.Engine.Inference.PairMatchResult.Empty);
 
         public void Dispose()

@@ -138,20 +138,15 @@ internal static class Matching
         }
 
         var results = new PairMatchResult[settings.Batch];
+        var batch = new PairInput[settings.Batch];
         void RunBatch()
         {
-            var batch = new PairRequest[settings.Batch];
             for (var i = 0; i < batch.Length; i++)
             {
-                batch[i] = new PairRequest(frames[2 * i].AddReference(), frames[2 * i + 1].AddReference(), 0.2f, 0, CancellationToken.None);
+                batch[i] = new PairInput(frames[2 * i], frames[2 * i + 1], 0.2f, 0);
             }
 
             matcher.Match(batch, results);
-            foreach (var pair in batch)
-            {
-                pair.Frame0.Release();
-                pair.Frame1.Release();
-            }
         }
 
         // As many warm-up pairs as the server path gets (its start-up warm-up plus the short first drive).

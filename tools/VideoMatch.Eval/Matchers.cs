@@ -32,9 +32,18 @@ internal sealed class EngineMatcher : IEvalMatcher
 
     public (float[] Points0, float[] Points1) Match(Mat frame0, Mat frame1)
     {
-        var pair = new PairRequest(Prepare(frame0), Prepare(frame1), _matcher.Manifest.DefaultThreshold, 0, CancellationToken.None);
+        var pair = new PairInput(Prepare(frame0), Prepare(frame1), _matcher.Manifest.DefaultThreshold, 0);
         var results = new PairMatchResult[1];
-        _matcher.Match([pair], results);
+        try
+        {
+            _matcher.Match([pair], results);
+        }
+        finally
+        {
+            pair.Frame0.Release();
+            pair.Frame1.Release();
+        }
+
         return (results[0].Keypoints0, results[0].Keypoints1);
     }
 

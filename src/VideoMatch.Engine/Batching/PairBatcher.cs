@@ -19,6 +19,7 @@ public sealed partial class PairBatcher : IAsyncDisposable
     private readonly int _maxBatchSize;
     private readonly long _maxDelayTicks;
     private readonly PairRequest[] _batch;
+    private readonly PairInput[] _inputs;
     private readonly PairMatchResult[] _results;
     private readonly TimeSpan[] _waits;
     private readonly CancellationTokenSource _stopping = new();
@@ -33,6 +34,7 @@ public sealed partial class PairBatcher : IAsyncDisposable
         _maxBatchSize = Math.Min(options.MaxBatchSize, matcher.MaxBatchSize);
         _maxDelayTicks = (long)(options.MaxBatchDelay.TotalSeconds * time.TimestampFrequency);
         _batch = new PairRequest[_maxBatchSize];
+        _inputs = new PairInput[_maxBatchSize];
         _results = new PairMatchResult[_maxBatchSize];
         _waits = new TimeSpan[_maxBatchSize];
         _deadline = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
@@ -243,7 +245,12 @@ public sealed partial class PairBatcher : IAsyncDisposable
         var started = _time.GetTimestamp();
         try
         {
-            _matcher.Match(batch, _results.AsSpan(0, count));
+            for (var i = 0; i < count; i++)
+            {
+                _inputs[i] = batch[i].Input;
+            }
+
+            _matcher.Match(_inputs.AsSpan(0, count), _results.AsSpan(0, count));
             var inferenceMs = _time.GetElapsedTime(started).TotalMilliseconds;
             BatchesRun++;
             LogBatch(count, inferenceMs);
@@ -271,6 +278,7 @@ public sealed partial class PairBatcher : IAsyncDisposable
         finally
         {
             batch.Clear();
+            _inputs.AsSpan(0, count).Clear();
             _results.AsSpan(0, count).Clear();
         }
     }

@@ -36,6 +36,9 @@ public sealed class PairRequest
 
     public CancellationToken Cancellation { get; }
 
+    /// <summary>What the model is given.</summary>
+    public PairInput Input => new(Frame0, Frame1, Threshold, MaxMatches);
+
     /// <summary>Completes with the matches, faults with the model's error, or is cancelled with its stream.</summary>
     public Task<PairOutcome> Completion => _completion.Task;
 

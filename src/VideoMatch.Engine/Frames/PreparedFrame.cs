@@ -10,6 +10,7 @@ namespace VideoMatch.Engine.Frames;
 public sealed class PreparedFrame
 {
     private float[]? _pixels;
+    private object? _features;
     private int _references = 1;
 
     internal PreparedFrame(float[] pixels, FrameMapping mapping, ulong sequence, long timestampUs, double preprocessMs)
@@ -43,10 +44,21 @@ public sealed class PreparedFrame
         (_pixels ?? throw new ObjectDisposedException(nameof(PreparedFrame), "A released frame was read.")).AsSpan(0, length);
 
     /// <summary>
-    /// What a model computed from this frame alone (a detector's keypoints and descriptors), kept for the frame's
-    /// next pair. Read and written only by the batcher's thread; dropped with the pixels.
+    /// What a model computed from this frame alone (a detector's keypoints and descriptors, a split model's slot in its
+    /// frame bank), kept for the frame's next pairs. Set and read by the batcher's thread; dropped with the pixels, and
+    /// disposed then when it is <see cref="IDisposable"/> (a bank slot goes back to its bank).
     /// </summary>
-    internal object? Features { get; set; }
+    internal object? Features
+    {
+        get => Volatile.Read(ref _features);
+        set => Volatile.Write(ref _features, value);
+    }
+
+    /// <summary>Sets <see cref="Features"/> and returns what it held.</summary>
+    internal object? ExchangeFeatures(object? features) => Interlocked.Exchange(ref _features, features);
+
+    /// <summary>Drops <paramref name="features"/> if the frame still holds them (a frame bank evicting them); true if it did.</summary>
+    internal bool TryDetachFeatures(object features) => ReferenceEquals(Interlocked.CompareExchange(ref _features, null, features), features);
 
     /// <summary>True once the last reference was released and the pixels went back to the pool.</summary>
     public bool IsReleased => Volatile.Read(ref _pixels) is null;
@@ -67,7 +79,7 @@ public sealed class PreparedFrame
         var left = Interlocked.Decrement(ref _references);
         if (left == 0)
         {
-            Features = null;
+            (Interlocked.Exchange(ref _features, null) as IDisposable)?.Dispose();
             var pixels = Interlocked.Exchange(ref _pixels, null);
             if (pixels is not null)
             {

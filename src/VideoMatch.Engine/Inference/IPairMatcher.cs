@@ -1,6 +1,11 @@
-using VideoMatch.Engine.Batching;
+using VideoMatch.Engine.Frames;
 
 namespace VideoMatch.Engine.Inference;
+
+/// <summary>One pair for a model: two prepared frames and what to keep of their matches.</summary>
+/// <param name="Threshold">Keep matches scoring strictly above this.</param>
+/// <param name="MaxMatches">At most this many, best first; 0 for all.</param>
+public readonly record struct PairInput(PreparedFrame Frame0, PreparedFrame Frame1, float Threshold, int MaxMatches);
 
 /// <summary>Runs a batch of frame pairs through a model. Called from one thread at a time (the batcher's loop).</summary>
 public interface IPairMatcher : IDisposable
@@ -13,6 +18,9 @@ public interface IPairMatcher : IDisposable
     /// <summary>Largest batch <see cref="Match"/> accepts.</summary>
     int MaxBatchSize { get; }
 
+    /// <summary>Frames encoded and pairs matched so far, for metrics.</summary>
+    ModelWork Work { get; }
+
     /// <summary>Matches each pair of <paramref name="batch"/> into the same index of <paramref name="results"/>.</summary>
-    void Match(ReadOnlySpan<PairRequest> batch, Span<PairMatchResult> results);
+    void Match(ReadOnlySpan<PairInput> batch, Span<PairMatchResult> results);
 }

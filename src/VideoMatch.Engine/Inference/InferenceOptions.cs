@@ -56,6 +56,15 @@ public sealed class InferenceOptions
     /// </summary>
     public string Precision { get; set; } = "fp32";
 
+    /// <summary>
+    /// Serve an export's stream split (<c>export.py --split</c>, fp32) when it has one: each frame is encoded once and
+    /// its features kept in a frame bank for all its pairs. Default true; false serves the whole-pair graph.
+    /// </summary>
+    public bool UseSplit { get; set; } = true;
+
+    /// <summary>Frame-bank slots of a split model (one frame's features each: 34 MB at 480×640). 0 (default): 4 × Batching:MaxBatchSize.</summary>
+    public int FrameBankSlots { get; set; }
+
     internal bool IsCuda => string.Equals(ExecutionProvider, "cuda", StringComparison.OrdinalIgnoreCase);
 }
 
@@ -101,6 +110,11 @@ public sealed class InferenceOptionsValidator : IValidateOptions<InferenceOption
         if (options.Precision is not ("fp32" or "fp16"))
         {
             problems.Add($"Inference:Precision must be 'fp32' or 'fp16' (got '{options.Precision}').");
+        }
+
+        if (options.FrameBankSlots < 0)
+        {
+            problems.Add($"Inference:FrameBankSlots must be 0 (automatic) or more (got {options.FrameBankSlots}).");
         }
 
         if (options.WarmUpBatchSizes.Any(size => size <= 0))

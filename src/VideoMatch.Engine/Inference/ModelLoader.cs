@@ -32,6 +32,13 @@ public static class ModelLoader
                 return XFeatLighterGlueMatcher.Create(onnx, ModelManifest.Resolve(file, loaded.MatcherFile), loaded, options, maxBatchSize);
             }
 
+            var manifestFile = Directory.Exists(options.ModelPath) ? Path.Combine(options.ModelPath, ModelManifest.FileName) : options.ModelPath;
+            if (options.UseSplit && options.Precision == "fp32" && loaded.Split is { } split)
+            {
+                return SplitPairMatcher.Create(File.ReadAllBytes(ModelManifest.Resolve(manifestFile, split.EncoderFile)),
+                    File.ReadAllBytes(ModelManifest.Resolve(manifestFile, split.MatcherFile)), loaded, options, maxBatchSize);
+            }
+
             if (options.Precision == "fp16")
             {
                 if (string.IsNullOrEmpty(loaded.OnnxFileFp16))
@@ -39,8 +46,7 @@ public static class ModelLoader
                     throw new InvalidDataException($"Inference:Precision=fp16, but model '{loaded.Name}' has no fp16 graph (onnxFileFp16 is empty). Export it with tools/export/export.py --fp16, or serve fp32.");
                 }
 
-                var file = Directory.Exists(options.ModelPath) ? Path.Combine(options.ModelPath, ModelManifest.FileName) : options.ModelPath;
-                onnx = ModelManifest.Resolve(file, loaded.OnnxFileFp16);
+                onnx = ModelManifest.Resolve(manifestFile, loaded.OnnxFileFp16);
                 loaded = loaded with { Name = loaded.Name + "-fp16" };
             }
 

@@ -1,5 +1,4 @@
 using Microsoft.ML.OnnxRuntime;
-using VideoMatch.Engine.Batching;
 using VideoMatch.Engine.Frames;
 
 namespace VideoMatch.Engine.Inference;
@@ -23,6 +22,7 @@ public sealed class OnnxPairMatcher : IPairMatcher
     private readonly float[] _scores;
     private readonly float[] _keypoints;
     private readonly OrtValue?[][] _values;
+    private readonly OrtIoBinding?[] _bindings;
     private readonly int _plane;
     private bool _disposed;
 
@@ -51,6 +51,7 @@ public sealed class OnnxPairMatcher : IPairMatcher
         _scores = GC.AllocateArray<float>(maxBatchSize * 2 * cells, pinned: true);
         _keypoints = GC.AllocateArray<float>(maxBatchSize * 4 * cells, pinned: true);
         _values = new OrtValue?[maxBatchSize + 1][];
+        _bindings = new OrtIoBinding?[maxBatchSize + 1];
         _postProcessor = new PostProcessor(cells, manifest.Outputs.Layout, manifest.Input.Width, manifest.Input.Height);
     }
 
@@ -59,6 +60,8 @@ public sealed class OnnxPairMatcher : IPairMatcher
     public string ExecutionProvider { get; }
 
     public int MaxBatchSize { get; }
+
+    public ModelWork Work { get; } = new();
 
     /// <summary>Opens <paramref name="model"/> (ONNX bytes) on the configured provider and checks it against the manifest.</summary>
     /// <exception cref="InvalidOperationException">The provider cannot start or the model does not fit the manifest.</exception>
@@ -87,7 +90,7 @@ public sealed class OnnxPairMatcher : IPairMatcher
         }
     }
 
-    public void Match(ReadOnlySpan<PairRequest> batch, Span<PairMatchResult> results)
+    public void Match(ReadOnlySpan<PairInput> batch, Span<PairMatchResult> results)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var size = batch.Length;
@@ -103,8 +106,8 @@ public sealed class OnnxPairMatcher : IPairMatcher
             CopyIn(batch[i].Frame1, (2 * i + 1) * channels);
         }
 
-        var values = _values[size] ??= CreateValues(size);
-        _session.Run(_runOptions, _inputNames, [values[0]!], _outputNames, [values[1]!, values[2]!, values[3]!]);
+        Run(size);
+        Work.Matched(size);
 
         var cells = Manifest.Cells;
         for (var i = 0; i < size; i++)
@@ -157,8 +160,7 @@ public sealed class OnnxPairMatcher : IPairMatcher
             }
         }
 
-        var values = _values[size] ??= CreateValues(size);
-        _session.Run(_runOptions, _inputNames, [values[0]!], _outputNames, [values[1]!, values[2]!, values[3]!]);
+        Run(size);
         var cells = Manifest.Cells;
         return (_matches.AsSpan(0, size * 2 * cells).ToArray(), _scores.AsSpan(0, size * 2 * cells).ToArray(), _keypoints.AsSpan(0, size * 4 * cells).ToArray());
     }
@@ -171,6 +173,11 @@ public sealed class OnnxPairMatcher : IPairMatcher
         }
 
         _disposed = true;
+        foreach (var binding in _bindings)
+        {
+            binding?.Dispose();
+        }
+
         foreach (var set in _values)
         {
             if (set is null)
@@ -208,6 +215,30 @@ public sealed class OnnxPairMatcher : IPairMatcher
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Runs the session on the first <paramref name="size"/> pairs of the pinned buffers, bound once per batch size:
+    /// on CUDA, ONNX Runtime copies the pixels in and the outputs out, and nothing else.
+    /// </summary>
+    private void Run(int size)
+    {
+        var binding = _bindings[size];
+        if (binding is null)
+        {
+            var values = _values[size] ??= CreateValues(size);
+            binding = _session.CreateIoBinding();
+            binding.BindInput(_inputNames[0], values[0]!);
+            for (var o = 0; o < _outputNames.Length; o++)
+            {
+                binding.BindOutput(_outputNames[o], values[o + 1]!);
+            }
+
+            _bindings[size] = binding;
+        }
+
+        _session.RunWithBinding(_runOptions, binding);
+        binding.SynchronizeBoundOutputs();
     }
 
     private OrtValue?[] CreateValues(int size)

@@ -51,9 +51,15 @@ public sealed record SelfCheckReport(
 public static class SelfCheck
 {
     /// <exception cref="InvalidDataException">The self-check file is missing or does not fit the model.</exception>
-    public static SelfCheckReport Run(OnnxPairMatcher matcher, string path, SelfCheckTolerances tolerances)
+    public static SelfCheckReport Run(IPairMatcher matcher, string path, SelfCheckTolerances tolerances)
     {
         var manifest = matcher.Manifest;
+        Func<ReadOnlyMemory<byte>, int, (long[], float[], float[])> run = matcher switch
+        {
+            OnnxPairMatcher dense => (pixels, size) => dense.RunRaw(pixels.Span, size),
+            SplitPairMatcher split => (pixels, size) => split.RunRaw(pixels.Span, size),
+            _ => throw new InvalidDataException($"Model '{manifest.Name}' is not an exported dense model; only those have a self-check."),
+        };
         if (!File.Exists(path))
         {
             throw new InvalidDataException($"Self-check file '{path}' does not exist; export the model again with tools/export/export.py, which writes it.");
@@ -76,7 +82,7 @@ public static class SelfCheck
         for (var start = 0; start < pairs; start += matcher.MaxBatchSize)
         {
             var size = Math.Min(matcher.MaxBatchSize, pairs - start);
-            var (matches, scores, keypoints) = matcher.RunRaw(pixels.AsSpan(start * 2 * width * height, size * 2 * width * height), size);
+            var (matches, scores, keypoints) = run(pixels.AsMemory(start * 2 * width * height, size * 2 * width * height), size);
             for (var i = 0; i < size * 2 * cells; i++)
             {
                 var at = (start * 2 * cells) + i;

@@ -1,5 +1,4 @@
 using Microsoft.ML.OnnxRuntime;
-using VideoMatch.Engine.Batching;
 using VideoMatch.Engine.Frames;
 
 namespace VideoMatch.Engine.Inference;
@@ -52,8 +51,10 @@ public sealed class XFeatLighterGlueMatcher : IPairMatcher
 
     public int MaxBatchSize { get; }
 
+    public ModelWork Work { get; } = new();
+
     /// <summary>Extractor runs so far: one per frame, however many pairs the frame is part of.</summary>
-    public long FramesExtracted { get; private set; }
+    public long FramesExtracted => Work.FramesEncoded;
 
     /// <summary>
     /// The manifest for the published pair (extractor <c>xfeat_*.onnx</c> with input [1, 3, H, W], matcher
@@ -124,7 +125,7 @@ public sealed class XFeatLighterGlueMatcher : IPairMatcher
         }
     }
 
-    public void Match(ReadOnlySpan<PairRequest> batch, Span<PairMatchResult> results)
+    public void Match(ReadOnlySpan<PairInput> batch, Span<PairMatchResult> results)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (batch.Length == 0 || batch.Length > MaxBatchSize)
@@ -138,6 +139,7 @@ public sealed class XFeatLighterGlueMatcher : IPairMatcher
             var features0 = Extract(pair.Frame0);
             var features1 = Extract(pair.Frame1);
             results[i] = MatchPair(features0, features1, pair);
+            Work.Matched(1);
         }
     }
 
@@ -169,7 +171,7 @@ public sealed class XFeatLighterGlueMatcher : IPairMatcher
             pixels.CopyTo(_image.AsSpan(c * _plane, _plane));
         }
 
-        FramesExtracted++;
+        Work.Encoded(1);
         IDisposableReadOnlyCollection<OrtValue> outputs;
         try
         {
@@ -212,7 +214,7 @@ public sealed class XFeatLighterGlueMatcher : IPairMatcher
         return features;
     }
 
-    private PairMatchResult MatchPair(Features features0, Features features1, PairRequest pair)
+    private PairMatchResult MatchPair(Features features0, Features features1, PairInput pair)
     {
         if (features0.Count == 0 || features1.Count == 0)
         {

@@ -253,7 +253,9 @@ public sealed class PairBatcherTests
 
         public int MaxBatchSize => maxBatchSize;
 
-        public void Match(ReadOnlySpan<PairRequest> batch, Span<PairMatchResult> results)
+        public ModelWork Work { get; } = new();
+
+        public void Match(ReadOnlySpan<PairInput> batch, Span<PairMatchResult> results)
         {
             Entered.Release();
             Gate?.Wait(Timeout);

@@ -117,7 +117,7 @@ public sealed class EfficientLoFTRExportTests(Xunit.Abstractions.ITestOutputHelp
         }
 
         var results = new PairMatchResult[1];
-        matcher.Match([new VideoMatch.Engine.Batching.PairRequest(frames[0], frames[1], 0f, 0, CancellationToken.None)], results);
+        matcher.Match([new PairInput(frames[0], frames[1], 0f, 0)], results);
 
         var result = results[0];
         Assert.InRange(result.Count, 25, 40);

@@ -35,7 +35,7 @@ public sealed class XFeatLighterGlueTests
         var frame0 = preparer.Prepare(FrameInput.Encoded(FrameEncoding.Png, File.ReadAllBytes(SharedData.Find("images/planar_ref.png")!)));
         var frame1 = preparer.Prepare(FrameInput.Encoded(FrameEncoding.Png, File.ReadAllBytes(SharedData.Find("images/planar_tgt.png")!)));
 
-        var result = MatchAll(matcher, new PairRequest(frame0, frame1, 0.1f, 0, CancellationToken.None))[0];
+        var result = MatchAll(matcher, new PairInput(frame0, frame1, 0.1f, 0))[0];
         var fit = TransformEstimator.Estimate(TransformKind.Homography, result.Keypoints0, result.Keypoints1, 8);
 
         // SOURCE.md saw 328 inliers of 437 matches with its own preprocessing.
@@ -52,7 +52,7 @@ public sealed class XFeatLighterGlueTests
         var frame0 = preparer.Prepare(Crop(photo, 200, 150, 640, 360));
         var frame1 = preparer.Prepare(Crop(photo, 209, 144, 640, 360));
 
-        var result = MatchAll(matcher, new PairRequest(frame0, frame1, 0.1f, 0, CancellationToken.None))[0];
+        var result = MatchAll(matcher, new PairInput(frame0, frame1, 0.1f, 0))[0];
 
         // The window moved by (+9, −6): content moves by (−9, +6). XFeat's points sit on whole input pixels, so
         // single matches are off by a pixel or two (measured: median 1.0 px, 80% within 3 px); the median motion is exact.
@@ -77,11 +77,11 @@ public sealed class XFeatLighterGlueTests
         using var photo = SKBitmap.Decode(SharedData.Find("images/DSC_0410.jpg"));
         var frames = Enumerable.Range(0, 3).Select(i => preparer.Prepare(Crop(photo, 200 + 4 * i, 150, 640, 360))).ToArray();
         // Consecutive pairs (0, 1), (1, 2) and a keyframe pair (0, 2): three frames, three pairs.
-        PairRequest[] pairs =
+        PairInput[] pairs =
         [
-            new(frames[0].AddReference(), frames[1].AddReference(), 0.1f, 0, CancellationToken.None),
-            new(frames[1].AddReference(), frames[2].AddReference(), 0.1f, 0, CancellationToken.None),
-            new(frames[0], frames[2], 0.1f, 0, CancellationToken.None),
+            new(frames[0].AddReference(), frames[1].AddReference(), 0.1f, 0),
+            new(frames[1].AddReference(), frames[2].AddReference(), 0.1f, 0),
+            new(frames[0], frames[2], 0.1f, 0),
         ];
         frames[1].Release();
 
@@ -102,7 +102,7 @@ public sealed class XFeatLighterGlueTests
         var preparer = Preparer(matcher);
         var blank = FrameInput.Raw(FramePixelFormat.Gray8, 640, 360, 0, new byte[640 * 360]);
 
-        var result = MatchAll(matcher, new PairRequest(preparer.Prepare(blank), preparer.Prepare(blank), 0.1f, 0, CancellationToken.None))[0];
+        var result = MatchAll(matcher, new PairInput(preparer.Prepare(blank), preparer.Prepare(blank), 0.1f, 0))[0];
 
         Assert.Equal(0, result.Count);
     }
@@ -113,7 +113,7 @@ public sealed class XFeatLighterGlueTests
     private static FramePreparer Preparer(XFeatLighterGlueMatcher matcher) =>
         new(matcher.Manifest.Input.Width, matcher.Manifest.Input.Height, 8192, matcher.Manifest.Input.RotateToFit);
 
-    private static PairMatchResult[] MatchAll(XFeatLighterGlueMatcher matcher, params PairRequest[] pairs)
+    private static PairMatchResult[] MatchAll(XFeatLighterGlueMatcher matcher, params PairInput[] pairs)
     {
         var results = new PairMatchResult[pairs.Length];
         matcher.Match(pairs, results);

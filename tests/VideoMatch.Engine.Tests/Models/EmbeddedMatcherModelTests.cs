@@ -56,7 +56,7 @@ public sealed class EmbeddedMatcherModelTests
         var frame0 = preparer.Prepare(FrameInput.Raw(FramePixelFormat.Rgb24, width, height, 0, pixels));
         scene.RenderRgb(width, height, view1, pixels);
         var frame1 = preparer.Prepare(FrameInput.Raw(FramePixelFormat.Rgb24, width, height, 0, pixels));
-        var pair = new PairRequest(frame0, frame1, 0.2f, 0, CancellationToken.None);
+        var pair = new PairInput(frame0, frame1, 0.2f, 0);
         var results = new PairMatchResult[1];
         matcher.Match([pair], results);
         return results[0];

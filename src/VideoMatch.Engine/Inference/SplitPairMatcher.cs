@@ -1,0 +1,360 @@
+using Microsoft.ML.OnnxRuntime;
+using VideoMatch.Engine.Frames;
+
+namespace VideoMatch.Engine.Inference;
+
+/// <summary>
+/// A dense model served as its stream split (<c>export.py --split</c>): every frame runs once through the encoder,
+/// whose outputs are bound straight into the frame's slot of a <see cref="FrameBank"/>; each batch of pairs runs
+/// through the matcher, which reads the whole bank and the pairs' slot numbers and gathers inside the graph. A frame
+/// shared by two pairs (t−1, t), (t, t+1), or a keyframe shared by many, is encoded once while it holds its slot.
+/// Everything is bound once (per batch size, per encoder run length): on CUDA only pixels go to the device and only
+/// the pairs' outputs come back.
+/// </summary>
+public sealed class SplitPairMatcher : IPairMatcher
+{
+    private const string FramesInput = "frames";
+    private const string PairsInput = "pairs";
+    private static readonly string[] FeatureNames = ["stage1", "stage2", "coarse0"];
+
+    private readonly SessionOptions _sessionOptions;
+    private readonly InferenceSession _encoder;
+    private readonly InferenceSession _matcher;
+    private readonly OrtAllocator? _allocator;
+    private readonly OrtMemoryInfo? _deviceMemory;
+    private readonly FrameBank _bank;
+    private readonly RunOptions _runOptions = new();
+    private readonly PostProcessor _postProcessor;
+    private readonly OrtIoBinding _encoderBinding;
+    private readonly OrtIoBinding?[] _matcherBindings;
+    private readonly List<OrtValue> _values = [];
+    private readonly OrtValue?[] _frameValues;
+    private readonly byte[] _frames;
+    private readonly long[] _pairs;
+    private readonly long[] _matches;
+    private readonly float[] _scores;
+    private readonly float[] _keypoints;
+    private readonly PreparedFrame[] _pending;
+    private readonly int[] _slots;
+    private readonly int _plane;
+    private long _batch;
+    private bool _disposed;
+
+    private SplitPairMatcher(ModelManifest manifest, SessionOptions sessionOptions, InferenceSession encoder, InferenceSession matcher,
+        OrtAllocator? allocator, OrtMemoryInfo? deviceMemory, FrameBank bank, ModelWork work, string provider, int maxBatchSize)
+    {
+        Work = work;
+        Manifest = manifest;
+        ExecutionProvider = provider;
+        MaxBatchSize = maxBatchSize;
+        _sessionOptions = sessionOptions;
+        _encoder = encoder;
+        _matcher = matcher;
+        _allocator = allocator;
+        _deviceMemory = deviceMemory;
+        _bank = bank;
+        _plane = manifest.Input.Width * manifest.Input.Height;
+        var cells = manifest.Cells;
+        _frames = GC.AllocateArray<byte>(2 * maxBatchSize * _plane, pinned: true);
+        _frameValues = new OrtValue?[(2 * maxBatchSize) + 1];
+        _pairs = GC.AllocateArray<long>(2 * maxBatchSize, pinned: true);
+        _matches = GC.AllocateArray<long>(maxBatchSize * 2 * cells, pinned: true);
+        _scores = GC.AllocateArray<float>(maxBatchSize * 2 * cells, pinned: true);
+        _keypoints = GC.AllocateArray<float>(maxBatchSize * 4 * cells, pinned: true);
+        _pending = new PreparedFrame[2 * maxBatchSize];
+        _slots = new int[2 * maxBatchSize];
+        _encoderBinding = _encoder.CreateIoBinding();
+        _matcherBindings = new OrtIoBinding?[maxBatchSize + 1];
+        _postProcessor = new PostProcessor(cells, manifest.Outputs.Layout, manifest.Input.Width, manifest.Input.Height);
+    }
+
+    public ModelManifest Manifest { get; }
+
+    public string ExecutionProvider { get; }
+
+    public int MaxBatchSize { get; }
+
+    public ModelWork Work { get; }
+
+    /// <summary>Frame-bank slots, and the bytes each holds (all of one frame's features).</summary>
+    public (int Slots, long BytesPerSlot) Bank => (_bank.Capacity, _bank.BytesPerSlot);
+
+    /// <summary>Opens the encoder and matcher (ONNX bytes) on the configured provider, checks them, and allocates the bank.</summary>
+    /// <exception cref="InvalidOperationException">The provider cannot start, or the graphs do not fit the manifest.</exception>
+    public static SplitPairMatcher Create(byte[] encoder, byte[] matcher, ModelManifest manifest, InferenceOptions options, int maxBatchSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxBatchSize);
+        manifest.Validate(manifest.Name);
+        var slots = options.FrameBankSlots > 0 ? options.FrameBankSlots : 4 * maxBatchSize;
+        if (slots < 2 * maxBatchSize)
+        {
+            throw new InvalidOperationException($"Inference:FrameBankSlots is {slots}, but one batch of {maxBatchSize} pairs can need {2 * maxBatchSize} frames' features at once; set it to at least {2 * maxBatchSize} (0 picks {4 * maxBatchSize}).");
+        }
+
+        var sessionOptions = OrtSessions.CreateOptions(options, out var provider);
+        InferenceSession? encoderSession = null, matcherSession = null;
+        OrtAllocator? allocator = null;
+        OrtMemoryInfo? deviceMemory = null;
+        FrameBank? bank = null;
+        try
+        {
+            encoderSession = OrtSessions.Open(encoder, sessionOptions, $"the encoder of model '{manifest.Name}'");
+            matcherSession = OrtSessions.Open(matcher, sessionOptions, $"the matcher of model '{manifest.Name}'");
+            var features = CheckSignatures(encoderSession, matcherSession, manifest);
+            if (options.IsCuda)
+            {
+                deviceMemory = new OrtMemoryInfo("Cuda", OrtAllocatorType.DeviceAllocator, options.DeviceId, OrtMemType.Default);
+                allocator = new OrtAllocator(matcherSession, deviceMemory);
+            }
+
+            var work = new ModelWork();
+            bank = new FrameBank(features, slots, allocator, work);
+            return new SplitPairMatcher(manifest, sessionOptions, encoderSession, matcherSession, allocator, deviceMemory, bank, work, provider, maxBatchSize);
+        }
+        catch
+        {
+            bank?.Dispose();
+            allocator?.Dispose();
+            deviceMemory?.Dispose();
+            matcherSession?.Dispose();
+            encoderSession?.Dispose();
+            sessionOptions.Dispose();
+            throw;
+        }
+    }
+
+    public void Match(ReadOnlySpan<PairInput> batch, Span<PairMatchResult> results)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var size = batch.Length;
+        if (size == 0 || size > MaxBatchSize)
+        {
+            throw new ArgumentOutOfRangeException(nameof(batch), size, $"Batch size must be 1..{MaxBatchSize}.");
+        }
+
+        var number = ++_batch;
+        // Slots of frames already encoded (marked as used by this batch, so no eviction takes them); the rest once each.
+        var pending = 0;
+        for (var i = 0; i < 2 * size; i++)
+        {
+            var frame = i % 2 == 0 ? batch[i / 2].Frame0 : batch[i / 2].Frame1;
+            _slots[i] = _bank.Find(frame, number);
+            if (_slots[i] < 0 && Array.IndexOf(_pending, frame, 0, pending) < 0)
+            {
+                _pending[pending++] = frame;
+            }
+        }
+
+        try
+        {
+            Encode(pending, number);
+            for (var i = 0; i < 2 * size; i++)
+            {
+                var frame = i % 2 == 0 ? batch[i / 2].Frame0 : batch[i / 2].Frame1;
+                _pairs[i] = _slots[i] >= 0 ? _slots[i] : _bank.Find(frame, number);
+            }
+        }
+        finally
+        {
+            _pending.AsSpan(0, pending).Clear();
+        }
+
+        var binding = _matcherBindings[size] ??= BindMatcher(size);
+        _matcher.RunWithBinding(_runOptions, binding);
+        binding.SynchronizeBoundOutputs();
+        Work.Matched(size);
+        var cells = Manifest.Cells;
+        for (var i = 0; i < size; i++)
+        {
+            var pair = batch[i];
+            results[i] = _postProcessor.Extract(
+                _matches.AsSpan(i * 2 * cells, 2 * cells), _scores.AsSpan(i * 2 * cells, 2 * cells), _keypoints.AsSpan(i * 4 * cells, 4 * cells),
+                pair.Threshold, pair.MaxMatches, pair.Frame0.Mapping, pair.Frame1.Mapping);
+        }
+    }
+
+    /// <summary>
+    /// Runs raw gray pairs (size, 2, 1, H, W) through the encoder and the matcher, in slots reserved for the call and
+    /// freed after it, and returns copies of the matcher's raw outputs (what a self-check compares with PyTorch's).
+    /// </summary>
+    internal (long[] Matches, float[] Scores, float[] Keypoints) RunRaw(ReadOnlySpan<byte> pixels, int size)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(size);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(size, MaxBatchSize);
+        var number = ++_batch;
+        var runs = new List<(int Start, int Count)>();
+        try
+        {
+            for (var done = 0; done < 2 * size;)
+            {
+                var run = _bank.Reserve((2 * size) - done, number, out var start);
+                runs.Add((start, run));
+                pixels.Slice(done * _plane, run * _plane).CopyTo(_frames);
+                RunEncoder(start, run);
+                for (var k = 0; k < run; k++)
+                {
+                    _pairs[done + k] = start + k;
+                }
+
+                done += run;
+            }
+
+            var binding = _matcherBindings[size] ??= BindMatcher(size);
+            _matcher.RunWithBinding(_runOptions, binding);
+            binding.SynchronizeBoundOutputs();
+        }
+        finally
+        {
+            foreach (var (start, count) in runs)
+            {
+                _bank.ReleaseReserved(start, count);
+            }
+        }
+
+        var cells = Manifest.Cells;
+        return (_matches.AsSpan(0, size * 2 * cells).ToArray(), _scores.AsSpan(0, size * 2 * cells).ToArray(), _keypoints.AsSpan(0, size * 4 * cells).ToArray());
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        foreach (var binding in _matcherBindings)
+        {
+            binding?.Dispose();
+        }
+
+        _encoderBinding.Dispose();
+        foreach (var value in _values)
+        {
+            value.Dispose();
+        }
+
+        _bank.Dispose();
+        _allocator?.Dispose();
+        _deviceMemory?.Dispose();
+        _runOptions.Dispose();
+        _matcher.Dispose();
+        _encoder.Dispose();
+        _sessionOptions.Dispose();
+    }
+
+    /// <summary>Encodes the frames without features, in runs of free slots in a row, each run straight into its slots.</summary>
+    private void Encode(int count, long batch)
+    {
+        var done = 0;
+        while (done < count)
+        {
+            var run = _bank.Reserve(count - done, batch, out var start);
+            for (var k = 0; k < run; k++)
+            {
+                var pixels = _pending[done + k].Pixels(_plane);
+                var target = _frames.AsSpan(k * _plane, _plane);
+                for (var p = 0; p < _plane; p++)
+                {
+                    target[p] = (byte)MathF.Min(MathF.Floor(pixels[p] * 255f + 0.5f), 255f);
+                }
+            }
+
+            RunEncoder(start, run);
+            for (var k = 0; k < run; k++)
+            {
+                _bank.Assign(start + k, _pending[done + k]);
+            }
+
+            Work.Encoded(run);
+            done += run;
+        }
+    }
+
+    /// <summary>Encodes the first <paramref name="count"/> frames of the pixel buffer straight into bank slots from <paramref name="start"/>.</summary>
+    private void RunEncoder(int start, int count)
+    {
+        _encoderBinding.BindInput(FramesInput, _frameValues[count] ??= Track(OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance,
+            _frames.AsMemory(0, count * _plane), [count, 1, Manifest.Input.Height, Manifest.Input.Width])));
+        var views = _bank.Views(start, count);
+        for (var f = 0; f < FeatureNames.Length; f++)
+        {
+            _encoderBinding.BindOutput(FeatureNames[f], views[f]);
+        }
+
+        _encoder.RunWithBinding(_runOptions, _encoderBinding);
+        _encoderBinding.SynchronizeBoundOutputs();
+    }
+
+    private OrtIoBinding BindMatcher(int size)
+    {
+        var binding = _matcher.CreateIoBinding();
+        var whole = _bank.Whole;
+        for (var f = 0; f < FeatureNames.Length; f++)
+        {
+            binding.BindInput("bank_" + FeatureNames[f], whole[f]);
+        }
+
+        var cells = Manifest.Cells;
+        binding.BindInput(PairsInput, Track(OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _pairs.AsMemory(0, 2 * size), [size, 2])));
+        binding.BindOutput(Manifest.Outputs.Matches, Track(OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _matches.AsMemory(0, size * 2 * cells), [size, 2, cells])));
+        binding.BindOutput(Manifest.Outputs.Scores, Track(OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _scores.AsMemory(0, size * 2 * cells), [size, 2, cells])));
+        binding.BindOutput(Manifest.Outputs.Keypoints, Track(OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _keypoints.AsMemory(0, size * 4 * cells), [size, 2, cells, 2])));
+        return binding;
+    }
+
+    private OrtValue Track(OrtValue value)
+    {
+        _values.Add(value);
+        return value;
+    }
+
+    private static List<BankFeature> CheckSignatures(InferenceSession encoder, InferenceSession matcher, ModelManifest manifest)
+    {
+        var problems = new List<string>();
+        var (width, height) = (manifest.Input.Width, manifest.Input.Height);
+        if (!encoder.InputMetadata.TryGetValue(FramesInput, out var frames) || frames.ElementType != typeof(byte) || frames.Dimensions is not [_, 1, var h, var w] || h != height || w != width)
+        {
+            problems.Add($"the encoder needs input '{FramesInput}' uint8 [F, 1, {height}, {width}]");
+        }
+
+        var features = new List<BankFeature>();
+        foreach (var name in FeatureNames)
+        {
+            if (!encoder.OutputMetadata.TryGetValue(name, out var output) || output.ElementType != typeof(float) || output.Dimensions.Length != 4 || output.Dimensions[1..].Any(d => d <= 0))
+            {
+                problems.Add($"the encoder needs output '{name}' float [F, C, h, w] with static C, h, w");
+                continue;
+            }
+
+            var shape = output.Dimensions[1..].Select(d => (long)d).ToArray();
+            features.Add(new BankFeature(name, shape));
+            if (!matcher.InputMetadata.TryGetValue("bank_" + name, out var input) || input.ElementType != typeof(float) || !input.Dimensions[1..].Select(d => (long)d).SequenceEqual(shape))
+            {
+                problems.Add($"the matcher needs input 'bank_{name}' float [S, {string.Join(", ", shape)}]");
+            }
+        }
+
+        if (!matcher.InputMetadata.TryGetValue(PairsInput, out var pairs) || pairs.ElementType != typeof(long) || pairs.Dimensions is not [_, 2])
+        {
+            problems.Add($"the matcher needs input '{PairsInput}' int64 [B, 2]");
+        }
+
+        var cells = manifest.Cells;
+        foreach (var (name, type, rank) in new[] { (manifest.Outputs.Matches, typeof(long), 3), (manifest.Outputs.Scores, typeof(float), 3), (manifest.Outputs.Keypoints, typeof(float), 4) })
+        {
+            if (!matcher.OutputMetadata.TryGetValue(name, out var output) || output.ElementType != type || output.Dimensions.Length != rank || output.Dimensions[2] != cells)
+            {
+                problems.Add($"the matcher needs output '{name}' of {type.Name} with {cells} slots");
+            }
+        }
+
+        if (problems.Count > 0)
+        {
+            throw new InvalidOperationException($"Model '{manifest.Name}' has a split that does not fit its manifest: {string.Join("; ", problems)}.");
+        }
+
+        return features;
+    }
+}
