@@ -67,6 +67,31 @@ internal static class ExportedModels
     public static string Folder(string config = "tiny", params string[] options) =>
         Exports.GetOrAdd($"{config} {string.Join(' ', options)}", key => new Lazy<string>(() => Export(config, options))).Value;
 
+    /// <summary>
+    /// A copy of an export whose self-check claims PyTorch's image-1 keypoints lie 2 px to the right: an export that no
+    /// longer agrees with its graph, as a corrupted or mismatched file would.
+    /// </summary>
+    public static string Tampered(string config = "tiny")
+    {
+        return Exports.GetOrAdd($"tampered {config}", _ => new Lazy<string>(() =>
+        {
+            var source = Folder(config);
+            var copy = Path.Combine(Root, $"tampered-{config}");
+            Directory.CreateDirectory(copy);
+            foreach (var file in Directory.GetFiles(source))
+            {
+                File.Copy(file, Path.Combine(copy, Path.GetFileName(file)), overwrite: true);
+            }
+
+            var tools = Path.Combine(RepositoryRoot(), "tools", "export");
+            var (exit, output) = RunPython(TimeSpan.FromMinutes(1), "-c",
+                "import sys; sys.path.insert(0, sys.argv[1]); from videomatch_export import safetensors_io as s; " +
+                "t, m = s.read(sys.argv[2]); k = t['keypoints'].copy(); k[:, 1, :, 0] += 2.0 / " + Size(config).Width.ToString(System.Globalization.CultureInfo.InvariantCulture) +
+                "; t['keypoints'] = k; s.write(sys.argv[2], t, m)", tools, Path.Combine(copy, "selfcheck.safetensors"));
+            return exit == 0 ? copy : throw new InvalidOperationException($"tampering failed: {output}");
+        })).Value;
+    }
+
     public static string? Checkpoint(string config)
     {
         var marker = SharedData.Find($"reference/eloftr-fixtures/{config}/model.safetensors");

@@ -46,6 +46,21 @@ public sealed class EfficientLoFTRServerTests
     }
 
     [ExportedModelFact("tiny")]
+    public async Task Start_ExportFailingItsSelfCheck_NeverServesAndSaysWhy()
+    {
+        using var server = new ServerFactory(new Dictionary<string, string?> { ["Inference:ModelPath"] = ExportedModels.Tampered("tiny") });
+        var health = new Grpc.Health.V1.Health.HealthClient(server.Channel);
+
+        var status = await health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest(), deadline: Deadline);
+        var error = await Assert.ThrowsAsync<Grpc.Core.RpcException>(async () => await server.Client.GetModelInfoAsync(new GetModelInfoRequest(), deadline: Deadline));
+
+        Assert.Equal(Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.NotServing, status.Status);
+        Assert.Equal(Grpc.Core.StatusCode.Unavailable, error.StatusCode);
+        Assert.Contains("failed its self-check", error.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains("largest keypoint difference 2 px", error.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [ExportedModelFact("tiny")]
     public async Task MatchPair_TopKExport_ReturnsAtMostK()
     {
         using var server = new ServerFactory(new Dictionary<string, string?> { ["Inference:ModelPath"] = ExportedModels.Folder("tiny", "--top-k", "16") });
@@ -57,6 +72,45 @@ public sealed class EfficientLoFTRServerTests
         Assert.Equal(16u, info.MaxMatchesPerPair);
         Assert.Equal(16u, pair.Matches.Count);
         AssertShift(pair.Matches);
+    }
+
+    [ExportedModelFact("tiny")]
+    public async Task Stream_SplitExport_EncodesEachFrameOnceAndCountsIt()
+    {
+        var metricsPort = Ports.Free();
+        await using var server = await LoopbackServer.StartAsync(false, $"--Metrics:Url=http://127.0.0.1:{metricsPort}",
+            $"--Inference:ModelPath={ExportedModels.Folder("tiny", "--split")}", "--Batching:MaxBatchSize=2");
+        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(server.Address);
+        var client = new VideoMatcher.VideoMatcherClient(channel);
+        var (image0, image1) = FixturePair("pd");
+
+        // Frames 0..5 alternate between the pair's images: every pair is (0, 1)-like, 32 matches each way round.
+        using var call = client.MatchStream(deadline: Deadline);
+        await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig { MatchThreshold = 0f } });
+        for (var i = 0; i < 6; i++)
+        {
+            await call.RequestStream.WriteAsync(new StreamRequest { Frame = new Frame { Sequence = (ulong)i, Image = i % 2 == 0 ? image0 : image1 } });
+        }
+
+        await call.RequestStream.CompleteAsync();
+        var pairs = new List<PairMatches>();
+        while (await call.ResponseStream.MoveNext(CancellationToken.None))
+        {
+            if (call.ResponseStream.Current.Pair is { } pair)
+            {
+                pairs.Add(pair);
+            }
+        }
+
+        var metrics = await ObservabilityTests.ScrapeAsync(metricsPort);
+
+        Assert.Equal(5, pairs.Count);
+        Assert.All(pairs, p => Assert.True(p.Matches.Count >= 20, $"{p.Matches.Count} matches"));
+        Assert.Equal(6, metrics["videomatch_frames_encoded_total"]);
+        Assert.Equal(5, metrics["videomatch_matcher_pairs_total"]);
+        Assert.Equal(8, metrics["videomatch_frame_bank_slots"]);
+        Assert.InRange(metrics["videomatch_frame_bank_slots_in_use"], 0, 2);
+        Assert.Equal(0, metrics["videomatch_frame_bank_evictions_total"]);
     }
 
     private static void AssertShift(Matches matches)

@@ -108,7 +108,7 @@ public sealed class ObservabilityTests
     }
 
     /// <summary>Reads the text exposition into "name{labels}" → value.</summary>
-    private static async Task<Dictionary<string, double>> ScrapeAsync(int port)
+    internal static async Task<Dictionary<string, double>> ScrapeAsync(int port)
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
         var text = await http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/metrics"));

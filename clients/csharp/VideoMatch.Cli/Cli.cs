@@ -54,6 +54,7 @@ internal static class Cli
             BenchCommand.Create(context),
             InfoCommand.Create(context),
             Stabilization.StabilizeCommand.Create(context),
+            VerifyCommand.Create(context),
         };
         root.Add(Server);
         root.Add(ApiKey);

@@ -28,6 +28,12 @@ public sealed class InferenceOptions
     /// <summary>Embedded model input height in pixels, a multiple of 32. Default 480 (as EfficientLoFTR).</summary>
     public int EmbeddedHeight { get; set; } = 480;
 
+    /// <summary>
+    /// Run an exported model's self-check (its <c>selfcheck.safetensors</c>: PyTorch's outputs on known inputs) at start;
+    /// a model that fails it never reports SERVING. Default true.
+    /// </summary>
+    public bool SelfCheck { get; set; } = true;
+
     /// <summary>Run the warm-up batches before reporting ready. Default true.</summary>
     public bool WarmUp { get; set; } = true;
 

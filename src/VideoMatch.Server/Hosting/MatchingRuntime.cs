@@ -31,6 +31,9 @@ internal sealed partial class MatchingRuntime(
 
     public bool IsReady => _ready;
 
+    /// <summary>Why the server will not become ready (a failed self-check), or null while it may.</summary>
+    public string? NotReadyReason { get; private set; }
+
     /// <summary>The batch sizes the warm-up ran, in order; empty without warm-up.</summary>
     public IReadOnlyList<int> WarmedUpBatchSizes { get; private set; } = [];
 
@@ -56,11 +59,26 @@ internal sealed partial class MatchingRuntime(
         var options = inference.Value;
         _matcher = openMatcher(options, batching.Value.MaxBatchSize);
         var manifest = _matcher.Manifest;
+        LogModelLoaded(manifest.Name, manifest.Input.Width, manifest.Input.Height, _matcher.ExecutionProvider);
+        // Before the batcher starts: the matcher runs on one thread at a time.
+        if (options.SelfCheck && SelfCheckFile(options, manifest) is { } selfCheck)
+        {
+            var report = SelfCheck.Run(_matcher, selfCheck, SelfCheckTolerances.For(options.Precision));
+            if (!report.Passed)
+            {
+                NotReadyReason = $"The model failed its self-check on this machine, so the server does not report SERVING: {report}. Run videomatch verify on the model folder, or export it again.";
+                LogSelfCheckFailed(report);
+                return;
+            }
+
+            LogSelfCheckPassed(report);
+        }
+
         _preparer = new FramePreparer(manifest.Input.Width, manifest.Input.Height, limits.Value.MaxImageDimension, manifest.Input.RotateToFit);
         _batcher = new PairBatcher(_matcher, batching.Value, time, loggers.CreateLogger<PairBatcher>());
         _batcher.Start();
         metrics.TrackQueue(() => _batcher.QueueLength);
-        LogModelLoaded(manifest.Name, manifest.Input.Width, manifest.Input.Height, _matcher.ExecutionProvider);
+        metrics.TrackModel(_matcher.Work);
         if (options.WarmUp)
         {
             await WarmUpAsync(options.WarmUpBatchSizes, cancellationToken).ConfigureAwait(false);
@@ -128,6 +146,24 @@ internal sealed partial class MatchingRuntime(
     }
 
     private static InvalidOperationException NotReady() => new("The model is not loaded yet.");
+
+    /// <summary>The self-check file of an exported model (tools/export writes one), or null.</summary>
+    private static string? SelfCheckFile(InferenceOptions options, ModelManifest manifest)
+    {
+        if (manifest.Export is not { SelfCheck.Length: > 0 } export || string.IsNullOrEmpty(options.ModelPath))
+        {
+            return null;
+        }
+
+        var folder = Directory.Exists(options.ModelPath) ? options.ModelPath : Path.GetDirectoryName(Path.GetFullPath(options.ModelPath))!;
+        return Path.Combine(folder, export.SelfCheck);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Model {Report}")]
+    private partial void LogSelfCheckPassed(SelfCheckReport report);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Model {Report}; the server stays NOT_SERVING")]
+    private partial void LogSelfCheckFailed(SelfCheckReport report);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Model {Model} loaded: input {Width}×{Height}, execution provider {Provider}")]
     private partial void LogModelLoaded(string model, int width, int height, string provider);

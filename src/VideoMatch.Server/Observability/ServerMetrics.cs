@@ -51,7 +51,13 @@ internal sealed class ServerMetrics : IBatchObserver
     private readonly Histogram _inference;
     private readonly Gauge _queueLength;
     private readonly Gauge _ready;
+    private readonly Counter _framesEncoded;
+    private readonly Counter _matcherPairs;
+    private readonly Counter _evictions;
+    private readonly Gauge _bankInUse;
+    private readonly Gauge _bankSlots;
     private Func<int>? _queueLengthSource;
+    private VideoMatch.Engine.Inference.ModelWork? _work;
 
     public ServerMetrics()
     {
@@ -80,13 +86,30 @@ internal sealed class ServerMetrics : IBatchObserver
         });
         _queueLength = factory.CreateGauge("videomatch_queue_length", "Pairs waiting in the batcher's queue.");
         _ready = factory.CreateGauge("videomatch_model_ready", "1 once the model is loaded and warmed up, 0 while loading or stopping.");
+        _framesEncoded = factory.CreateCounter("videomatch_frames_encoded_total", "Frames run through a per-frame encoder (a split model's, or XFeat's extractor), warm-up included; once per frame while its features stay cached.");
+        _matcherPairs = factory.CreateCounter("videomatch_matcher_pairs_total", "Pairs run through the model's pair matcher, warm-up included.");
+        _evictions = factory.CreateCounter("videomatch_frame_bank_evictions_total", "Cached frame features dropped to make room in a full frame bank (those frames are encoded again if used).");
+        _bankInUse = factory.CreateGauge("videomatch_frame_bank_slots_in_use", "Frame-bank slots holding a frame's features (split models).");
+        _bankSlots = factory.CreateGauge("videomatch_frame_bank_slots", "Frame-bank slots in all (Inference:FrameBankSlots; 0 without a split model).");
         // The frame-level reasons exist from the start (at 0), so rate() and alerts see them before the first error.
         foreach (var reason in new[] { ErrorReason.InvalidFrame, ErrorReason.PairFailed, ErrorReason.BatchFailed })
         {
             _errors.WithLabels(reason).Publish();
         }
 
-        Registry.AddBeforeCollectCallback(() => _queueLength.Set(_queueLengthSource?.Invoke() ?? 0));
+        Registry.AddBeforeCollectCallback(() =>
+        {
+            _queueLength.Set(_queueLengthSource?.Invoke() ?? 0);
+            if (_work is { } work)
+            {
+                _framesEncoded.IncTo(work.FramesEncoded);
+                _matcherPairs.IncTo(work.PairsMatched);
+                _evictions.IncTo(work.Evictions);
+                var (inUse, capacity) = work.Bank();
+                _bankInUse.Set(inUse);
+                _bankSlots.Set(capacity);
+            }
+        });
     }
 
     public CollectorRegistry Registry { get; }
@@ -95,6 +118,9 @@ internal sealed class ServerMetrics : IBatchObserver
 
     /// <summary>Where the queue length gauge reads from when scraped.</summary>
     public void TrackQueue(Func<int> queueLength) => _queueLengthSource = queueLength;
+
+    /// <summary>Where the model-work counters and frame-bank gauges read from when scraped.</summary>
+    public void TrackModel(VideoMatch.Engine.Inference.ModelWork work) => _work = work;
 
     public void StreamStarted()
     {

@@ -118,7 +118,7 @@ internal sealed class VideoMatcherService(
     {
         if (!runtime.IsReady)
         {
-            throw new RpcException(new Status(StatusCode.Unavailable, "The model is still loading or the server is stopping; retry when grpc.health.v1 reports SERVING."));
+            throw new RpcException(new Status(StatusCode.Unavailable, runtime.NotReadyReason ?? "The model is still loading or the server is stopping; retry when grpc.health.v1 reports SERVING."));
         }
     }
 }

@@ -1,0 +1,73 @@
+using System.CommandLine;
+using Spectre.Console;
+using VideoMatch.Engine.Inference;
+
+namespace VideoMatch.Cli.Commands;
+
+/// <summary>
+/// <c>videomatch verify MODEL_DIR</c>: runs an export's self-check (inputs and PyTorch's outputs, written by
+/// tools/export) through this machine's ONNX Runtime, for every graph of the folder, and prints the differences.
+/// </summary>
+internal static class VerifyCommand
+{
+    public static Command Create(CliContext context)
+    {
+        var folder = new Argument<DirectoryInfo>("MODEL_DIR") { Description = "A model folder written by tools/export/export.py." };
+        var provider = new Option<string>("--provider") { Description = "Where to run: cpu (default) or cuda.", DefaultValueFactory = _ => "cpu" };
+        provider.AcceptOnlyFromAmong("cpu", "cuda");
+        var device = CliOptions.Count("--device", "GPU ordinal for --provider cuda. Default 0.", 0, 0, 64);
+        var command = new Command("verify", "Check an exported model on this machine: its graphs against PyTorch's outputs on the export's self-check inputs.")
+        {
+            folder, provider, device,
+        };
+        command.SetAction(Cli.Guard(context, (parse, _) =>
+        {
+            var path = parse.GetValue(folder)!.FullName;
+            var (manifest, _) = ModelManifest.Load(path);
+            if (manifest.Export is not { SelfCheck.Length: > 0 } export)
+            {
+                throw new InvalidOperationException($"'{path}' has no self-check: only folders written by tools/export/export.py have one.");
+            }
+
+            var selfCheck = Path.Combine(path, export.SelfCheck);
+            var variants = new List<(string Name, InferenceOptions Options)> { ("fp32", Options(path, parse, provider, device, "fp32", useSplit: false)) };
+            if (manifest.Split is not null)
+            {
+                variants.Add(("fp32 split", Options(path, parse, provider, device, "fp32", useSplit: true)));
+            }
+
+            if (manifest.OnnxFileFp16.Length > 0)
+            {
+                variants.Add(("fp16", Options(path, parse, provider, device, "fp16", useSplit: false)));
+            }
+
+            var table = new Table().AddColumn("graph").AddColumn("result").AddColumn("matched slots").AddColumn("different matches")
+                .AddColumn("largest score diff").AddColumn("largest keypoint diff (px)");
+            var passed = true;
+            foreach (var (name, options) in variants)
+            {
+                using var matcher = ModelLoader.Open(options, 4);
+                var report = SelfCheck.Run(matcher, selfCheck, SelfCheckTolerances.For(options.Precision));
+                passed &= report.Passed;
+                table.AddRow(name, report.Passed ? "passed" : "[red]FAILED[/]", $"{report.MatchedSlots}", $"{report.MismatchedSlots}",
+                    $"{report.MaxScoreDifference:G3} (≤ {report.Tolerances.ScoreDifference:G3})",
+                    $"{report.MaxKeypointDifferencePx:G3} ({report.KeypointOutliers} > {report.Tolerances.KeypointDifferencePx:G3})");
+                context.Output.WriteLine(report.ToString());
+            }
+
+            context.Console.Write(table);
+            return Task.FromResult(passed ? 0 : 1);
+        }));
+        return command;
+    }
+
+    private static InferenceOptions Options(string path, ParseResult parse, Option<string> provider, Option<int> device, string precision, bool useSplit) => new()
+    {
+        ModelPath = path,
+        ExecutionProvider = parse.GetValue(provider)!,
+        DeviceId = parse.GetValue(device),
+        Precision = precision,
+        UseSplit = useSplit,
+        WarmUp = false,
+    };
+}
