@@ -108,45 +108,69 @@ internal static class Preprocessing
 }
 
 /// <summary>
-/// The same model, measured twice in one process: its ONNX Runtime session called directly with full batches,
-/// and the whole server (loopback HTTP/2, gRPC, per-stream sessions, batcher) driven by concurrent streams.
+/// The same model, measured in one process: its matcher called directly with full batches of a stream's pairs
+/// (t−1, t), each frame a new one as a camera sends it, and the whole server (loopback HTTP/2, gRPC, per-stream
+/// sessions, batcher) driven by concurrent streams. An export with a stream split is measured both ways: the
+/// whole-pair graph, and the split (each frame encoded once into the frame bank).
 /// </summary>
 internal static class Matching
 {
     public static async Task RunAsync(Settings settings)
     {
-        var raw = RawSession(settings);
-        var server = await ServerAsync(settings);
-        Console.WriteLine("| path | pairs/s | allocated bytes/pair | notes |");
-        Console.WriteLine("|---|---|---|---|");
-        Console.WriteLine($"| raw ONNX Runtime session (OnnxPairMatcher.Match, batch {settings.Batch}) | {raw.PairsPerSecond:F2} | {raw.BytesPerPair:F0} | copy-in, run, post-processing |");
-        Console.WriteLine($"| full server over gRPC ({settings.Streams} streams, {settings.Width}×{settings.Height} GRAY8 frames) | {server.PairsPerSecond:F2} | {server.BytesPerPair:F0} | whole process incl. the client; mean batch {server.MeanBatch:F1}, p50 latency {server.P50Ms:F0} ms |");
+        var split = settings.Model is { } folder && ModelManifest.Load(folder).Manifest.Split is not null;
+        Console.WriteLine("| path | graph | pairs/s | ms/pair | allocated bytes/pair | notes |");
+        Console.WriteLine("|---|---|---|---|---|---|");
+        var rows = new List<(string Graph, double Raw, double Server)>();
+        foreach (var useSplit in split ? new[] { false, true } : [false])
+        {
+            var graph = useSplit ? "split" : "whole pair";
+            var raw = RawSession(settings, useSplit);
+            var server = await ServerAsync(settings, useSplit);
+            Console.WriteLine($"| raw matcher (IPairMatcher.Match, batch {settings.Batch}, stream pairs) | {graph} | {raw.PairsPerSecond:F2} | {1000 / raw.PairsPerSecond:F0} | {raw.BytesPerPair:F0} | {raw.Notes} |");
+            Console.WriteLine($"| full server over gRPC ({settings.Streams} streams, {settings.Width}×{settings.Height} GRAY8 frames) | {graph} | {server.PairsPerSecond:F2} | {1000 / server.PairsPerSecond:F0} | {server.BytesPerPair:F0} | whole process incl. the client; mean batch {server.MeanBatch:F1}, p50 latency {server.P50Ms:F0} ms |");
+            rows.Add((graph, raw.PairsPerSecond, server.PairsPerSecond));
+        }
+
         Console.WriteLine();
-        Console.WriteLine($"server / raw session = {server.PairsPerSecond / raw.PairsPerSecond:F3}");
+        foreach (var (graph, raw, server) in rows)
+        {
+            Console.WriteLine($"{graph}: server / raw matcher = {server / raw:F3}");
+        }
+
+        if (rows.Count == 2)
+        {
+            Console.WriteLine($"split / whole pair, time per pair (raw matcher) = {rows[0].Raw / rows[1].Raw:F3}");
+        }
     }
 
-    private static (double PairsPerSecond, double BytesPerPair) RawSession(Settings settings)
+    private static (double PairsPerSecond, double BytesPerPair, string Notes) RawSession(Settings settings, bool useSplit)
     {
-        var options = new InferenceOptions { EmbeddedWidth = settings.Width, EmbeddedHeight = settings.Height, ModelPath = settings.Model ?? "" };
+        var options = new InferenceOptions { EmbeddedWidth = settings.Width, EmbeddedHeight = settings.Height, ModelPath = settings.Model ?? "", UseSplit = useSplit };
         using var matcher = ModelLoader.Open(options, settings.Batch);
         var preparer = new FramePreparer(settings.Width, settings.Height, 8192);
         var input = Preprocessing.Frame(FramePixelFormat.Gray8, settings.Width, settings.Height);
-        var frames = new PreparedFrame[2 * settings.Batch];
-        for (var i = 0; i < frames.Length; i++)
-        {
-            frames[i] = preparer.Prepare(input);
-        }
-
         var results = new PairMatchResult[settings.Batch];
         var batch = new PairInput[settings.Batch];
+        var previous = preparer.Prepare(input);
+
+        // One stream's pairs (t−1, t), B at a time; every frame is new (a camera's next frame), released after its pairs.
         void RunBatch()
         {
-            for (var i = 0; i < batch.Length; i++)
+            var frames = new PreparedFrame[settings.Batch + 1];
+            frames[0] = previous;
+            for (var i = 1; i <= settings.Batch; i++)
             {
-                batch[i] = new PairInput(frames[2 * i], frames[2 * i + 1], 0.2f, 0);
+                frames[i] = preparer.Prepare(input);
+                batch[i - 1] = new PairInput(frames[i - 1], frames[i], 0.2f, 0);
             }
 
             matcher.Match(batch, results);
+            for (var i = 0; i < settings.Batch; i++)
+            {
+                frames[i].Release();
+            }
+
+            previous = frames[settings.Batch];
         }
 
         // As many warm-up pairs as the server path gets (its start-up warm-up plus the short first drive).
@@ -155,6 +179,7 @@ internal static class Matching
             RunBatch();
         }
 
+        var encodedBefore = matcher.Work.FramesEncoded;
         var batches = Math.Max(1, settings.Pairs / settings.Batch);
         var allocated = GC.GetTotalAllocatedBytes(precise: true);
         var started = Stopwatch.GetTimestamp();
@@ -165,10 +190,15 @@ internal static class Matching
 
         var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
         var bytes = (GC.GetTotalAllocatedBytes(precise: true) - allocated) / (double)(batches * settings.Batch);
-        return (batches * settings.Batch / seconds, bytes);
+        var encoded = matcher.Work.FramesEncoded - encodedBefore;
+        var notes = matcher is SplitPairMatcher split
+            ? $"{encoded} frames encoded for {batches * settings.Batch} pairs; frame bank {split.Bank.Slots} slots of {split.Bank.BytesPerSlot / 1e6:F1} MB"
+            : "copy-in, run, post-processing";
+        previous.Release();
+        return (batches * settings.Batch / seconds, bytes, notes);
     }
 
-    private static async Task<(double PairsPerSecond, double BytesPerPair, double MeanBatch, double P50Ms)> ServerAsync(Settings settings)
+    private static async Task<(double PairsPerSecond, double BytesPerPair, double MeanBatch, double P50Ms)> ServerAsync(Settings settings, bool useSplit)
     {
         await using var app = ServerApp.Build([
             "--urls", "http://127.0.0.1:0",
@@ -177,6 +207,7 @@ internal static class Matching
             $"--Inference:EmbeddedWidth={settings.Width}",
             $"--Inference:EmbeddedHeight={settings.Height}",
             $"--Inference:ModelPath={settings.Model ?? ""}",
+            $"--Inference:UseSplit={useSplit}",
             $"--Batching:MaxBatchSize={settings.Batch}",
             "--Batching:MaxBatchDelayMs=20",
         ]);

@@ -10,11 +10,11 @@ namespace VideoMatch.Engine.Models;
 /// machine without downloaded weights runs the same adapter and ONNX Runtime path as the real model.
 /// </summary>
 /// <remarks>
-/// Pipeline, per pair: gray → Gaussian blur → 32×32-pixel patch descriptors (8×8 samples of 4×4 box means)
+/// Pipeline, per pair: gray → Gaussian blur → 64-pixel patch descriptors (8×8 samples, 8 px apart, of 4×4 box means)
 /// centred on the 1/8 coarse grid, zero-mean and unit-norm → similarity / temperature → dual softmax →
 /// mutual nearest neighbour at the scale of a 3×3 neighbourhood, two border cells removed → sub-cell refinement of each image-1 point by
 /// Lucas–Kanade on a window sampled with GridSample, coarse then fine blur → a match is kept only if its
-/// refined windows correlate (normalised cross-correlation above 0.8). Outputs use the pair-slot layout:
+/// refined windows correlate (normalised cross-correlation above 0.9, MinCorrelation). Outputs use the pair-slot layout:
 /// slot n is image-0 cell n, and keypoints[b,0,n] ↔ keypoints[b,1,n] is its match.
 /// </remarks>
 public static class EmbeddedMatcherModel
