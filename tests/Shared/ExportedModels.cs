@@ -163,3 +163,23 @@ internal static class ExportedModels
         throw new InvalidOperationException("The repository root (VideoMatch.sln) was not found above the test binaries.");
     }
 }
+
+/// <summary>Runs only where ONNX Runtime's CUDA provider can load (CUDA 13 and cuDNN 9 libraries found); skips elsewhere.</summary>
+public sealed class CudaFactAttribute : FactAttribute
+{
+    public CudaFactAttribute()
+    {
+        foreach (var library in new[] { "libcublasLt.so.13", "libcudnn.so.9", "libcudart.so.13" })
+        {
+            if (!System.Runtime.InteropServices.NativeLibrary.TryLoad(library, out var handle))
+            {
+                Skip = $"{library} cannot be loaded: no CUDA 13 / cuDNN 9 here, so the CUDA path is not run.";
+                return;
+            }
+
+            System.Runtime.InteropServices.NativeLibrary.Free(handle);
+        }
+
+        Skip = ExportedModels.Unavailable("tiny");
+    }
+}
