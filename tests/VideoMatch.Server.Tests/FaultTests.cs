@@ -8,6 +8,7 @@ using Microsoft.Extensions.DependencyInjection;
 using VideoMatch.Contracts.V1;
 using VideoMatch.Engine.Batching;
 using VideoMatch.Engine.Inference;
+using VideoMatch.Tests;
 using VideoMatch.Server.Hosting;
 
 namespace VideoMatch.Server.Tests;
@@ -75,6 +76,73 @@ public sealed class FaultTests
             Assert.Equal((ulong)(9 + i), responses[i].Pair.Sequence0);
             MatchAssertions.RecoversMotion(responses[i].Pair.Matches, new Vector2(-1, 0));
         }
+    }
+
+    [Fact]
+    public async Task MatchPairAndStream_SameModelFailure_SameAnswer()
+    {
+        // MatchPair's frames are numbered 0 and 1: the injected failure hits the pair whose frame 1 is sequence 1.
+        using var server = new ServerFactory(
+            new Dictionary<string, string?> { ["Batching:MaxBatchSize"] = "1" },
+            services => services.AddSingleton<MatcherFactory>((options, maxBatch) => new FailingMatcher(ModelLoader.Open(options, maxBatch), failOnSequence: 1)));
+        var video = new SyntheticVideo(seed: 51);
+
+        var unary = await Assert.ThrowsAsync<RpcException>(async () => await server.Client.MatchPairAsync(
+            new MatchPairRequest { Image0 = video.Raw(System.Numerics.Vector2.Zero), Image1 = video.Raw(new System.Numerics.Vector2(1, 0)) },
+            deadline: DateTime.UtcNow.Add(Timeout)));
+        var streamed = await StreamingTests.RunStreamAsync(server.Client, new StreamConfig(),
+            [video.Frame(0, System.Numerics.Vector2.Zero), video.Frame(1, new System.Numerics.Vector2(1, 0))]);
+
+        const string expected = "Matching frames 0 and 1 failed: The model failed on a batch of 1 pairs: injected model failure";
+        Assert.Equal(StatusCode.Internal, unary.StatusCode);
+        Assert.Equal(expected, unary.Status.Detail);
+        Assert.Equal(FrameStatusCode.Failed, streamed[1].Status.Code);
+        Assert.Equal(expected, streamed[1].Status.Message);
+    }
+
+    [Fact]
+    public async Task MatchPair_ServerForcedToStopWhileQueued_UnavailableNotUnknown()
+    {
+        // A model that holds the batch until the batcher is stopped by force: the pair fails as the server stops.
+        var gate = new ManualResetEventSlim();
+        GatedMatcher gated = null!;
+        using var server = new ServerFactory(
+            new Dictionary<string, string?> { ["Batching:MaxBatchSize"] = "1" },
+            services => services.AddSingleton<MatcherFactory>((options, maxBatch) => gated = new GatedMatcher(ModelLoader.Open(options, maxBatch), gate)));
+        var video = new SyntheticVideo(seed: 52);
+        var runtime = server.Services.GetRequiredService<MatchingRuntime>();
+        var request = new MatchPairRequest { Image0 = video.Raw(System.Numerics.Vector2.Zero), Image1 = video.Raw(System.Numerics.Vector2.One) };
+        var first = server.Client.MatchPairAsync(request, deadline: DateTime.UtcNow.Add(Timeout)).ResponseAsync;
+        Assert.True(gated.Entered.Wait(Timeout), "the first pair never reached the model");
+        var queued = server.Client.MatchPairAsync(request, deadline: DateTime.UtcNow.Add(Timeout)).ResponseAsync;
+        await Waits.UntilAsync(() => runtime.Batcher.QueueLength == 1, "the second pair never reached the queue");
+
+        using (var forced = new CancellationTokenSource())
+        {
+            await forced.CancelAsync();
+            var stopping = runtime.Batcher.StopAsync(forced.Token);
+            gate.Set();
+            await stopping.WaitAsync(Timeout);
+        }
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => queued);
+        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+        Assert.Contains("the stream ended or the server is stopping", error.Status.Detail, StringComparison.Ordinal);
+        await first.WaitAsync(Timeout);
+    }
+
+    [Fact]
+    public async Task MatchStream_ConfigWithSeveralProblems_NamesThemAll()
+    {
+        using var server = new ServerFactory();
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => StreamingTests.RunStreamAsync(server.Client,
+            new StreamConfig { MatchThreshold = 2f, RekeyMinInliers = 5, TrackRadiusPx = 3 }, []));
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Contains("match_threshold must be in [0, 1); got 2.", error.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains("rekey_min_inliers is set but keyframes is not", error.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains("track_radius_px is set but track_ids is not", error.Status.Detail, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -155,6 +223,30 @@ public sealed class FaultTests
         }
 
         throw new InvalidOperationException($"The server exited before printing '{text}' (exit code {process.ExitCode}).");
+    }
+
+    /// <summary>The real model, but every batch waits for a gate first.</summary>
+    private sealed class GatedMatcher(IPairMatcher inner, ManualResetEventSlim gate) : IPairMatcher
+    {
+        /// <summary>Set once a batch is inside the model, waiting on the gate.</summary>
+        public ManualResetEventSlim Entered { get; } = new();
+
+        public ModelManifest Manifest => inner.Manifest;
+
+        public string ExecutionProvider => inner.ExecutionProvider;
+
+        public int MaxBatchSize => inner.MaxBatchSize;
+
+        public ModelWork Work => inner.Work;
+
+        public void Match(ReadOnlySpan<PairInput> batch, Span<PairMatchResult> results)
+        {
+            Entered.Set();
+            gate.Wait(Timeout);
+            inner.Match(batch, results);
+        }
+
+        public void Dispose() => inner.Dispose();
     }
 
     /// <summary>The real model, except that a batch holding the pair ending at one sequence number throws.</summary>

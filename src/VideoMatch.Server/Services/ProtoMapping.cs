@@ -57,20 +57,6 @@ internal static class ProtoMapping
         _ => null,
     };
 
-    /// <summary>Checks a request's transform options; the kind to fit and the inlier threshold in pixels.</summary>
-    /// <exception cref="RpcException">INVALID_ARGUMENT naming the bad field.</exception>
-    public static (TransformKind Kind, double ThresholdPx) TransformOptions(TransformModel model, float thresholdPx)
-    {
-        var kind = ToKind(model) ?? throw new RpcException(new Status(StatusCode.InvalidArgument,
-            $"estimate = {(int)model} is not a TransformModel this server knows; use TRANSFORM_MODEL_HOMOGRAPHY, AFFINE or SIMILARITY, or leave it unset."));
-        if (!(thresholdPx >= 0f && thresholdPx <= 1000f))
-        {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, $"inlier_threshold_px must be in [0, 1000] pixels (0: {TransformEstimator.DefaultThresholdPx} px); got {thresholdPx}."));
-        }
-
-        return (kind, thresholdPx == 0f ? TransformEstimator.DefaultThresholdPx : thresholdPx);
-    }
-
     /// <summary>Fits the transform to a pair's matches; null when none was asked for.</summary>
     public static Transform? EstimateTransform(TransformKind kind, double thresholdPx, PairMatchResult matches)
     {
@@ -103,9 +89,6 @@ internal static class ProtoMapping
         BatchSize = (uint)timings.BatchSize,
         PreprocessMs = (float)preprocessMs,
     };
-
-    public static StreamResponse Status(ulong sequence, FrameStatusCode code, string message) =>
-        new() { Status = new FrameStatus { Sequence = sequence, Code = code, Message = message } };
 
     // Sizes beyond int range are rejected by validation as over the limit, not wrapped.
     private static int Clamp(uint value) => value > int.MaxValue ? int.MaxValue : (int)value;

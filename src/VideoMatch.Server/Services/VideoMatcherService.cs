@@ -33,20 +33,14 @@ internal sealed class VideoMatcherService(
     public override async Task<MatchPairResponse> MatchPair(MatchPairRequest request, ServerCallContext context)
     {
         EnsureReady();
-        var threshold = request.MatchThreshold ?? runtime.Matcher.Manifest.DefaultThreshold;
-        if (!(threshold >= 0f && threshold < 1f))
-        {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, $"match_threshold must be in [0, 1); got {request.MatchThreshold}."));
-        }
-
-        var (estimate, inlierThresholdPx) = ProtoMapping.TransformOptions(request.Estimate, request.InlierThresholdPx);
+        var settings = MatchSettings.Parse(request, runtime.Matcher.Manifest);
         metrics.FramesReceived(2);
-        var frame0 = Prepare(request.Image0, "image0", 0, null, request.Letterbox);
+        var frame0 = Prepare(request.Image0, "image0", 0, null, settings.Letterbox);
         PreparedFrame frame1;
         try
         {
             // Image 1 is turned as image 0 was, so both reach the model in one orientation.
-            frame1 = Prepare(request.Image1, "image1", 1, frame0.Rotated, request.Letterbox);
+            frame1 = Prepare(request.Image1, "image1", 1, frame0.Rotated, settings.Letterbox);
         }
         catch
         {
@@ -54,20 +48,20 @@ internal sealed class VideoMatcherService(
             throw;
         }
 
-        var pair = new PairRequest(frame0, frame1, threshold, (int)Math.Min(request.MaxMatches, int.MaxValue), context.CancellationToken);
+        var pair = new PairRequest(frame0, frame1, settings.Threshold, settings.MaxMatches, context.CancellationToken);
         try
         {
             await runtime.Batcher.EnqueueAsync(pair, context.CancellationToken).ConfigureAwait(false);
         }
         catch (System.Threading.Channels.ChannelClosedException)
         {
-            throw new RpcException(new Status(StatusCode.Unavailable, "The server is shutting down; retry on another instance."));
+            throw Answers.ShuttingDownUnary();
         }
 
         try
         {
             var outcome = await pair.Completion.ConfigureAwait(false);
-            var transform = ProtoMapping.EstimateTransform(estimate, inlierThresholdPx, outcome.Matches);
+            var transform = ProtoMapping.EstimateTransform(settings.Estimate, settings.InlierThresholdPx, outcome.Matches);
             metrics.PairMatched(outcome.Matches.Count);
             return new MatchPairResponse
             {
@@ -76,9 +70,11 @@ internal sealed class VideoMatcherService(
                 Transform = transform,
             };
         }
-        catch (InvalidOperationException e)
+        catch (Exception e) when (e is not RpcException)
         {
-            throw new RpcException(new Status(StatusCode.Internal, e.Message));
+            // The same failure a stream answers with FAILED: UNAVAILABLE when stopping, INTERNAL for a model error.
+            metrics.Error(ErrorReason.PairFailed);
+            throw new RpcException(Answers.PairFailure(0, 1, e));
         }
     }
 
@@ -110,7 +106,7 @@ internal sealed class VideoMatcherService(
         }
         catch (FrameRejectedException e)
         {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, $"{name}: {e.Message}"));
+            throw Answers.BadImage(name, e.Message);
         }
     }
 
@@ -118,7 +114,7 @@ internal sealed class VideoMatcherService(
     {
         if (!runtime.IsReady)
         {
-            throw new RpcException(new Status(StatusCode.Unavailable, runtime.NotReadyReason ?? "The model is still loading or the server is stopping; retry when grpc.health.v1 reports SERVING."));
+            throw Answers.NotReady(runtime.NotReadyReason);
         }
     }
 }

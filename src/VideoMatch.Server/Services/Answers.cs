@@ -1,0 +1,76 @@
+using System.Globalization;
+using Grpc.Core;
+using VideoMatch.Contracts.V1;
+
+namespace VideoMatch.Server.Services;
+
+/// <summary>
+/// Every answer the service gives that is not a match, in one place: the in-stream frame statuses and the statuses
+/// that end a call. docs/SECURITY.md lists them; tests assert their texts.
+/// </summary>
+internal static class Answers
+{
+    // --- frame statuses (the stream goes on) ---------------------------------------------------------------------
+
+    public static StreamResponse FirstFrame(ulong sequence) =>
+        Frame(sequence, FrameStatusCode.FirstFrame, "First frame of the stream: kept as the reference for the next frame.");
+
+    public static StreamResponse Invalid(ulong sequence, string reason) => Frame(sequence, FrameStatusCode.Invalid, reason);
+
+    public static StreamResponse OutOfOrder(ulong sequence, ulong last) => Invalid(sequence,
+        string.Create(CultureInfo.InvariantCulture, $"Sequence number {sequence} does not follow {last}; sequence numbers must increase within a stream."));
+
+    public static StreamResponse Dropped(ulong sequence, int pending) => Frame(sequence, FrameStatusCode.Dropped,
+        string.Create(CultureInfo.InvariantCulture, $"Dropped: this stream already has {pending} pairs in flight. Send slower or use Streaming:Overflow=Wait."));
+
+    /// <summary>A pair that did not come back matched: FAILED with the reason <see cref="PairFailure"/> gives.</summary>
+    public static StreamResponse Failed(ulong sequence0, ulong sequence1, Exception error) =>
+        Frame(sequence1, FrameStatusCode.Failed, PairFailure(sequence0, sequence1, error).Detail);
+
+    // --- statuses that end a call ---------------------------------------------------------------------------------
+
+    /// <summary>
+    /// What a pair's failure means, the same for a stream (as FAILED with this text) and for MatchPair (as this
+    /// status): the stream ending or the server stopping is UNAVAILABLE, a model error INTERNAL.
+    /// </summary>
+    public static Status PairFailure(ulong sequence0, ulong sequence1, Exception error) => error switch
+    {
+        OperationCanceledException => new Status(StatusCode.Unavailable, string.Create(CultureInfo.InvariantCulture,
+            $"Frames {sequence0} and {sequence1} were not matched: the stream ended or the server is stopping.")),
+        _ => new Status(StatusCode.Internal, string.Create(CultureInfo.InvariantCulture,
+            $"Matching frames {sequence0} and {sequence1} failed: {error.Message}")),
+    };
+
+    public static RpcException InvalidArgument(string detail) => new(new Status(StatusCode.InvalidArgument, detail));
+
+    public static RpcException BeganWithoutConfig(StreamRequest first) => InvalidArgument(
+        $"The stream began with {(first.PayloadCase == StreamRequest.PayloadOneofCase.Frame ? $"frame {first.Frame.Sequence}" : "an empty message")}; send a StreamConfig as the first message of every stream, then frames.");
+
+    public static RpcException SecondConfig() => InvalidArgument(
+        "A second StreamConfig arrived; a stream is configured once, by its first message. Open a new stream to change settings.");
+
+    public static RpcException EmptyMessage() => InvalidArgument(
+        "A message with neither config nor frame arrived; every message after the config must carry a frame.");
+
+    public static RpcException NotAStreamRequest(long message, string reason) => InvalidArgument(string.Create(CultureInfo.InvariantCulture,
+        $"Message {message} of the stream is not a valid StreamRequest ({reason}); earlier frames were answered."));
+
+    public static RpcException BadImage(string name, string reason) => InvalidArgument($"{name}: {reason}");
+
+    public static RpcException TooFast(double rate, ulong sequence) => new(new Status(StatusCode.ResourceExhausted, string.Create(CultureInfo.InvariantCulture,
+        $"This stream sent more than {rate} frames per second (Security:MaxFramesPerSecondPerStream); frame {sequence} and later were not processed. Send slower.")));
+
+    public static RpcException ShuttingDown(ulong? lastAnswered) => new(new Status(StatusCode.Unavailable, string.Create(CultureInfo.InvariantCulture,
+        $"The server is shutting down; every frame it read was answered (the last was {(lastAnswered is { } last ? last.ToString(CultureInfo.InvariantCulture) : "none")}). Reconnect and resend the rest.")));
+
+    public static RpcException StoppingBeforeQueued() => new(new Status(StatusCode.Unavailable,
+        "The server is shutting down; frames sent so far were answered. Reconnect and resend the rest."));
+
+    public static RpcException ShuttingDownUnary() => new(new Status(StatusCode.Unavailable, "The server is shutting down; retry on another instance."));
+
+    public static RpcException NotReady(string? reason) => new(new Status(StatusCode.Unavailable,
+        reason ?? "The model is still loading or the server is stopping; retry when grpc.health.v1 reports SERVING."));
+
+    private static StreamResponse Frame(ulong sequence, FrameStatusCode code, string message) =>
+        new() { Status = new FrameStatus { Sequence = sequence, Code = code, Message = message } };
+}
