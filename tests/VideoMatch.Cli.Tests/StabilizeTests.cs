@@ -2,6 +2,7 @@ using System.Numerics;
 using System.Text.Json;
 using SkiaSharp;
 using VideoMatch.Cli.Stabilization;
+using VideoMatch.Client;
 using VideoMatch.Cli.Video;
 using VideoMatch.Engine.Geometry;
 using VideoMatch.Synthetic;
@@ -81,6 +82,22 @@ public sealed class StabilizeTests(LoopbackServer server) : IClassFixture<Loopba
         var first = pairs[0].GetProperty("track_ids").EnumerateArray().Select(i => i.GetUInt64()).ToHashSet();
         var last = pairs[^1].GetProperty("track_ids").EnumerateArray().Select(i => i.GetUInt64()).ToArray();
         Assert.True(last.Count(first.Contains) >= 0.5 * last.Length, "keyframe points keep their ids");
+    }
+
+    [Fact]
+    public async Task Stream_KeyframesWithVizEvery_DrawsEveryNthPairAgainstTheKeyframe()
+    {
+        var views = Enumerable.Range(0, 7).Select(i => CameraMotion.View(Width, Height, 0, 1, new Vector2(2 * i, i))).ToArray();
+        var video = await WriteVideoAsync("pan.mkv", views);
+        var pictures = Directory.CreateDirectory(Path.Combine(_folder.FullName, "pictures"));
+
+        var (exit, _, error) = await CliTests.RunAsync("stream", video, "--server", server.Address, "--keyframes", "--viz-every", "2", "--viz-dir", pictures.FullName);
+
+        Assert.True(exit == 0, error);
+        var drawn = pictures.GetFiles("*.png").Select(f => f.Name).Order(StringComparer.Ordinal).ToArray();
+        Assert.Equal(["pair-000000-000002.png", "pair-000000-000004.png", "pair-000000-000006.png"], drawn);
+        using var picture = SKBitmap.Decode(Path.Combine(pictures.FullName, drawn[^1]));
+        Assert.True(picture.Width > Width, $"a {picture.Width}×{picture.Height} picture of two {Width}×{Height} frames");
     }
 
     [Fact]

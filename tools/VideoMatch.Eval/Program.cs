@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Numerics;
 using System.Text;
 using OpenCvSharp;
-using VideoMatch.Cli.Stabilization;
+using VideoMatch.Client;
 using VideoMatch.Engine.Geometry;
 using VideoMatch.Eval;
 using VideoMatch.Synthetic;

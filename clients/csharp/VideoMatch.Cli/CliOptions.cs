@@ -25,18 +25,9 @@ internal static class CliOptions
     public static Option<string?> Estimate(string description)
     {
         var option = new Option<string?>("--estimate") { Description = description };
-        option.AcceptOnlyFromAmong("homography", "affine", "similarity");
+        option.AcceptOnlyFromAmong([.. Client.TransformModels.Names]);
         return option;
     }
-
-    /// <summary>The contract's value for an <see cref="Estimate"/> option's text.</summary>
-    public static Contracts.V1.TransformModel TransformModel(string? name) => name switch
-    {
-        "homography" => Contracts.V1.TransformModel.Homography,
-        "affine" => Contracts.V1.TransformModel.Affine,
-        "similarity" => Contracts.V1.TransformModel.Similarity,
-        _ => Contracts.V1.TransformModel.Unspecified,
-    };
 
     /// <summary><c>--letterbox</c>: keep each image's aspect ratio in the model input.</summary>
     public static Option<bool> Letterbox() => new("--letterbox")

@@ -50,36 +50,20 @@ internal static class BenchRunner
         var results = await Task.WhenAll(Enumerable.Range(0, settings.Streams)
             .Select(s => RunStreamAsync(client, settings, s, cancellationToken))).ConfigureAwait(false);
         var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
-        var latencies = results.SelectMany(r => r.Latencies).Order().ToList();
-        long Sum(Func<StreamResult, long> pick) => results.Sum(pick);
-        var pairs = Sum(r => r.Pairs);
-        var responses = Sum(r => r.Responses);
+        var all = StreamTally.Combine(results);
         return new BenchReport(settings.Streams, settings.FramesPerSecond, seconds, settings.Width, settings.Height,
-            Sum(r => r.Sent), responses, pairs, Sum(r => r.First), Sum(r => r.Dropped), Sum(r => r.Invalid), Sum(r => r.Failed),
-            pairs / seconds, responses / seconds, Percentiles.Of(latencies, 50), Percentiles.Of(latencies, 95), Percentiles.Of(latencies, 99));
+            all.Sent, all.Responses, all.Pairs, all.FirstFrames, all.Dropped, all.Invalid, all.Failed,
+            all.Pairs / seconds, all.Responses / seconds, all.LatencyPercentile(50), all.LatencyPercentile(95), all.LatencyPercentile(99));
     }
 
-    private sealed class StreamResult
-    {
-        public long Sent;
-        public long Responses;
-        public long Pairs;
-        public long First;
-        public long Dropped;
-        public long Invalid;
-        public long Failed;
-        public List<double> Latencies { get; } = [];
-    }
-
-    private static async Task<StreamResult> RunStreamAsync(VideoMatchClient client, BenchSettings settings, int stream, CancellationToken cancellationToken)
+    private static async Task<StreamTally> RunStreamAsync(VideoMatchClient client, BenchSettings settings, int stream, CancellationToken cancellationToken)
     {
         var frames = Render(settings.Width, settings.Height, seed: 1000 + stream);
         var capacity = (int)Math.Ceiling(settings.FramesPerSecond * settings.Duration.TotalSeconds) + 2;
-        var sentAt = new long[capacity];
-        var result = new StreamResult();
+        var tally = new StreamTally();
         var config = new StreamConfig { StreamName = $"bench-{stream}", MatchThreshold = settings.Threshold };
         await using var session = await client.OpenStreamAsync(config, cancellationToken).ConfigureAwait(false);
-        var receiving = ReceiveAsync(session, sentAt, result, cancellationToken);
+        var receiving = ReceiveAsync(session, tally, cancellationToken);
 
         var period = TimeSpan.FromSeconds(1 / settings.FramesPerSecond);
         var deadline = Stopwatch.GetTimestamp() + (long)(settings.Duration.TotalSeconds * Stopwatch.Frequency);
@@ -87,9 +71,8 @@ internal static class BenchRunner
         ulong sequence = 0;
         while (Stopwatch.GetTimestamp() < deadline && (int)sequence < capacity)
         {
-            sentAt[sequence] = Stopwatch.GetTimestamp();
+            tally.Sending(sequence);
             await session.SendAsync(new Frame { Sequence = sequence, TimestampUs = (long)(sequence * period.TotalMicroseconds), Image = frames[(int)(sequence % DistinctFrames)] }, cancellationToken).ConfigureAwait(false);
-            result.Sent++;
             sequence++;
             if (!await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
             {
@@ -99,40 +82,14 @@ internal static class BenchRunner
 
         await session.CompleteAsync().ConfigureAwait(false);
         await receiving.ConfigureAwait(false);
-        return result;
+        return tally;
     }
 
-    private static async Task ReceiveAsync(MatchSession session, long[] sentAt, StreamResult result, CancellationToken cancellationToken)
+    private static async Task ReceiveAsync(MatchSession session, StreamTally tally, CancellationToken cancellationToken)
     {
         await foreach (var response in session.Responses.WithCancellation(cancellationToken).ConfigureAwait(false))
         {
-            result.Responses++;
-            if (response.Pair is { } pair)
-            {
-                result.Pairs++;
-                if (pair.Sequence1 < (ulong)sentAt.Length)
-                {
-                    result.Latencies.Add(Stopwatch.GetElapsedTime(sentAt[pair.Sequence1]).TotalMilliseconds);
-                }
-
-                continue;
-            }
-
-            switch (response.Status?.Code)
-            {
-                case FrameStatusCode.FirstFrame:
-                    result.First++;
-                    break;
-                case FrameStatusCode.Dropped:
-                    result.Dropped++;
-                    break;
-                case FrameStatusCode.Invalid:
-                    result.Invalid++;
-                    break;
-                default:
-                    result.Failed++;
-                    break;
-            }
+            tally.Count(response);
         }
     }
 

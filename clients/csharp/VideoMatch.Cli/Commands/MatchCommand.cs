@@ -32,7 +32,7 @@ internal static class MatchCommand
             var bytes1 = await File.ReadAllBytesAsync(file1.FullName, cancellationToken).ConfigureAwait(false);
             using var client = Cli.Connect(parse);
             var started = Stopwatch.GetTimestamp();
-            var model = CliOptions.TransformModel(parse.GetValue(estimate));
+            var model = TransformModels.Parse(parse.GetValue(estimate));
             var response = await client.MatchAsync(new MatchPairRequest
             {
                 Image0 = Images.Encoded(bytes0, file0.Name),

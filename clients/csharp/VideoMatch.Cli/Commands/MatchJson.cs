@@ -52,13 +52,16 @@ internal static class MatchJson
         await writer.WriteLineAsync($", {members[1..]}").ConfigureAwait(false);
     }
 
-    /// <summary>"transform" (null when none was found, with "transform_failure") and "inliers", in the frames' pixels.</summary>
-    public static void WriteTransform(Utf8JsonWriter json, Transform transform, double sx = 1, double sy = 1)
+    /// <summary>
+    /// "transform" (null when none was found, with "transform_failure") and "inliers": in the video's pixels when
+    /// <paramref name="scale"/> is given, else in the images' own.
+    /// </summary>
+    public static void WriteTransform(Utf8JsonWriter json, Transform transform, FrameScale? scale = null)
     {
         if (transform.Matrix.Count == 9)
         {
             json.WriteStartArray("transform");
-            foreach (var value in sx == 1 && sy == 1 ? [.. transform.Matrix] : TransformMath.ToVideoPixels([.. transform.Matrix], sx, sy))
+            foreach (var value in scale is { } s ? s.ToVideo(transform.Matrix) : [.. transform.Matrix])
             {
                 json.WriteNumberValue(value);
             }

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Collections.Concurrent;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
@@ -68,7 +67,7 @@ internal static class StreamCommand
                 MaxMatches = parse.GetValue(maxMatches),
                 VizEvery = parse.GetValue(vizEvery),
                 VizDirectory = parse.GetValue(vizDir)?.FullName,
-                Estimate = CliOptions.TransformModel(parse.GetValue(estimate)),
+                Estimate = TransformModels.Parse(parse.GetValue(estimate)),
                 Letterbox = parse.GetValue(letterbox),
                 InlierThresholdPx = parse.GetValue(inlierThreshold),
                 Keyframes = parse.GetValue(keyframes),
@@ -109,6 +108,9 @@ internal static class StreamCommand
     {
         public double PairsPerSecond => Seconds > 0 ? Pairs / Seconds : 0;
 
+        public static Summary Of(StreamTally tally, double seconds) => new(tally.Sent, tally.Pairs, tally.Dropped, tally.Invalid, tally.Failed, seconds,
+            tally.LatencyPercentile(50), tally.LatencyPercentile(99), tally.MeanMatches);
+
         public void Render(IAnsiConsole console, string video)
         {
             var table = new Table().AddColumn("stream").AddColumn(Markup.Escape(Path.GetFileName(video)));
@@ -123,11 +125,14 @@ internal static class StreamCommand
         }
     }
 
+    /// <summary>
+    /// One run: decoded frames flow through a bounded channel to the call; each response is counted, written,
+    /// perhaps drawn, and settles the pixels held for pictures.
+    /// </summary>
     private sealed class StreamRun(CliContext context, VideoMatchClient client, ModelInfo model, Video.VideoInfo source, string path)
     {
-        private readonly ConcurrentDictionary<ulong, long> _sentAt = new();
-        private readonly ConcurrentDictionary<ulong, byte[]> _pixels = new();
-        private long _framesSent;
+        private readonly StreamTally _tally = new();
+        private PairPixels? _pictures;
 
         public float? Threshold { get; init; }
 
@@ -146,10 +151,6 @@ internal static class StreamCommand
 
         public bool Letterbox { get; init; }
 
-        private int SendWidth => source.SendSize(model, Letterbox).Width;
-
-        private int SendHeight => source.SendSize(model, Letterbox).Height;
-
         public int RekeyMinInliers { get; init; }
 
         public bool TrackIds { get; init; }
@@ -157,14 +158,17 @@ internal static class StreamCommand
         /// <summary>In video pixels; 0: the model's default.</summary>
         public float TrackRadiusPx { get; init; }
 
+        private FrameScale Scale => FrameScale.For(source.Width, source.Height, model, Letterbox);
+
         public async Task<Summary> RunAsync(TextWriter? writer, CancellationToken cancellationToken)
         {
+            var scale = Scale;
+            _pictures = VizEvery > 0 && VizDirectory is not null ? new PairPixels(Keyframes) : null;
             // Bounded, Wait: decoding runs at most a few frames ahead of what the stream has sent.
             var frames = Channel.CreateBounded<Frame>(new BoundedChannelOptions(8) { FullMode = BoundedChannelFullMode.Wait, SingleReader = true, SingleWriter = true });
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            var decoding = DecodeAsync(frames.Writer, stop.Token);
-            var latencies = new List<double>();
-            long pairs = 0, dropped = 0, invalid = 0, failed = 0, matchTotal = 0;
+            var decoding = Video.FrameFeed.DecodeAsync(context.Decoder, path, scale.Width, scale.Height, source.FramesPerSecond, frames.Writer,
+                _pictures is null ? null : _pictures.Keep, stop.Token);
             var started = Stopwatch.GetTimestamp();
             var config = new StreamConfig
             {
@@ -172,63 +176,31 @@ internal static class StreamCommand
                 MaxMatches = (uint)Math.Max(0, MaxMatches),
                 StreamName = Path.GetFileName(path),
                 Estimate = Estimate,
-                // The server measures in the frames it gets (model size); the option is in video pixels.
-                InlierThresholdPx = Estimate == TransformModel.Unspecified ? 0 : InlierThresholdPx / MeanScale,
+                // The server measures in the frames it gets (model size); the options are in video pixels.
+                InlierThresholdPx = Estimate == TransformModel.Unspecified ? 0 : (float)(InlierThresholdPx / scale.MeanScale),
                 Keyframes = Keyframes,
                 Letterbox = Letterbox,
                 RekeyMinInliers = (uint)RekeyMinInliers,
                 TrackIds = TrackIds,
-                TrackRadiusPx = TrackRadiusPx / MeanScale,
+                TrackRadiusPx = (float)(TrackRadiusPx / scale.MeanScale),
             };
             var progress = context.Interactive ? new ProgressReporter(context.Console, source.EstimatedFrames) : null;
             try
             {
                 await foreach (var response in client.StreamAsync(SendAsync(frames.Reader, stop.Token), config, stop.Token).ConfigureAwait(false))
                 {
+                    _tally.Count(response);
                     if (response.Pair is { } pair)
                     {
-                        pairs++;
-                        matchTotal += pair.Matches.Count;
-                        if (_sentAt.TryRemove(pair.Sequence1, out var sent))
-                        {
-                            latencies.Add(Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
-                        }
-
-                        var matches = VideoMatches(pair.Matches);
-                        if (writer is not null)
-                        {
-                            await writer.WriteLineAsync(Line(pair, matches, latencies.Count > 0 ? latencies[^1] : 0)).ConfigureAwait(false);
-                        }
-
-                        Draw(pair, matches, pairs);
-                        ForgetPixels(pair);
+                        await AnswerAsync(pair, scale, writer).ConfigureAwait(false);
                     }
                     else if (response.Status is { } status)
                     {
-                        _sentAt.TryRemove(status.Sequence, out _);
-                        if (status.Code == FrameStatusCode.Invalid)
-                        {
-                            // Never a reference: its pixels are not needed for any picture.
-                            _pixels.TryRemove(status.Sequence, out _);
-                        }
-
-                        switch (status.Code)
-                        {
-                            case FrameStatusCode.Dropped:
-                                dropped++;
-                                break;
-                            case FrameStatusCode.Invalid:
-                                invalid++;
-                                await context.Error.WriteLineAsync($"videomatch: frame {status.Sequence} rejected: {status.Message}").ConfigureAwait(false);
-                                break;
-                            case FrameStatusCode.Failed:
-                                failed++;
-                                await context.Error.WriteLineAsync($"videomatch: frame {status.Sequence}: {status.Message}").ConfigureAwait(false);
-                                break;
-                        }
+                        _pictures?.Settle(status);
+                        await ReportAsync(status).ConfigureAwait(false);
                     }
 
-                    progress?.Report(Interlocked.Read(ref _framesSent), pairs);
+                    progress?.Report(_tally.Sent, _tally.Pairs);
                 }
 
                 await decoding.ConfigureAwait(false);
@@ -240,62 +212,58 @@ internal static class StreamCommand
                 progress?.Dispose();
             }
 
-            latencies.Sort();
-            return new Summary(_framesSent, pairs, dropped, invalid, failed, Stopwatch.GetElapsedTime(started).TotalSeconds,
-                Percentiles.Of(latencies, 50), Percentiles.Of(latencies, 99), pairs > 0 ? (double)matchTotal / pairs : 0);
+            return Summary.Of(_tally, Stopwatch.GetElapsedTime(started).TotalSeconds);
         }
-
-        private Task DecodeAsync(ChannelWriter<Frame> frames, CancellationToken cancellationToken) =>
-            Video.FrameFeed.DecodeAsync(context.Decoder, path, SendWidth, SendHeight, source.FramesPerSecond, frames,
-                VizEvery > 0 ? (index, pixels) => _pixels[index] = pixels : null, cancellationToken);
 
         private async IAsyncEnumerable<Frame> SendAsync(ChannelReader<Frame> frames, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
         {
             await foreach (var frame in frames.ReadAllAsync(cancellationToken).ConfigureAwait(false))
             {
-                _sentAt[frame.Sequence] = Stopwatch.GetTimestamp();
-                Interlocked.Increment(ref _framesSent);
+                _tally.Sending(frame.Sequence);
                 yield return frame;
             }
         }
 
-        /// <summary>A pair's matches mapped from the frames sent (model size) to the video's own pixels.</summary>
-        private KeypointMatch[] VideoMatches(Matches matches)
+        private async Task AnswerAsync(PairMatches pair, FrameScale scale, TextWriter? writer)
         {
-            var (sx, sy) = VideoScale;
-            var sent = MatchList.ToArray(matches);
-            var video = new KeypointMatch[sent.Length];
-            for (var i = 0; i < sent.Length; i++)
+            var matches = scale.ToVideo(pair.Matches);
+            if (writer is not null)
             {
-                var m = sent[i];
-                video[i] = new KeypointMatch((m.X0 + 0.5f) * sx - 0.5f, (m.Y0 + 0.5f) * sy - 0.5f, (m.X1 + 0.5f) * sx - 0.5f, (m.Y1 + 0.5f) * sy - 0.5f, m.Score);
+                await writer.WriteLineAsync(Line(pair, matches, scale, _tally.LastLatencyMs)).ConfigureAwait(false);
             }
 
-            return video;
+            if (_pictures is null)
+            {
+                return;
+            }
+
+            var (pixels0, pixels1) = _pictures.Settle(pair);
+            if (_tally.Pairs % VizEvery == 0 && pixels0 is not null && pixels1 is not null)
+            {
+                using var image0 = MatchPicture.FromGray(pixels0, scale.Width, scale.Height);
+                using var image1 = MatchPicture.FromGray(pixels1, scale.Width, scale.Height);
+                MatchPicture.Save(new PictureImage(image0, source.Width, source.Height), new PictureImage(image1, source.Width, source.Height), matches,
+                    Path.Combine(VizDirectory!, $"pair-{pair.Sequence0:D6}-{pair.Sequence1:D6}.png"));
+            }
         }
 
-        private (float X, float Y) VideoScale => (source.Width > 0 ? (float)source.Width / SendWidth : 1f, source.Height > 0 ? (float)source.Height / SendHeight : 1f);
-
-        /// <summary>
-        /// Frees the pixels no later pair can use: every frame before this pair's reference (later pairs refer to it
-        /// or to later frames), and in keyframe mode this frame too unless it became the keyframe.
-        /// </summary>
-        private void ForgetPixels(PairMatches pair)
+        private async Task ReportAsync(FrameStatus status)
         {
-            foreach (var sequence in _pixels.Keys)
+            var line = status.Code switch
             {
-                var older = sequence < (pair.NewKeyframe ? pair.Sequence1 : pair.Sequence0);
-                if (older || (Keyframes && !pair.NewKeyframe && sequence == pair.Sequence1))
-                {
-                    _pixels.TryRemove(sequence, out _);
-                }
+                FrameStatusCode.Invalid => $"videomatch: frame {status.Sequence} rejected: {status.Message}",
+                FrameStatusCode.Failed => $"videomatch: frame {status.Sequence}: {status.Message}",
+                _ => null,
+            };
+            if (line is not null)
+            {
+                await context.Error.WriteLineAsync(line).ConfigureAwait(false);
             }
         }
 
         /// <summary>One NDJSON line, in the video's own pixels.</summary>
-        private string Line(PairMatches pair, KeypointMatch[] matches, double latencyMs)
+        private string Line(PairMatches pair, KeypointMatch[] matches, FrameScale scale, double latencyMs)
         {
-            var (sx, sy) = VideoScale;
             var buffer = new ArrayBufferWriter<byte>();
             using (var json = new Utf8JsonWriter(buffer))
             {
@@ -329,7 +297,7 @@ internal static class StreamCommand
 
                 if (pair.Transform is { } transform)
                 {
-                    MatchJson.WriteTransform(json, transform, sx, sy);
+                    MatchJson.WriteTransform(json, transform, scale);
                 }
 
                 json.WriteStartObject("timings");
@@ -337,31 +305,12 @@ internal static class StreamCommand
                 json.WriteNumber("inference_ms", pair.Timings.InferenceMs);
                 json.WriteNumber("batch_size", pair.Timings.BatchSize);
                 json.WriteNumber("preprocess_ms", pair.Timings.PreprocessMs);
-                json.WriteNumber("latency_ms", Math.Round(latencyMs, 2));
+                json.WriteNumber("latency_ms", double.IsNaN(latencyMs) ? 0 : Math.Round(latencyMs, 2));
                 json.WriteEndObject();
                 json.WriteEndObject();
             }
 
             return Encoding.UTF8.GetString(buffer.WrittenSpan);
-        }
-
-        private float MeanScale => source.Width > 0 && source.Height > 0 ? (((float)source.Width / SendWidth) + ((float)source.Height / SendHeight)) / 2 : 1f;
-
-        /// <summary>Every <see cref="VizEvery"/>th pair as a picture, at the video's aspect ratio.</summary>
-        private void Draw(PairMatches pair, KeypointMatch[] matches, long count)
-        {
-            if (VizEvery <= 0 || VizDirectory is null || count % VizEvery != 0)
-            {
-                return;
-            }
-
-            if (_pixels.TryGetValue(pair.Sequence0, out var pixels0) && _pixels.TryGetValue(pair.Sequence1, out var pixels1))
-            {
-                using var image0 = MatchPicture.FromGray(pixels0, SendWidth, SendHeight);
-                using var image1 = MatchPicture.FromGray(pixels1, SendWidth, SendHeight);
-                MatchPicture.Save(new PictureImage(image0, source.Width, source.Height), new PictureImage(image1, source.Width, source.Height), matches,
-                    Path.Combine(VizDirectory, $"pair-{pair.Sequence0:D6}-{pair.Sequence1:D6}.png"));
-            }
         }
     }
 

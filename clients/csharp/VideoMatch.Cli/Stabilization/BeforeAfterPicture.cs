@@ -1,4 +1,5 @@
 using SkiaSharp;
+using VideoMatch.Client;
 
 namespace VideoMatch.Cli.Stabilization;
 

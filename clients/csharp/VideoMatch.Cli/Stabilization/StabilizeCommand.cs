@@ -4,7 +4,6 @@ using System.Globalization;
 using System.Threading.Channels;
 using SkiaSharp;
 using Spectre.Console;
-using VideoMatch.Cli.Commands;
 using VideoMatch.Client;
 using VideoMatch.Contracts.V1;
 
@@ -59,6 +58,7 @@ internal static class StabilizeCommand
             var corrections = Enumerable.Range(0, path.Path.Count).Select(t => path.CorrectionAtCentre(t, video.Width, video.Height)).ToArray();
             var table = new Table().AddColumn("stabilize").AddColumn(Markup.Escape(Path.GetFileName(source)));
             table.AddRow("frames", path.Path.Count.ToString(CultureInfo.InvariantCulture));
+            table.AddRow("pairs matched / dropped / invalid / failed", $"{transforms.Tally.Pairs} / {transforms.Tally.Dropped} / {transforms.Tally.Invalid} / {transforms.Tally.Failed}");
             table.AddRow("pairs without a transform", transforms.Missing.ToString(CultureInfo.InvariantCulture));
             table.AddRow("shake removed (RMS / largest, at the centre)", $"{Math.Sqrt(corrections.Average(c => c * c)):F2} / {corrections.Max():F2} px");
             table.AddRow("time", $"{Stopwatch.GetElapsedTime(started).TotalSeconds:F1} s");
@@ -70,11 +70,10 @@ internal static class StabilizeCommand
     }
 
     /// <summary>Pass 1: each pair's similarity (frame t−1 → t) in video pixels; null where the server found none.</summary>
-    private static async Task<(List<double[]?> Matrices, int Missing)> MeasureAsync(CliContext context, VideoMatchClient client, ModelInfo model,
+    private static async Task<(List<double[]?> Matrices, int Missing, StreamTally Tally)> MeasureAsync(CliContext context, VideoMatchClient client, ModelInfo model,
         Video.VideoInfo video, string source, float? threshold, CancellationToken cancellationToken)
     {
-        var (width, height) = video.SendSize(model);
-        var (sx, sy) = ((double)video.Width / width, (double)video.Height / height);
+        var scale = FrameScale.For(video.Width, video.Height, model);
         var config = new StreamConfig
         {
             MatchThreshold = threshold,
@@ -84,13 +83,15 @@ internal static class StabilizeCommand
         // Bounded, Wait: decoding stays a few frames ahead of the stream.
         var frames = Channel.CreateBounded<Frame>(new BoundedChannelOptions(8) { FullMode = BoundedChannelFullMode.Wait, SingleReader = true, SingleWriter = true });
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var decoding = Video.FrameFeed.DecodeAsync(context.Decoder, source, width, height, video.FramesPerSecond, frames.Writer, null, stop.Token);
+        var decoding = Video.FrameFeed.DecodeAsync(context.Decoder, source, scale.Width, scale.Height, video.FramesPerSecond, frames.Writer, null, stop.Token);
         var matrices = new List<double[]?> { null };
         var missing = 0;
+        var tally = new StreamTally();
         try
         {
             await foreach (var response in client.StreamAsync(frames.Reader.ReadAllAsync(stop.Token), config, stop.Token).ConfigureAwait(false))
             {
+                tally.Count(response);
                 var sequence = response.Pair is { } pair ? pair.Sequence1 : response.Status?.Sequence ?? 0;
                 while ((ulong)matrices.Count <= sequence)
                 {
@@ -99,7 +100,7 @@ internal static class StabilizeCommand
 
                 if (response.Pair?.Transform is { Matrix.Count: 9 } transform)
                 {
-                    matrices[(int)sequence] = TransformMath.ToVideoPixels([.. transform.Matrix], sx, sy);
+                    matrices[(int)sequence] = scale.ToVideo(transform.Matrix);
                 }
                 else if (response.Status?.Code != FrameStatusCode.FirstFrame)
                 {
@@ -117,7 +118,7 @@ internal static class StabilizeCommand
             await decoding.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
         }
 
-        return (matrices, missing);
+        return (matrices, missing, tally);
     }
 
     /// <summary>Pass 2: decodes the video in colour, warps each frame by its correction and pipes it to ffmpeg.</summary>

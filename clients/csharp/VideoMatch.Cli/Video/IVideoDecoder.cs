@@ -5,24 +5,6 @@ internal sealed record VideoInfo(int Width, int Height, double FramesPerSecond, 
 {
     /// <summary>Expected frame count, for progress; 0 when unknown.</summary>
     public long EstimatedFrames => FramesPerSecond > 0 ? (long)Math.Round(Duration.TotalSeconds * FramesPerSecond) : 0;
-
-    /// <summary>
-    /// The size to send frames at: the model's input, turned when the server turns frames to fit (XFeat's portrait
-    /// input); when <paramref name="letterbox"/>, the largest part of it with the video's aspect ratio.
-    /// </summary>
-    public (int Width, int Height) SendSize(Contracts.V1.ModelInfo model, bool letterbox = false)
-    {
-        var (width, height) = ((int)model.InputWidth, (int)model.InputHeight);
-        var turned = model.RotatesToFit && width != height && Width != Height && (width > height) != (Width > Height);
-        (width, height) = turned ? (height, width) : (width, height);
-        if (!letterbox || Width <= 0 || Height <= 0)
-        {
-            return (width, height);
-        }
-
-        var scale = Math.Min((double)width / Width, (double)height / Height);
-        return (Math.Clamp((int)Math.Round(Width * scale), 1, width), Math.Clamp((int)Math.Round(Height * scale), 1, height));
-    }
 }
 
 /// <summary>Decodes a video into gray frames of a chosen size. One small seam so the decoder can be replaced.</summary>

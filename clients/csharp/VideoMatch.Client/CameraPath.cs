@@ -1,7 +1,7 @@
-namespace VideoMatch.Cli.Stabilization;
+namespace VideoMatch.Client;
 
 /// <summary>A similarity transform (x, y) ↦ s·R(θ)·(x, y) + (tx, ty), in video pixels.</summary>
-internal readonly record struct Similarity(double Scale, double Angle, double Tx, double Ty)
+public readonly record struct Similarity(double Scale, double Angle, double Tx, double Ty)
 {
     public static Similarity Identity => new(1, 0, 0, 0);
 
@@ -15,11 +15,13 @@ internal readonly record struct Similarity(double Scale, double Angle, double Tx
     /// <summary>The similarity nearest a 3×3 matrix's affine part (its rotation-and-scale part averaged).</summary>
     public static Similarity From(double[] m)
     {
+        ArgumentNullException.ThrowIfNull(m);
         var a = (m[0] + m[4]) / 2;
         var b = (m[3] - m[1]) / 2;
         return new Similarity(Math.Sqrt((a * a) + (b * b)), Math.Atan2(b, a), m[2], m[5]);
     }
 
+    /// <summary>The point (x, y) under the similarity.</summary>
     public (double X, double Y) Apply(double x, double y)
     {
         var (a, b) = (Scale * Math.Cos(Angle), Scale * Math.Sin(Angle));
@@ -28,7 +30,7 @@ internal readonly record struct Similarity(double Scale, double Angle, double Tx
 }
 
 /// <summary>
-/// The camera path of a video from its per-pair transforms, smoothed: frame t's correction maps its pixels to
+/// The camera path of a video (what <c>videomatch stabilize</c> smooths) from its per-pair transforms, smoothed: frame t's correction maps its pixels to
 /// where a smoothly moving camera would have seen them.
 /// </summary>
 /// <remarks>
@@ -36,7 +38,7 @@ internal readonly record struct Similarity(double Scale, double Angle, double Tx
 /// Its parameters (log scale, unwrapped angle, translation) are averaged over a centred window of 2N + 1 frames
 /// (shorter at the ends) into S_t; the correction is S_t · C_t⁻¹.
 /// </remarks>
-internal sealed class CameraPath
+public sealed class CameraPath
 {
     private CameraPath(Similarity[] path, Similarity[] smoothed)
     {
@@ -44,14 +46,17 @@ internal sealed class CameraPath
         Smoothed = smoothed;
     }
 
+    /// <summary>C_t: frame-0 pixels to frame-t pixels, as measured.</summary>
     public IReadOnlyList<Similarity> Path { get; }
 
+    /// <summary>S_t: the path averaged over the smoothing window.</summary>
     public IReadOnlyList<Similarity> Smoothed { get; }
 
     /// <param name="pairTransforms">Index t ≥ 1: frame t−1 → t (row-major 3×3), or null when unknown (taken as no motion). Index 0 is ignored.</param>
     /// <param name="radius">N: frames each side in the smoothing window; 0 keeps the path as it is.</param>
     public static CameraPath Smooth(IReadOnlyList<double[]?> pairTransforms, int radius)
     {
+        ArgumentNullException.ThrowIfNull(pairTransforms);
         ArgumentOutOfRangeException.ThrowIfNegative(radius);
         var count = pairTransforms.Count;
         var path = new Similarity[count];
@@ -61,7 +66,7 @@ internal sealed class CameraPath
         {
             if (t > 0 && pairTransforms[t] is { Length: 9 } step)
             {
-                current = Commands.TransformMath.Multiply(Similarity.From(step).Matrix(), current);
+                current = Transforms.Multiply(Similarity.From(step).Matrix(), current);
             }
 
             var s = Similarity.From(current);
@@ -92,7 +97,7 @@ internal sealed class CameraPath
     }
 
     /// <summary>Row-major 3×3 mapping frame t's pixels to the stabilized frame's: S_t · C_t⁻¹.</summary>
-    public double[] Correction(int t) => Commands.TransformMath.Multiply(Smoothed[t].Matrix(), Invert(Path[t]).Matrix());
+    public double[] Correction(int t) => Transforms.Multiply(Smoothed[t].Matrix(), Invert(Path[t]).Matrix());
 
     /// <summary>How far the correction moves the frame's centre, in pixels.</summary>
     public double CorrectionAtCentre(int t, int width, int height)
