@@ -4,6 +4,7 @@ using System.Text.Json;
 using SkiaSharp;
 using VideoMatch.Cli.Video;
 using VideoMatch.Synthetic;
+using VideoMatch.Tests;
 
 namespace VideoMatch.Cli.Tests;
 
@@ -20,7 +21,7 @@ public sealed class CliTests(LoopbackServer server) : IClassFixture<LoopbackServ
         var image1 = WriteScenePng("b.png", 400, 300, new Vector2(5, -3));
         var picture = Path.Combine(_folder.FullName, "matches.png");
 
-        var (exit, output, error) = await RunAsync("match", image0, image1, "--server", server.Address, "--viz", picture);
+        var (exit, output, error) = await RunAsync("match", image0, image1, "--server", server.Url, "--viz", picture);
 
         Assert.True(exit == 0, error);
         using var json = JsonDocument.Parse(output);
@@ -45,7 +46,7 @@ public sealed class CliTests(LoopbackServer server) : IClassFixture<LoopbackServ
         var image1 = WriteScenePng("b.png", 320, 240, new Vector2(1, 1));
         var list = Path.Combine(_folder.FullName, "list.json");
 
-        var (exit, output, _) = await RunAsync("match", image0, image1, "--server", server.Address, "--json", list, "--max-matches", "10");
+        var (exit, output, _) = await RunAsync("match", image0, image1, "--server", server.Url, "--json", list, "--max-matches", "10");
 
         Assert.Equal(0, exit);
         Assert.Equal("", output);
@@ -59,7 +60,7 @@ public sealed class CliTests(LoopbackServer server) : IClassFixture<LoopbackServ
         var image0 = WriteScenePng("a.png", 400, 300, Vector2.Zero);
         var image1 = WriteScenePng("b.png", 400, 300, new Vector2(5, -3));
 
-        var (exit, output, error) = await RunAsync("match", image0, image1, "--server", server.Address, "--estimate", "similarity", "--letterbox");
+        var (exit, output, error) = await RunAsync("match", image0, image1, "--server", server.Url, "--estimate", "similarity", "--letterbox");
 
         Assert.True(exit == 0, error);
         using var json = JsonDocument.Parse(output);
@@ -74,7 +75,7 @@ public sealed class CliTests(LoopbackServer server) : IClassFixture<LoopbackServ
     [Fact]
     public async Task Match_MissingFile_ExitsOneNamingIt()
     {
-        var (exit, _, error) = await RunAsync("match", "/nonexistent/a.png", "/nonexistent/b.png", "--server", server.Address);
+        var (exit, _, error) = await RunAsync("match", "/nonexistent/a.png", "/nonexistent/b.png", "--server", server.Url);
 
         Assert.Equal(1, exit);
         Assert.Contains("/nonexistent/a.png", error, StringComparison.Ordinal);
@@ -92,12 +93,12 @@ public sealed class CliTests(LoopbackServer server) : IClassFixture<LoopbackServ
     [Fact]
     public async Task Info_RunningServer_PrintsHealthAndModel()
     {
-        var (exit, output, _) = await RunAsync("info", "--server", server.Address);
+        var (exit, output, _) = await RunAsync("info", "--server", server.Url);
 
         Assert.Equal(0, exit);
         Assert.Contains("SERVING", output, StringComparison.Ordinal);
         Assert.Contains("videomatch-embedded-patch-matcher", output, StringComparison.Ordinal);
-        Assert.Contains($"{LoopbackServer.ModelWidth}×{LoopbackServer.ModelHeight}", output, StringComparison.Ordinal);
+        Assert.Contains($"{TestServerSettings.ModelWidth}×{TestServerSettings.ModelHeight}", output, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -110,7 +111,7 @@ public sealed class CliTests(LoopbackServer server) : IClassFixture<LoopbackServ
             "-frames:v", "8", "-c:v", "ffv1", video);
         var lines = Path.Combine(_folder.FullName, "pairs.ndjson");
 
-        var (exit, _, error) = await RunAsync("stream", video, "--server", server.Address, "--out", lines);
+        var (exit, _, error) = await RunAsync("stream", video, "--server", server.Url, "--out", lines);
 
         Assert.True(exit == 0, error);
         var pairs = (await File.ReadAllLinesAsync(lines)).Select(l => JsonDocument.Parse(l).RootElement).ToArray();
@@ -143,7 +144,7 @@ public sealed class CliTests(LoopbackServer server) : IClassFixture<LoopbackServ
             "-frames:v", "5", "-c:v", "ffv1", video);
         var lines = Path.Combine(_folder.FullName, "pairs.ndjson");
 
-        var (exit, _, error) = await RunAsync("stream", video, "--server", server.Address, "--out", lines, "--estimate", model);
+        var (exit, _, error) = await RunAsync("stream", video, "--server", server.Url, "--out", lines, "--estimate", model);
 
         Assert.True(exit == 0, error);
         var pairs = (await File.ReadAllLinesAsync(lines)).Select(l => JsonDocument.Parse(l).RootElement).ToArray();
@@ -166,7 +167,7 @@ public sealed class CliTests(LoopbackServer server) : IClassFixture<LoopbackServ
     [Fact]
     public async Task Stream_UnknownEstimate_ExitsNamingTheChoices()
     {
-        var (exit, _, error) = await RunAsync("stream", "video.mkv", "--server", server.Address, "--estimate", "projective");
+        var (exit, _, error) = await RunAsync("stream", "video.mkv", "--server", server.Url, "--estimate", "projective");
 
         Assert.NotEqual(0, exit);
         Assert.Contains("homography", error, StringComparison.Ordinal);
@@ -177,7 +178,7 @@ public sealed class CliTests(LoopbackServer server) : IClassFixture<LoopbackServ
     {
         var report = Path.Combine(_folder.FullName, "bench.json");
 
-        var (exit, output, error) = await RunAsync("bench", "--server", server.Address, "--streams", "2", "--fps", "10", "--seconds", "1", "--json", report);
+        var (exit, output, error) = await RunAsync("bench", "--server", server.Url, "--streams", "2", "--fps", "10", "--seconds", "1", "--json", report);
 
         Assert.True(exit == 0, error);
         using var json = JsonDocument.Parse(await File.ReadAllTextAsync(report));
@@ -195,7 +196,7 @@ public sealed class CliTests(LoopbackServer server) : IClassFixture<LoopbackServ
     [InlineData("0x10")]
     public async Task Bench_BadSize_ExitsOneExplaining(string size)
     {
-        var (exit, _, error) = await RunAsync("bench", "--server", server.Address, "--size", size, "--seconds", "0.1");
+        var (exit, _, error) = await RunAsync("bench", "--server", server.Url, "--size", size, "--seconds", "0.1");
 
         Assert.Equal(1, exit);
         Assert.Contains("is not WIDTHxHEIGHT", error, StringComparison.Ordinal);
@@ -205,7 +206,7 @@ public sealed class CliTests(LoopbackServer server) : IClassFixture<LoopbackServ
     {
         using var output = new StringWriter();
         using var error = new StringWriter();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        using var timeout = new CancellationTokenSource(Limits.Call);
         var exit = await Cli.RunAsync(args, output, error, new FfmpegVideoDecoder(), timeout.Token);
         return (exit, output.ToString(), error.ToString());
     }

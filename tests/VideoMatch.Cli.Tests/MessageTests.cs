@@ -1,6 +1,7 @@
 using System.Net;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using VideoMatch.Cli.Tests.Video;
+using VideoMatch.Tests;
 
 namespace VideoMatch.Cli.Tests;
 
@@ -18,7 +19,7 @@ public sealed class MessageTests(LoopbackServer server) : IClassFixture<Loopback
         await FfmpegVideoDecoderTests.RunFfmpegAsync("-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=30", "-frames:v", "30", "-c:v", "ffv1", clip);
         var lines = Path.Combine(_folder.FullName, "pairs.ndjson");
 
-        var (exit, _, error) = await CliTests.RunAsync("stream", clip, "--server", server.Address, "--out", lines);
+        var (exit, _, error) = await CliTests.RunAsync("stream", clip, "--server", server.Url, "--out", lines);
 
         Assert.True(exit == 0, error);
         Assert.Equal(29, (await File.ReadAllLinesAsync(lines)).Length);
@@ -31,7 +32,7 @@ public sealed class MessageTests(LoopbackServer server) : IClassFixture<Loopback
         var image = Path.Combine(_folder.FullName, "still.png");
         await FfmpegVideoDecoderTests.RunFfmpegAsync("-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=160x120", "-frames:v", "1", image);
 
-        var (exit, _, error) = await CliTests.RunAsync("stream", image, "--server", server.Address);
+        var (exit, _, error) = await CliTests.RunAsync("stream", image, "--server", server.Url);
 
         Assert.Equal(1, exit);
         Assert.Contains("holds 1 frame; a stream pairs consecutive frames, so it needs at least two", error, StringComparison.Ordinal);
@@ -46,7 +47,7 @@ public sealed class MessageTests(LoopbackServer server) : IClassFixture<Loopback
         var file = Path.Combine(_folder.FullName, "bad.mp4");
         await File.WriteAllTextAsync(file, content);
 
-        var (exit, _, error) = await CliTests.RunAsync("stream", file, "--server", server.Address);
+        var (exit, _, error) = await CliTests.RunAsync("stream", file, "--server", server.Url);
 
         Assert.Equal(1, exit);
         Assert.Contains(expected, error, StringComparison.Ordinal);
@@ -73,7 +74,7 @@ public sealed class MessageTests(LoopbackServer server) : IClassFixture<Loopback
     [InlineData("--threshold", "1.5", "--threshold '1.5' is not valid")]
     public async Task Match_OptionOutOfRange_NamesTheOptionAndWhatItTakes(string option, string value, string expected)
     {
-        var (exit, _, error) = await CliTests.RunAsync("match", "a.png", "b.png", "--server", server.Address, option, value);
+        var (exit, _, error) = await CliTests.RunAsync("match", "a.png", "b.png", "--server", server.Url, option, value);
 
         Assert.NotEqual(0, exit);
         Assert.Contains(expected, error, StringComparison.Ordinal);
@@ -86,7 +87,7 @@ public sealed class MessageTests(LoopbackServer server) : IClassFixture<Loopback
     [InlineData("--seconds", "0")]
     public async Task Bench_NonPositiveSetting_NamesTheOption(string option, string value)
     {
-        var (exit, _, error) = await CliTests.RunAsync("bench", "--server", server.Address, option, value);
+        var (exit, _, error) = await CliTests.RunAsync("bench", "--server", server.Url, option, value);
 
         Assert.NotEqual(0, exit);
         Assert.Contains($"{option} '{value}' is not valid", error, StringComparison.Ordinal);
@@ -99,7 +100,7 @@ public sealed class MessageTests(LoopbackServer server) : IClassFixture<Loopback
         var text = Path.Combine(_folder.FullName, "a.png");
         await File.WriteAllTextAsync(text, "not an image");
 
-        var (exit, _, error) = await CliTests.RunAsync("match", text, text, "--server", server.Address);
+        var (exit, _, error) = await CliTests.RunAsync("match", text, text, "--server", server.Url);
 
         Assert.Equal(1, exit);
         Assert.Contains("is neither JPEG nor PNG", error, StringComparison.Ordinal);
@@ -118,7 +119,7 @@ public sealed class MessageTests(LoopbackServer server) : IClassFixture<Loopback
     [Fact]
     public async Task Info_HttpsAgainstPlaintextServer_SaysToUseHttp()
     {
-        var address = server.Address.Replace("http://", "https://", StringComparison.Ordinal);
+        var address = server.Url.Replace("http://", "https://", StringComparison.Ordinal);
 
         var (exit, _, error) = await CliTests.RunAsync("info", "--server", address);
 

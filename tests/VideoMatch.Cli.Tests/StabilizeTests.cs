@@ -6,6 +6,7 @@ using VideoMatch.Client;
 using VideoMatch.Cli.Video;
 using VideoMatch.Engine.Geometry;
 using VideoMatch.Synthetic;
+using VideoMatch.Tests;
 
 namespace VideoMatch.Cli.Tests;
 
@@ -25,7 +26,7 @@ public sealed class StabilizeTests(LoopbackServer server) : IClassFixture<Loopba
         var shaky = await WriteVideoAsync("shaky.mkv", views);
         var stable = Path.Combine(_folder.FullName, "stable.mkv");
 
-        var (exit, _, error) = await CliTests.RunAsync("stabilize", shaky, stable, "--smooth", "8", "--server", server.Address);
+        var (exit, _, error) = await CliTests.RunAsync("stabilize", shaky, stable, "--smooth", "8", "--server", server.Url);
 
         Assert.True(exit == 0, error);
         var stableSteps = await StepsAsync(stable);
@@ -41,7 +42,7 @@ public sealed class StabilizeTests(LoopbackServer server) : IClassFixture<Loopba
     [Fact]
     public async Task Stabilize_MissingInput_ExitsOneNamingIt()
     {
-        var (exit, _, error) = await CliTests.RunAsync("stabilize", Path.Combine(_folder.FullName, "none.mkv"), Path.Combine(_folder.FullName, "out.mkv"), "--server", server.Address);
+        var (exit, _, error) = await CliTests.RunAsync("stabilize", Path.Combine(_folder.FullName, "none.mkv"), Path.Combine(_folder.FullName, "out.mkv"), "--server", server.Url);
 
         Assert.Equal(1, exit);
         Assert.Contains("none.mkv' does not exist", error, StringComparison.Ordinal);
@@ -71,7 +72,7 @@ public sealed class StabilizeTests(LoopbackServer server) : IClassFixture<Loopba
         var video = await WriteVideoAsync("pan.mkv", views);
         var lines = Path.Combine(_folder.FullName, "pairs.ndjson");
 
-        var (exit, _, error) = await CliTests.RunAsync("stream", video, "--server", server.Address, "--out", lines, "--keyframes", "--rekey-min-inliers", "5", "--track-ids", "--estimate", "similarity");
+        var (exit, _, error) = await CliTests.RunAsync("stream", video, "--server", server.Url, "--out", lines, "--keyframes", "--rekey-min-inliers", "5", "--track-ids", "--estimate", "similarity");
 
         Assert.True(exit == 0, error);
         var pairs = (await File.ReadAllLinesAsync(lines)).Select(l => JsonDocument.Parse(l).RootElement).ToArray();
@@ -91,7 +92,7 @@ public sealed class StabilizeTests(LoopbackServer server) : IClassFixture<Loopba
         var video = await WriteVideoAsync("pan.mkv", views);
         var pictures = Directory.CreateDirectory(Path.Combine(_folder.FullName, "pictures"));
 
-        var (exit, _, error) = await CliTests.RunAsync("stream", video, "--server", server.Address, "--keyframes", "--viz-every", "2", "--viz-dir", pictures.FullName);
+        var (exit, _, error) = await CliTests.RunAsync("stream", video, "--server", server.Url, "--keyframes", "--viz-every", "2", "--viz-dir", pictures.FullName);
 
         Assert.True(exit == 0, error);
         var drawn = pictures.GetFiles("*.png").Select(f => f.Name).Order(StringComparer.Ordinal).ToArray();
@@ -103,7 +104,7 @@ public sealed class StabilizeTests(LoopbackServer server) : IClassFixture<Loopba
     [Fact]
     public async Task Stream_TrackRadiusWithoutTrackIds_ExitsExplaining()
     {
-        var (exit, _, error) = await CliTests.RunAsync("stream", "video.mkv", "--server", server.Address, "--track-radius", "2");
+        var (exit, _, error) = await CliTests.RunAsync("stream", "video.mkv", "--server", server.Url, "--track-radius", "2");
 
         Assert.NotEqual(0, exit);
         Assert.Contains("--track-radius needs --track-ids", error, StringComparison.Ordinal);

@@ -3,6 +3,7 @@ using Google.Protobuf;
 using Grpc.Core;
 using SkiaSharp;
 using VideoMatch.Contracts.V1;
+using VideoMatch.Tests;
 
 namespace VideoMatch.Server.Tests;
 
@@ -45,7 +46,7 @@ public sealed class BadInputTests(ServerFactory server) : IClassFixture<ServerFa
             Video.Frame(3, new Vector2(2, 1)),
         };
 
-        var responses = await StreamingTests.RunStreamAsync(server.Client, new StreamConfig(), frames);
+        var responses = await Streams.RunAsync(server.Client, new StreamConfig(), frames);
 
         Assert.Equal(3, responses.Count);
         Assert.Equal(FrameStatusCode.FirstFrame, responses[0].Status.Code);
@@ -74,7 +75,7 @@ public sealed class BadInputTests(ServerFactory server) : IClassFixture<ServerFa
     {
         var frames = new[] { Video.Frame(5, Vector2.Zero), Video.Frame(4, Vector2.One), Video.Frame(5, Vector2.One), Video.Frame(6, Vector2.One) };
 
-        var responses = await StreamingTests.RunStreamAsync(server.Client, new StreamConfig(), frames);
+        var responses = await Streams.RunAsync(server.Client, new StreamConfig(), frames);
 
         Assert.Equal([FrameStatusCode.FirstFrame, FrameStatusCode.Invalid, FrameStatusCode.Invalid], responses.Take(3).Select(r => r.Status.Code));
         Assert.Contains("does not follow 5", responses[1].Status.Message, StringComparison.Ordinal);
@@ -131,10 +132,10 @@ public sealed class BadInputTests(ServerFactory server) : IClassFixture<ServerFa
     {
         foreach (var row in BadImages())
         {
-            await StreamingTests.RunStreamAsync(server.Client, new StreamConfig(), [new Frame { Sequence = 1, Image = (Image)row[1] }]);
+            await Streams.RunAsync(server.Client, new StreamConfig(), [new Frame { Sequence = 1, Image = (Image)row[1] }]);
         }
 
-        var responses = await StreamingTests.RunStreamAsync(server.Client, new StreamConfig(), [Video.Frame(1, Vector2.Zero), Video.Frame(2, new Vector2(-3, 2))]);
+        var responses = await Streams.RunAsync(server.Client, new StreamConfig(), [Video.Frame(1, Vector2.Zero), Video.Frame(2, new Vector2(-3, 2))]);
 
         MatchAssertions.RecoversMotion(responses[1].Pair.Matches, new Vector2(3, -2), minimum: 50);
     }
@@ -152,7 +153,7 @@ public sealed class BadInputTests(ServerFactory server) : IClassFixture<ServerFa
             big.Frame(5, Vector2.One),
         };
 
-        var responses = await StreamingTests.RunStreamAsync(server.Client, new StreamConfig(), frames);
+        var responses = await Streams.RunAsync(server.Client, new StreamConfig(), frames);
 
         Assert.Equal(FrameStatusCode.FirstFrame, responses[0].Status.Code);
         Assert.All(responses.Skip(1), r => Assert.NotNull(r.Pair));

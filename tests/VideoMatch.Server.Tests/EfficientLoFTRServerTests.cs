@@ -11,7 +11,6 @@ namespace VideoMatch.Server.Tests;
 /// </summary>
 public sealed class EfficientLoFTRServerTests
 {
-    private static DateTime Deadline => DateTime.UtcNow.AddSeconds(120);
 
     [ExportedModelFact("tiny")]
     public async Task MatchPairAndStream_ExportedTinyModel_ServedWithItsInfoAndTheFixtureShift()
@@ -19,8 +18,8 @@ public sealed class EfficientLoFTRServerTests
         using var server = new ServerFactory(new Dictionary<string, string?> { ["Inference:ModelPath"] = ExportedModels.Folder("tiny") });
         var (image0, image1) = FixturePair("pd");
 
-        var info = await server.Client.GetModelInfoAsync(new GetModelInfoRequest(), deadline: Deadline);
-        var pair = await server.Client.MatchPairAsync(new MatchPairRequest { Image0 = image0, Image1 = image1, MatchThreshold = 0f }, deadline: Deadline);
+        var info = await server.Client.GetModelInfoAsync(new GetModelInfoRequest(), deadline: Limits.Deadline);
+        var pair = await server.Client.MatchPairAsync(new MatchPairRequest { Image0 = image0, Image1 = image1, MatchThreshold = 0f }, deadline: Limits.Deadline);
 
         Assert.Equal("tiny-128x160", info.ModelName);
         Assert.Equal((160u, 128u, 320u), (info.InputWidth, info.InputHeight, info.MaxMatchesPerPair));
@@ -29,16 +28,8 @@ public sealed class EfficientLoFTRServerTests
         Assert.Equal(32u, pair.Matches.Count);
         AssertShift(pair.Matches);
 
-        using var call = server.Client.MatchStream(deadline: Deadline);
-        await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig { MatchThreshold = 0f } });
-        await call.RequestStream.WriteAsync(new StreamRequest { Frame = new Frame { Sequence = 1, Image = image0 } });
-        await call.RequestStream.WriteAsync(new StreamRequest { Frame = new Frame { Sequence = 2, Image = image1 } });
-        await call.RequestStream.CompleteAsync();
-        var responses = new List<StreamResponse>();
-        while (await call.ResponseStream.MoveNext(CancellationToken.None))
-        {
-            responses.Add(call.ResponseStream.Current);
-        }
+        var responses = await Streams.RunAsync(server.Client, new StreamConfig { MatchThreshold = 0f },
+            [new Frame { Sequence = 1, Image = image0 }, new Frame { Sequence = 2, Image = image1 }]);
 
         Assert.Equal(2, responses.Count);
         Assert.Equal(FrameStatusCode.FirstFrame, responses[0].Status.Code);
@@ -51,8 +42,8 @@ public sealed class EfficientLoFTRServerTests
         using var server = new ServerFactory(new Dictionary<string, string?> { ["Inference:ModelPath"] = ExportedModels.Tampered("tiny") });
         var health = new Grpc.Health.V1.Health.HealthClient(server.Channel);
 
-        var status = await health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest(), deadline: Deadline);
-        var error = await Assert.ThrowsAsync<Grpc.Core.RpcException>(async () => await server.Client.GetModelInfoAsync(new GetModelInfoRequest(), deadline: Deadline));
+        var status = await health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest(), deadline: Limits.Deadline);
+        var error = await Assert.ThrowsAsync<Grpc.Core.RpcException>(async () => await server.Client.GetModelInfoAsync(new GetModelInfoRequest(), deadline: Limits.Deadline));
 
         Assert.Equal(Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.NotServing, status.Status);
         Assert.Equal(Grpc.Core.StatusCode.Unavailable, error.StatusCode);
@@ -66,8 +57,8 @@ public sealed class EfficientLoFTRServerTests
         using var server = new ServerFactory(new Dictionary<string, string?> { ["Inference:ModelPath"] = ExportedModels.Folder("tiny", "--top-k", "16") });
         var (image0, image1) = FixturePair("pd");
 
-        var info = await server.Client.GetModelInfoAsync(new GetModelInfoRequest(), deadline: Deadline);
-        var pair = await server.Client.MatchPairAsync(new MatchPairRequest { Image0 = image0, Image1 = image1 }, deadline: Deadline);
+        var info = await server.Client.GetModelInfoAsync(new GetModelInfoRequest(), deadline: Limits.Deadline);
+        var pair = await server.Client.MatchPairAsync(new MatchPairRequest { Image0 = image0, Image1 = image1 }, deadline: Limits.Deadline);
 
         Assert.Equal(16u, info.MaxMatchesPerPair);
         Assert.Equal(16u, pair.Matches.Count);
@@ -85,22 +76,7 @@ public sealed class EfficientLoFTRServerTests
         var (image0, image1) = FixturePair("pd");
 
         // Frames 0..5 alternate between the pair's images: every pair is (0, 1)-like, 32 matches each way round.
-        using var call = client.MatchStream(deadline: Deadline);
-        await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig { MatchThreshold = 0f } });
-        for (var i = 0; i < 6; i++)
-        {
-            await call.RequestStream.WriteAsync(new StreamRequest { Frame = new Frame { Sequence = (ulong)i, Image = i % 2 == 0 ? image0 : image1 } });
-        }
-
-        await call.RequestStream.CompleteAsync();
-        var pairs = new List<PairMatches>();
-        while (await call.ResponseStream.MoveNext(CancellationToken.None))
-        {
-            if (call.ResponseStream.Current.Pair is { } pair)
-            {
-                pairs.Add(pair);
-            }
-        }
+        var pairs = await Streams.PairsAsync(client, new StreamConfig { MatchThreshold = 0f }, Enumerable.Range(0, 6).Select(i => i % 2 == 0 ? image0 : image1));
 
         var metrics = await ObservabilityTests.ScrapeAsync(metricsPort);
 

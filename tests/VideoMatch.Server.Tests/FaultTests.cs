@@ -15,16 +15,15 @@ namespace VideoMatch.Server.Tests;
 
 public sealed class FaultTests
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(90);
 
     [Fact]
     public async Task MatchStream_HundredClientsDisconnectMidStream_NoWorkLeftAndOtherStreamIntact()
     {
         // The in-memory host shows every call as one connection: lift the per-connection stream limit here.
         using var server = new ServerFactory(new Dictionary<string, string?> { ["Batching:MaxBatchDelayMs"] = "20", ["Security:MaxStreamsPerConnection"] = "1000" });
-        var offsets = StreamingTests.Offsets(seed: 41, count: 8);
+        var offsets = SyntheticVideo.Offsets(seed: 41, count: 8);
         var steadyVideo = new SyntheticVideo(seed: 42);
-        var steady = StreamingTests.RunStreamAsync(server.Client, new StreamConfig { StreamName = "steady" },
+        var steady = Streams.RunAsync(server.Client, new StreamConfig { StreamName = "steady" },
             offsets.Select((o, i) => steadyVideo.Frame((ulong)i, o)));
         var leaving = new SyntheticVideo(seed: 40, width: 160, height: 120);
 
@@ -41,7 +40,7 @@ public sealed class FaultTests
             await cancel.CancelAsync();
         }
 
-        var responses = await steady.WaitAsync(Timeout);
+        var responses = await steady.WaitAsync(Limits.Call);
         // A pair queued after every abandoned one: when it is answered, the queue must be empty.
         var last = await server.Client.MatchPairAsync(new MatchPairRequest { Image0 = leaving.Raw(Vector2.Zero), Image1 = leaving.Raw(Vector2.One) });
 
@@ -63,7 +62,7 @@ public sealed class FaultTests
             services => services.AddSingleton<MatcherFactory>((options, maxBatch) => new FailingMatcher(ModelLoader.Open(options, maxBatch), failOnSequence: 13)));
         var video = new SyntheticVideo(seed: 50);
 
-        var responses = await StreamingTests.RunStreamAsync(server.Client, new StreamConfig(),
+        var responses = await Streams.RunAsync(server.Client, new StreamConfig(),
             Enumerable.Range(10, 7).Select(i => video.Frame((ulong)i, new Vector2(i - 10, 0))));
 
         Assert.Equal(7, responses.Count);
@@ -89,8 +88,8 @@ public sealed class FaultTests
 
         var unary = await Assert.ThrowsAsync<RpcException>(async () => await server.Client.MatchPairAsync(
             new MatchPairRequest { Image0 = video.Raw(System.Numerics.Vector2.Zero), Image1 = video.Raw(new System.Numerics.Vector2(1, 0)) },
-            deadline: DateTime.UtcNow.Add(Timeout)));
-        var streamed = await StreamingTests.RunStreamAsync(server.Client, new StreamConfig(),
+            deadline: Limits.Deadline));
+        var streamed = await Streams.RunAsync(server.Client, new StreamConfig(),
             [video.Frame(0, System.Numerics.Vector2.Zero), video.Frame(1, new System.Numerics.Vector2(1, 0))]);
 
         const string expected = "Matching frames 0 and 1 failed: The model failed on a batch of 1 pairs: injected model failure";
@@ -112,23 +111,23 @@ public sealed class FaultTests
         var video = new SyntheticVideo(seed: 52);
         var runtime = server.Services.GetRequiredService<MatchingRuntime>();
         var request = new MatchPairRequest { Image0 = video.Raw(System.Numerics.Vector2.Zero), Image1 = video.Raw(System.Numerics.Vector2.One) };
-        var first = server.Client.MatchPairAsync(request, deadline: DateTime.UtcNow.Add(Timeout)).ResponseAsync;
-        Assert.True(gated.Entered.Wait(Timeout), "the first pair never reached the model");
-        var queued = server.Client.MatchPairAsync(request, deadline: DateTime.UtcNow.Add(Timeout)).ResponseAsync;
-        await Waits.UntilAsync(() => runtime.Batcher.QueueLength == 1, "the second pair never reached the queue");
+        var first = server.Client.MatchPairAsync(request, deadline: Limits.Deadline).ResponseAsync;
+        Assert.True(gated.Entered.Wait(Limits.Call), "the first pair never reached the model");
+        var queued = server.Client.MatchPairAsync(request, deadline: Limits.Deadline).ResponseAsync;
+        await Limits.UntilAsync(() => runtime.Batcher.QueueLength == 1, "the second pair never reached the queue");
 
         using (var forced = new CancellationTokenSource())
         {
             await forced.CancelAsync();
             var stopping = runtime.Batcher.StopAsync(forced.Token);
             gate.Set();
-            await stopping.WaitAsync(Timeout);
+            await stopping.WaitAsync(Limits.Call);
         }
 
         var error = await Assert.ThrowsAsync<RpcException>(() => queued);
         Assert.Equal(StatusCode.Unavailable, error.StatusCode);
         Assert.Contains("the stream ended or the server is stopping", error.Status.Detail, StringComparison.Ordinal);
-        await first.WaitAsync(Timeout);
+        await first.WaitAsync(Limits.Call);
     }
 
     [Fact]
@@ -136,7 +135,7 @@ public sealed class FaultTests
     {
         using var server = new ServerFactory();
 
-        var error = await Assert.ThrowsAsync<RpcException>(() => StreamingTests.RunStreamAsync(server.Client,
+        var error = await Assert.ThrowsAsync<RpcException>(() => Streams.RunAsync(server.Client,
             new StreamConfig { MatchThreshold = 2f, RekeyMinInliers = 5, TrackRadiusPx = 3 }, []));
 
         Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
@@ -178,7 +177,7 @@ public sealed class FaultTests
                     answered.Add(response.Pair.Sequence1);
                 }
             });
-            await process.WaitForExitAsync(new CancellationTokenSource(Timeout).Token);
+            await process.WaitForExitAsync(new CancellationTokenSource(Limits.Call).Token);
 
             Assert.Equal(Enumerable.Range(0, answered.Count).Select(i => (ulong)i), answered);
             Assert.Equal(StatusCode.Unavailable, ending.StatusCode);
@@ -210,7 +209,7 @@ public sealed class FaultTests
 
     private static async Task WaitForAsync(Process process, string text)
     {
-        using var timeout = new CancellationTokenSource(Timeout);
+        using var timeout = new CancellationTokenSource(Limits.Call);
         process.BeginErrorReadLine();
         while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
         {
@@ -242,7 +241,7 @@ public sealed class FaultTests
         public void Match(ReadOnlySpan<PairInput> batch, Span<PairMatchResult> results)
         {
             Entered.Set();
-            gate.Wait(Timeout);
+            gate.Wait(Limits.Call);
             inner.Match(batch, results);
         }
 

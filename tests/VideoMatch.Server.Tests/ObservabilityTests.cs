@@ -5,13 +5,13 @@ using Grpc.Core;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
 using VideoMatch.Contracts.V1;
+using VideoMatch.Tests;
 
 namespace VideoMatch.Server.Tests;
 
 /// <summary>The operator's side port: Prometheus metrics after real traffic, HTTP and gRPC probes.</summary>
 public sealed class ObservabilityTests
 {
-    private static DateTime Deadline => DateTime.UtcNow.AddSeconds(30);
 
     [Fact]
     public async Task Metrics_AfterRealTraffic_CountFramesPairsBatchesAndErrors()
@@ -23,7 +23,7 @@ public sealed class ObservabilityTests
         var video = new SyntheticVideo(seed: 11, width: 320, height: 240);
 
         // One stream: 6 good frames and one with a bad size (answered INVALID).
-        using (var call = client.MatchStream(deadline: Deadline))
+        using (var call = client.MatchStream(deadline: Limits.Deadline))
         {
             await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig { StreamName = "metrics" } });
             for (ulong i = 0; i < 6; i++)
@@ -45,8 +45,8 @@ public sealed class ObservabilityTests
         }
 
         // One MatchPair, and one stream refused because it began with a frame.
-        await client.MatchPairAsync(new MatchPairRequest { Image0 = video.Raw(Vector2.Zero), Image1 = video.Raw(new Vector2(3, 1)) }, deadline: Deadline);
-        using (var refused = client.MatchStream(deadline: Deadline))
+        await client.MatchPairAsync(new MatchPairRequest { Image0 = video.Raw(Vector2.Zero), Image1 = video.Raw(new Vector2(3, 1)) }, deadline: Limits.Deadline);
+        using (var refused = client.MatchStream(deadline: Limits.Deadline))
         {
             await refused.RequestStream.WriteAsync(new StreamRequest { Frame = video.Frame(0, Vector2.Zero) });
             var error = await Assert.ThrowsAsync<RpcException>(() => refused.ResponseStream.MoveNext(CancellationToken.None));
@@ -79,7 +79,7 @@ public sealed class ObservabilityTests
     {
         var metricsPort = Ports.Free();
         await using var server = await LoopbackServer.StartAsync(false, $"--Metrics:Url=http://127.0.0.1:{metricsPort}", "--Security:ApiKeys:0=probe-test-key-0123456789");
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        using var http = new HttpClient { Timeout = Limits.Call };
         using var channel = GrpcChannel.ForAddress(server.Address);
         var health = new Health.HealthClient(channel);
 
@@ -94,15 +94,15 @@ public sealed class ObservabilityTests
         // gRPC probes need no API key: "" and the service's name mean ready, "liveness" means alive.
         foreach (var service in new[] { "", "videomatch.v1.VideoMatcher", "liveness" })
         {
-            var reply = await health.CheckAsync(new HealthCheckRequest { Service = service }, deadline: Deadline);
+            var reply = await health.CheckAsync(new HealthCheckRequest { Service = service }, deadline: Limits.Deadline);
             Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, reply.Status);
         }
 
-        var unknown = await Assert.ThrowsAsync<RpcException>(() => health.CheckAsync(new HealthCheckRequest { Service = "no.such.Service" }, deadline: Deadline).ResponseAsync);
+        var unknown = await Assert.ThrowsAsync<RpcException>(() => health.CheckAsync(new HealthCheckRequest { Service = "no.such.Service" }, deadline: Limits.Deadline).ResponseAsync);
         Assert.Equal(StatusCode.NotFound, unknown.StatusCode);
 
         // The metrics are not served on the gRPC port.
-        using var grpcPort = new HttpClient(new SocketsHttpHandler()) { DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact, Timeout = TimeSpan.FromSeconds(30) };
+        using var grpcPort = new HttpClient(new SocketsHttpHandler()) { DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact, Timeout = Limits.Call };
         using var notThere = await grpcPort.GetAsync(new Uri(server.Address, "/metrics"));
         Assert.Equal(HttpStatusCode.NotFound, notThere.StatusCode);
     }
@@ -110,7 +110,7 @@ public sealed class ObservabilityTests
     /// <summary>Reads the text exposition into "name{labels}" → value.</summary>
     internal static async Task<Dictionary<string, double>> ScrapeAsync(int port)
     {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        using var http = new HttpClient { Timeout = Limits.Call };
         var text = await http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/metrics"));
         var values = new Dictionary<string, double>(StringComparer.Ordinal);
         foreach (var line in text.Split('\n'))

@@ -19,8 +19,8 @@ public sealed class RealImageTests(ServerFactory server) : IClassFixture<ServerF
         using var photo = SKBitmap.Decode(SharedData.Find(relativePath));
         var request = new MatchPairRequest
         {
-            Image0 = Crop(photo, 120, 60, 640, 480),
-            Image1 = Crop(photo, 127, 55, 640, 480),
+            Image0 = PhotoFrames.Crop(photo, 120, 60, 640, 480),
+            Image1 = PhotoFrames.Crop(photo, 127, 55, 640, 480),
         };
 
         var response = await server.Client.MatchPairAsync(request);
@@ -28,23 +28,5 @@ public sealed class RealImageTests(ServerFactory server) : IClassFixture<ServerF
         // The window moved by (+7, −5), so the content moves by (−7, +5). Real photos have sky and flat walls:
         // most, not all, matches must agree (measured: about 85% within 1.5 px on both photos).
         MatchAssertions.RecoversMotion(response.Matches, new Vector2(-7, 5), tolerance: 1.5f, share: 0.8, minimum: 100);
-    }
-
-    private static Image Crop(SKBitmap photo, int left, int top, int width, int height)
-    {
-        var rgb = new byte[width * height * 3];
-        for (var y = 0; y < height; y++)
-        {
-            for (var x = 0; x < width; x++)
-            {
-                var colour = photo.GetPixel(left + x, top + y);
-                var at = 3 * (y * width + x);
-                rgb[at] = colour.Red;
-                rgb[at + 1] = colour.Green;
-                rgb[at + 2] = colour.Blue;
-            }
-        }
-
-        return new Image { Raw = new RawImage { Format = PixelFormat.Rgb24, Width = (uint)width, Height = (uint)height, Data = ByteString.CopyFrom(rgb) } };
     }
 }

@@ -6,6 +6,7 @@ using Grpc.Health.V1;
 using Grpc.Net.Client;
 using VideoMatch.Client;
 using VideoMatch.Contracts.V1;
+using VideoMatch.Tests;
 
 namespace VideoMatch.Server.Tests;
 
@@ -14,9 +15,7 @@ public sealed class SecurityTests : IDisposable
     private const string Key = "test-key-0123456789abcdef";
 
     /// <summary>Every call gets a deadline: a refused connection must fail, never wait.</summary>
-    private static CancellationToken Soon => new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token;
 
-    private static DateTime Deadline => DateTime.UtcNow.AddSeconds(30);
     private readonly DirectoryInfo _folder = Directory.CreateTempSubdirectory("videomatch-tls-");
     private readonly TestCertificates _certificates;
 
@@ -30,7 +29,7 @@ public sealed class SecurityTests : IDisposable
         await using var server = await LoopbackServer.StartAsync(https: true, _certificates.ServerSettings());
         using var client = new VideoMatchClient(new VideoMatchClientOptions { Address = server.Address, AllowUntrustedServerCertificate = true });
 
-        var info = await client.GetModelInfoAsync(Soon);
+        var info = await client.GetModelInfoAsync(Limits.Token());
 
         Assert.Equal("https", server.Address.Scheme);
         Assert.Equal("videomatch-embedded-patch-matcher", info.ModelName);
@@ -42,7 +41,7 @@ public sealed class SecurityTests : IDisposable
         await using var server = await LoopbackServer.StartAsync(https: true, _certificates.ServerSettings());
         using var client = new VideoMatchClient(new Uri($"http://127.0.0.1:{server.Address.Port}"));
 
-        var error = await Assert.ThrowsAsync<RpcException>(() => client.GetModelInfoAsync(Soon));
+        var error = await Assert.ThrowsAsync<RpcException>(() => client.GetModelInfoAsync(Limits.Token()));
 
         Assert.NotEqual(StatusCode.OK, error.StatusCode);
     }
@@ -58,9 +57,9 @@ public sealed class SecurityTests : IDisposable
             ClientCertificate = _certificates.Client,
         });
 
-        var info = await client.GetModelInfoAsync(Soon);
+        var info = await client.GetModelInfoAsync(Limits.Token());
 
-        Assert.Equal((uint)ServerFactory.ModelWidth, info.InputWidth);
+        Assert.Equal((uint)TestServerSettings.ModelWidth, info.InputWidth);
     }
 
     [Theory]
@@ -76,7 +75,7 @@ public sealed class SecurityTests : IDisposable
             ClientCertificate = rogue ? _certificates.Rogue : null,
         });
 
-        var error = await Assert.ThrowsAsync<RpcException>(() => client.GetModelInfoAsync(Soon));
+        var error = await Assert.ThrowsAsync<RpcException>(() => client.GetModelInfoAsync(Limits.Token()));
 
         // TLS 1.3 checks the client certificate after the handshake: refusal shows as a failed connection
         // (UNAVAILABLE) or a reset request (INTERNAL), never as an answer.
@@ -92,7 +91,7 @@ public sealed class SecurityTests : IDisposable
         var client = new VideoMatcher.VideoMatcherClient(server.Channel);
         var headers = key is null ? null : new Metadata { { "authorization", $"Bearer {key}" } };
 
-        var error = await Assert.ThrowsAsync<RpcException>(() => client.GetModelInfoAsync(new GetModelInfoRequest(), headers, Deadline).ResponseAsync);
+        var error = await Assert.ThrowsAsync<RpcException>(() => client.GetModelInfoAsync(new GetModelInfoRequest(), headers, Limits.Deadline).ResponseAsync);
 
         Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
         Assert.Contains(message, error.Status.Detail, StringComparison.Ordinal);
@@ -106,11 +105,11 @@ public sealed class SecurityTests : IDisposable
         var client = new VideoMatcher.VideoMatcherClient(server.Channel);
         var video = new SyntheticVideo(seed: 3, width: 160, height: 120);
 
-        var info = await client.GetModelInfoAsync(new GetModelInfoRequest(), headers, Deadline);
-        var pair = await client.MatchPairAsync(new MatchPairRequest { Image0 = video.Raw(Vector2.Zero), Image1 = video.Raw(Vector2.One) }, headers, Deadline);
-        var health = await new Health.HealthClient(server.Channel).CheckAsync(new HealthCheckRequest(), deadline: Deadline);
+        var info = await client.GetModelInfoAsync(new GetModelInfoRequest(), headers, Limits.Deadline);
+        var pair = await client.MatchPairAsync(new MatchPairRequest { Image0 = video.Raw(Vector2.Zero), Image1 = video.Raw(Vector2.One) }, headers, Limits.Deadline);
+        var health = await new Health.HealthClient(server.Channel).CheckAsync(new HealthCheckRequest(), deadline: Limits.Deadline);
 
-        Assert.Equal((uint)ServerFactory.ModelWidth, info.InputWidth);
+        Assert.Equal((uint)TestServerSettings.ModelWidth, info.InputWidth);
         Assert.True(pair.Matches.Count > 0);
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, health.Status);
     }
@@ -126,7 +125,7 @@ public sealed class SecurityTests : IDisposable
 
         // The client may send a stream's request only with its first message; the server refuses the stream
         // before reading it, so the write may fail first. Either way the refusal is read from the response.
-        using var third = client.MatchStream(deadline: Deadline);
+        using var third = client.MatchStream(deadline: Limits.Deadline);
         try
         {
             await third.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig() });
@@ -137,7 +136,7 @@ public sealed class SecurityTests : IDisposable
 
         var error = await Assert.ThrowsAsync<RpcException>(() => third.ResponseStream.MoveNext());
         using var otherChannel = GrpcChannel.ForAddress(server.Address);
-        var other = await StreamingTests.RunStreamAsync(new VideoMatcher.VideoMatcherClient(otherChannel), new StreamConfig(),
+        var other = await Streams.RunAsync(new VideoMatcher.VideoMatcherClient(otherChannel), new StreamConfig(),
             [new SyntheticVideo(4).Frame(0, Vector2.Zero), new SyntheticVideo(4).Frame(1, Vector2.One)]);
 
         Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
@@ -150,7 +149,7 @@ public sealed class SecurityTests : IDisposable
     {
         using var server = new ServerFactory(new Dictionary<string, string?> { ["Security:MaxFramesPerSecondPerStream"] = "5" });
         var video = new SyntheticVideo(seed: 6, width: 64, height: 64);
-        using var call = server.Client.MatchStream(deadline: Deadline);
+        using var call = server.Client.MatchStream(deadline: Limits.Deadline);
         var answered = new List<StreamResponse>();
         var reading = Assert.ThrowsAsync<RpcException>(async () =>
         {
@@ -172,7 +171,7 @@ public sealed class SecurityTests : IDisposable
             // The server ended the call part-way: later writes fail, as they should.
         }
 
-        var error = await reading.WaitAsync(TimeSpan.FromSeconds(30));
+        var error = await reading.WaitAsync(Limits.Call);
 
         Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
         Assert.Contains("more than 5 frames per second", error.Status.Detail, StringComparison.Ordinal);
@@ -182,7 +181,7 @@ public sealed class SecurityTests : IDisposable
     /// <summary>Opens a stream and waits until the server answers its first frame, so the server surely holds its slot.</summary>
     private static async Task<AsyncDuplexStreamingCall<StreamRequest, StreamResponse>> OpenAsync(VideoMatcher.VideoMatcherClient client)
     {
-        var call = client.MatchStream(deadline: Deadline);
+        var call = client.MatchStream(deadline: Limits.Deadline);
         await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig() });
         await call.RequestStream.WriteAsync(new StreamRequest { Frame = new SyntheticVideo(seed: 9, width: 32, height: 32).Frame(0, Vector2.Zero) });
         Assert.True(await call.ResponseStream.MoveNext());

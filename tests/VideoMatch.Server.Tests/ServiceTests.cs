@@ -6,6 +6,7 @@ using Grpc.Reflection.V1Alpha;
 using SkiaSharp;
 using VideoMatch.Contracts.V1;
 using VideoMatch.Synthetic;
+using VideoMatch.Tests;
 
 namespace VideoMatch.Server.Tests;
 
@@ -66,10 +67,10 @@ public sealed class ServiceTests(ServerFactory server) : IClassFixture<ServerFac
         var info = await server.Client.GetModelInfoAsync(new GetModelInfoRequest());
 
         Assert.Equal("videomatch-embedded-patch-matcher", info.ModelName);
-        Assert.Equal((uint)ServerFactory.ModelWidth, info.InputWidth);
-        Assert.Equal((uint)ServerFactory.ModelHeight, info.InputHeight);
+        Assert.Equal((uint)TestServerSettings.ModelWidth, info.InputWidth);
+        Assert.Equal((uint)TestServerSettings.ModelHeight, info.InputHeight);
         Assert.Equal(PixelFormat.Gray8, info.PreferredPixelFormat);
-        Assert.Equal((uint)(ServerFactory.ModelWidth / 8 * (ServerFactory.ModelHeight / 8)), info.MaxMatchesPerPair);
+        Assert.Equal((uint)(TestServerSettings.ModelWidth / 8 * (TestServerSettings.ModelHeight / 8)), info.MaxMatchesPerPair);
         Assert.Equal("cpu", info.ExecutionProvider);
         Assert.Equal(8u, info.MaxBatchSize);
         Assert.True(info.MaxMessageBytes >= 1920 * 1080 * 3);

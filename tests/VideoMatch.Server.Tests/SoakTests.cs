@@ -4,6 +4,7 @@ using System.Numerics;
 using Grpc.Net.Client;
 using VideoMatch.Contracts.V1;
 using Xunit.Abstractions;
+using VideoMatch.Tests;
 
 namespace VideoMatch.Server.Tests;
 
@@ -95,7 +96,7 @@ public sealed class SoakTests(ITestOutputHelper output)
             }
 
             await call.RequestStream.CompleteAsync();
-            await reading.WaitAsync(TimeSpan.FromSeconds(120));
+            await reading.WaitAsync(Limits.Call);
             return new StreamResult((long)sequence, answered, pairs);
         }));
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
+using VideoMatch.Tests;
 
 namespace VideoMatch.Server.Tests;
 
@@ -172,7 +173,7 @@ public sealed class StartupTests
         using var process = Process.Start(start)!;
         var output = process.StandardOutput.ReadToEndAsync();
         var errors = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var timeout = new CancellationTokenSource(Limits.Call);
         try
         {
             await process.WaitForExitAsync(timeout.Token);
@@ -200,7 +201,7 @@ public sealed class WarmUpTests
             ["Inference:WarmUpBatchSizes:2"] = "20",
         });
 
-        var info = await server.Client.GetModelInfoAsync(new VideoMatch.Contracts.V1.GetModelInfoRequest(), deadline: DateTime.UtcNow.AddSeconds(60));
+        var info = await server.Client.GetModelInfoAsync(new VideoMatch.Contracts.V1.GetModelInfoRequest(), deadline: Limits.Deadline);
         var runtime = server.Services.GetRequiredService<VideoMatch.Server.Hosting.MatchingRuntime>();
 
         // 20 is above Batching:MaxBatchSize (8): it is warmed at 8.

@@ -1,20 +1,20 @@
 using System.Numerics;
 using Grpc.Core;
 using VideoMatch.Contracts.V1;
+using VideoMatch.Tests;
 
 namespace VideoMatch.Server.Tests;
 
 public sealed class StreamingTests(ServerFactory server) : IClassFixture<ServerFactory>
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
     [Fact]
     public async Task MatchStream_ShiftedTexturedSequence_RecoversEveryShiftWithinOnePixel()
     {
         var video = new SyntheticVideo(seed: 21);
-        var offsets = Offsets(seed: 1, count: 7);
+        var offsets = SyntheticVideo.Offsets(seed: 1, count: 7);
 
-        var responses = await RunStreamAsync(server.Client, new StreamConfig { StreamName = "shifts" },
+        var responses = await Streams.RunAsync(server.Client, new StreamConfig { StreamName = "shifts" },
             offsets.Select((o, i) => video.Frame((ulong)(100 + i), o)));
 
         Assert.Equal(offsets.Length, responses.Count);
@@ -40,13 +40,13 @@ public sealed class StreamingTests(ServerFactory server) : IClassFixture<ServerF
         var runs = Enumerable.Range(0, streams).Select(async s =>
         {
             var video = new SyntheticVideo(seed: 100 + s);
-            var offsets = Offsets(seed: 10 + s, count: frames);
-            var responses = await RunStreamAsync(server.Client, new StreamConfig { StreamName = $"camera-{s}" },
+            var offsets = SyntheticVideo.Offsets(seed: 10 + s, count: frames);
+            var responses = await Streams.RunAsync(server.Client, new StreamConfig { StreamName = $"camera-{s}" },
                 offsets.Select((o, i) => video.Frame((ulong)(s * 1000 + i), o)));
             return (s, offsets, responses);
         });
 
-        foreach (var (s, offsets, responses) in await Task.WhenAll(runs).WaitAsync(Timeout))
+        foreach (var (s, offsets, responses) in await Task.WhenAll(runs).WaitAsync(Limits.Call))
         {
             Assert.Equal(frames, responses.Count);
             for (var i = 1; i < frames; i++)
@@ -88,16 +88,16 @@ public sealed class StreamingTests(ServerFactory server) : IClassFixture<ServerF
             await Task.WhenAll(Enumerable.Range(0, 3).Select(s =>
             {
                 var video = new SyntheticVideo(seed: 50 + s);
-                return RunStreamAsync(client, new StreamConfig { MatchThreshold = 0.2f },
-                    Offsets(seed: 70 + s, count: 4).Select((o, i) => video.Frame((ulong)i, o)));
-            })).WaitAsync(Timeout);
+                return Streams.RunAsync(client, new StreamConfig { MatchThreshold = 0.2f },
+                    SyntheticVideo.Offsets(seed: 70 + s, count: 4).Select((o, i) => video.Frame((ulong)i, o)));
+            })).WaitAsync(Limits.Call);
     }
 
     [Fact]
     public async Task MatchStream_MaxMatchesAndThreshold_AreHonoured()
     {
         var video = new SyntheticVideo(seed: 8);
-        var responses = await RunStreamAsync(server.Client, new StreamConfig { MatchThreshold = 0.5f, MaxMatches = 25 },
+        var responses = await Streams.RunAsync(server.Client, new StreamConfig { MatchThreshold = 0.5f, MaxMatches = 25 },
             [video.Frame(1, Vector2.Zero), video.Frame(2, new Vector2(2.5f, -1.5f))]);
 
         var matches = responses[1].Pair.Matches;
@@ -117,7 +117,7 @@ public sealed class StreamingTests(ServerFactory server) : IClassFixture<ServerF
         });
         var video = new SyntheticVideo(seed: 17);
 
-        var responses = await RunStreamAsync(dropping.Client, new StreamConfig(),
+        var responses = await Streams.RunAsync(dropping.Client, new StreamConfig(),
             Enumerable.Range(1, 4).Select(i => video.Frame((ulong)i, new Vector2(i, 0))));
 
         Assert.Equal(FrameStatusCode.FirstFrame, responses[0].Status.Code);
@@ -140,50 +140,10 @@ public sealed class StreamingTests(ServerFactory server) : IClassFixture<ServerF
         }
 
         await cancel.CancelAsync();
-        var offsets = Offsets(seed: 4, count: 4);
-        var responses = await RunStreamAsync(server.Client, new StreamConfig(), offsets.Select((o, i) => video.Frame((ulong)i, o)));
+        var offsets = SyntheticVideo.Offsets(seed: 4, count: 4);
+        var responses = await Streams.RunAsync(server.Client, new StreamConfig(), offsets.Select((o, i) => video.Frame((ulong)i, o)));
 
         Assert.Equal(4, responses.Count);
         MatchAssertions.RecoversMotion(responses[3].Pair.Matches, SyntheticVideo.Motion(offsets[2], offsets[3]));
-    }
-
-    /// <summary>Sends the config and frames, then reads every response until the server ends the call.</summary>
-    internal static async Task<List<StreamResponse>> RunStreamAsync(VideoMatcher.VideoMatcherClient client, StreamConfig config, IEnumerable<Frame> frames)
-    {
-        using var timeout = new CancellationTokenSource(Timeout);
-        using var call = client.MatchStream(cancellationToken: timeout.Token);
-        var reading = ReadAllAsync(call.ResponseStream, timeout.Token);
-        await call.RequestStream.WriteAsync(new StreamRequest { Config = config }, timeout.Token);
-        foreach (var frame in frames)
-        {
-            await call.RequestStream.WriteAsync(new StreamRequest { Frame = frame }, timeout.Token);
-        }
-
-        await call.RequestStream.CompleteAsync();
-        return await reading;
-    }
-
-    internal static async Task<List<StreamResponse>> ReadAllAsync(IAsyncStreamReader<StreamResponse> stream, CancellationToken cancellationToken)
-    {
-        var responses = new List<StreamResponse>();
-        await foreach (var response in stream.ReadAllAsync(cancellationToken))
-        {
-            responses.Add(response);
-        }
-
-        return responses;
-    }
-
-    /// <summary>Camera offsets with sub-pixel steps of up to ±6 px.</summary>
-    internal static Vector2[] Offsets(int seed, int count)
-    {
-        var random = new Random(seed);
-        var offsets = new Vector2[count];
-        for (var i = 1; i < count; i++)
-        {
-            offsets[i] = offsets[i - 1] + new Vector2(random.NextSingle() * 12f - 6f, random.NextSingle() * 12f - 6f);
-        }
-
-        return offsets;
     }
 }

@@ -3,21 +3,21 @@ using Google.Protobuf;
 using Grpc.Core;
 using VideoMatch.Contracts.V1;
 using VideoMatch.Synthetic;
+using VideoMatch.Tests;
 
 namespace VideoMatch.Server.Tests;
 
 /// <summary>Keyframe mode and track ids over gRPC, on synthetic camera motion with known truth.</summary>
 public sealed class TrackingTests : IClassFixture<ServerFactory>
 {
-    private const int Width = ServerFactory.ModelWidth;
-    private const int Height = ServerFactory.ModelHeight;
+    private static readonly int Width = TestServerSettings.ModelWidth;
+    private static readonly int Height = TestServerSettings.ModelHeight;
     private static readonly TexturedScene SceneA = new(seed: 31);
     private static readonly TexturedScene SceneB = new(seed: 32);
     private readonly ServerFactory _server;
 
     public TrackingTests(ServerFactory server) => _server = server;
 
-    private static DateTime Deadline => DateTime.UtcNow.AddSeconds(60);
 
     [Fact]
     public async Task Keyframes_SlowPan_EveryFrameMatchedAgainstTheFirstWithItsTotalMotion()
@@ -165,7 +165,7 @@ public sealed class TrackingTests : IClassFixture<ServerFactory>
     [InlineData(true, 0u, true, float.PositiveInfinity, "track_radius_px must be in [0, 1000]")]
     public async Task Config_BadTrackingOptions_InvalidArgumentNamingTheField(bool keyframes, uint rekey, bool trackIds, float radius, string message)
     {
-        using var call = _server.Client.MatchStream(deadline: Deadline);
+        using var call = _server.Client.MatchStream(deadline: Limits.Deadline);
         await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig { Keyframes = keyframes, RekeyMinInliers = rekey, TrackIds = trackIds, TrackRadiusPx = radius } });
 
         var error = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext(CancellationToken.None));
@@ -176,19 +176,7 @@ public sealed class TrackingTests : IClassFixture<ServerFactory>
 
     private async Task<List<StreamResponse>> StreamAsync(StreamConfig config, Image[] frames)
     {
-        using var call = _server.Client.MatchStream(deadline: Deadline);
-        await call.RequestStream.WriteAsync(new StreamRequest { Config = config });
-        for (var i = 0; i < frames.Length; i++)
-        {
-            await call.RequestStream.WriteAsync(new StreamRequest { Frame = new Frame { Sequence = (ulong)i, Image = frames[i] } });
-        }
-
-        await call.RequestStream.CompleteAsync();
-        var responses = new List<StreamResponse>();
-        while (await call.ResponseStream.MoveNext(CancellationToken.None))
-        {
-            responses.Add(call.ResponseStream.Current);
-        }
+        var responses = await Streams.RunAsync(_server.Client, config, frames.Select((image, i) => new Frame { Sequence = (ulong)i, Image = image }));
 
         Assert.Equal(frames.Length, responses.Count);
         return responses;
@@ -196,7 +184,7 @@ public sealed class TrackingTests : IClassFixture<ServerFactory>
 
     private async Task<List<StreamResponse>> StreamLockStepAsync(StreamConfig config, Image[] frames)
     {
-        using var call = _server.Client.MatchStream(deadline: Deadline);
+        using var call = _server.Client.MatchStream(deadline: Limits.Deadline);
         await call.RequestStream.WriteAsync(new StreamRequest { Config = config });
         var responses = new List<StreamResponse>();
         for (var i = 0; i < frames.Length; i++)
@@ -220,6 +208,6 @@ public sealed class TrackingTests : IClassFixture<ServerFactory>
     {
         var gray = new byte[Width * Height];
         scene.RenderGray(Width, Height, view, gray);
-        return new Image { Raw = new RawImage { Format = PixelFormat.Gray8, Width = Width, Height = Height, Data = ByteString.CopyFrom(gray) } };
+        return new Image { Raw = new RawImage { Format = PixelFormat.Gray8, Width = (uint)Width, Height = (uint)Height, Data = ByteString.CopyFrom(gray) } };
     }
 }

@@ -4,20 +4,20 @@ using Grpc.Core;
 using VideoMatch.Contracts.V1;
 using VideoMatch.Engine.Geometry;
 using VideoMatch.Synthetic;
+using VideoMatch.Tests;
 
 namespace VideoMatch.Server.Tests;
 
 /// <summary>Per-pair robust transforms over gRPC: known camera motion is recovered from the matches.</summary>
 public sealed class TransformTests : IClassFixture<ServerFactory>
 {
-    private const int Width = ServerFactory.ModelWidth;
-    private const int Height = ServerFactory.ModelHeight;
+    private static readonly int Width = TestServerSettings.ModelWidth;
+    private static readonly int Height = TestServerSettings.ModelHeight;
     private static readonly TexturedScene Scene = new(seed: 21);
     private readonly ServerFactory _server;
 
     public TransformTests(ServerFactory server) => _server = server;
 
-    private static DateTime Deadline => DateTime.UtcNow.AddSeconds(60);
 
     [Theory]
     [InlineData(TransformModel.Similarity)]
@@ -27,22 +27,7 @@ public sealed class TransformTests : IClassFixture<ServerFactory>
     {
         // A camera that turns 1.5° and zooms 1.5% per frame while panning.
         Matrix3x2[] views = [Camera(0, 1, Vector2.Zero), Camera(1.5f, 1.015f, new Vector2(4, -3)), Camera(3f, 1.03f, new Vector2(7, -5))];
-        using var call = _server.Client.MatchStream(deadline: Deadline);
-        await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig { Estimate = model, StreamName = "transform" } });
-        for (var i = 0; i < views.Length; i++)
-        {
-            await call.RequestStream.WriteAsync(new StreamRequest { Frame = new Frame { Sequence = (ulong)i, Image = Render(views[i]) } });
-        }
-
-        await call.RequestStream.CompleteAsync();
-        var pairs = new List<PairMatches>();
-        while (await call.ResponseStream.MoveNext(CancellationToken.None))
-        {
-            if (call.ResponseStream.Current.Pair is { } pair)
-            {
-                pairs.Add(pair);
-            }
-        }
+        var pairs = await Streams.PairsAsync(_server.Client, new StreamConfig { Estimate = model, StreamName = "transform" }, views.Select(Render));
 
         Assert.Equal(2, pairs.Count);
         foreach (var pair in pairs)
@@ -71,7 +56,7 @@ public sealed class TransformTests : IClassFixture<ServerFactory>
             Image1 = Render(b),
             Estimate = TransformModel.Homography,
             InlierThresholdPx = 2,
-        }, deadline: Deadline);
+        }, deadline: Limits.Deadline);
 
         Assert.Equal(9, response.Transform.Matrix.Count);
         Assert.True(CornerError([.. response.Transform.Matrix], a, b) < 0.5);
@@ -81,16 +66,9 @@ public sealed class TransformTests : IClassFixture<ServerFactory>
     [Fact]
     public async Task Stream_NoEstimate_NoTransform()
     {
-        using var call = _server.Client.MatchStream(deadline: Deadline);
-        await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig() });
-        await call.RequestStream.WriteAsync(new StreamRequest { Frame = new Frame { Sequence = 0, Image = Render(Camera(0, 1, Vector2.Zero)) } });
-        await call.RequestStream.WriteAsync(new StreamRequest { Frame = new Frame { Sequence = 1, Image = Render(Camera(0, 1, Vector2.One)) } });
-        await call.RequestStream.CompleteAsync();
-        StreamResponse? last = null;
-        while (await call.ResponseStream.MoveNext(CancellationToken.None))
-        {
-            last = call.ResponseStream.Current;
-        }
+        var responses = await Streams.RunAsync(_server.Client, new StreamConfig(),
+            [new Frame { Sequence = 0, Image = Render(Camera(0, 1, Vector2.Zero)) }, new Frame { Sequence = 1, Image = Render(Camera(0, 1, Vector2.One)) }]);
+        var last = responses.LastOrDefault();
 
         Assert.NotNull(last?.Pair);
         Assert.Null(last.Pair.Transform);
@@ -100,9 +78,9 @@ public sealed class TransformTests : IClassFixture<ServerFactory>
     public async Task Estimate_TooFewMatches_TransformSaysWhy()
     {
         // A flat gray pair: nothing to match, so nothing to fit; the pair is still answered.
-        var flat = new Image { Raw = new RawImage { Format = PixelFormat.Gray8, Width = Width, Height = Height, Data = ByteString.CopyFrom(new byte[Width * Height]) } };
+        var flat = new Image { Raw = new RawImage { Format = PixelFormat.Gray8, Width = (uint)Width, Height = (uint)Height, Data = ByteString.CopyFrom(new byte[Width * Height]) } };
 
-        var response = await _server.Client.MatchPairAsync(new MatchPairRequest { Image0 = flat, Image1 = flat, Estimate = TransformModel.Similarity }, deadline: Deadline);
+        var response = await _server.Client.MatchPairAsync(new MatchPairRequest { Image0 = flat, Image1 = flat, Estimate = TransformModel.Similarity }, deadline: Limits.Deadline);
 
         Assert.Empty(response.Transform.Matrix);
         Assert.Contains("a similarity transform needs at least 2", response.Transform.Failure, StringComparison.Ordinal);
@@ -114,7 +92,7 @@ public sealed class TransformTests : IClassFixture<ServerFactory>
     [InlineData(1, float.NaN, "inlier_threshold_px must be in [0, 1000]")]
     public async Task Config_BadTransformOptions_InvalidArgumentNamingTheField(int model, float threshold, string message)
     {
-        using var call = _server.Client.MatchStream(deadline: Deadline);
+        using var call = _server.Client.MatchStream(deadline: Limits.Deadline);
         await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig { Estimate = (TransformModel)model, InlierThresholdPx = threshold } });
         var error = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext(CancellationToken.None));
         var pairError = await Assert.ThrowsAsync<RpcException>(() => _server.Client.MatchPairAsync(new MatchPairRequest
@@ -123,7 +101,7 @@ public sealed class TransformTests : IClassFixture<ServerFactory>
             Image1 = Render(Camera(0, 1, Vector2.Zero)),
             Estimate = (TransformModel)model,
             InlierThresholdPx = threshold,
-        }, deadline: Deadline).ResponseAsync);
+        }, deadline: Limits.Deadline).ResponseAsync);
 
         Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
         Assert.Contains(message, error.Status.Detail, StringComparison.Ordinal);
@@ -138,7 +116,7 @@ public sealed class TransformTests : IClassFixture<ServerFactory>
     {
         var gray = new byte[Width * Height];
         Scene.RenderGray(Width, Height, view, gray);
-        return new Image { Raw = new RawImage { Format = PixelFormat.Gray8, Width = Width, Height = Height, Data = ByteString.CopyFrom(gray) } };
+        return new Image { Raw = new RawImage { Format = PixelFormat.Gray8, Width = (uint)Width, Height = (uint)Height, Data = ByteString.CopyFrom(gray) } };
     }
 
     /// <summary>Largest distance, over points inset 10% from the corners, between the transform's and the truth's image of the point.</summary>

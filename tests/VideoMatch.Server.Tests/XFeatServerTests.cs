@@ -10,7 +10,6 @@ public sealed class XFeatServerTests
 {
     private const string Extractor = "models/xfeat-lighterglue/xfeat_2048_640x360.onnx";
 
-    private static DateTime Deadline => DateTime.UtcNow.AddSeconds(120);
 
     [SharedDataFact(Extractor)]
     public async Task Stream_XFeatFolder_RecoversPanAndKeepsTrackIdsExactly()
@@ -20,25 +19,11 @@ public sealed class XFeatServerTests
             ["Inference:ModelPath"] = Path.GetDirectoryName(SharedData.Find(Extractor)),
         });
         using var photo = SKBitmap.Decode(SharedData.Find("images/DSC_0410.jpg"));
-        var info = await server.Client.GetModelInfoAsync(new GetModelInfoRequest(), deadline: Deadline);
+        var info = await server.Client.GetModelInfoAsync(new GetModelInfoRequest(), deadline: Limits.Deadline);
 
         // A landscape camera panning 5 px right and 2 px down per frame over the photo.
-        using var call = server.Client.MatchStream(deadline: Deadline);
-        await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig { TrackIds = true, Estimate = TransformModel.Similarity } });
-        for (var i = 0; i < 4; i++)
-        {
-            await call.RequestStream.WriteAsync(new StreamRequest { Frame = new Frame { Sequence = (ulong)i, Image = Crop(photo, 200 + 5 * i, 150 + 2 * i, 640, 360) } });
-        }
-
-        await call.RequestStream.CompleteAsync();
-        var pairs = new List<PairMatches>();
-        while (await call.ResponseStream.MoveNext(CancellationToken.None))
-        {
-            if (call.ResponseStream.Current.Pair is { } pair)
-            {
-                pairs.Add(pair);
-            }
-        }
+        var pairs = await Streams.PairsAsync(server.Client, new StreamConfig { TrackIds = true, Estimate = TransformModel.Similarity },
+            Enumerable.Range(0, 4).Select(i => PhotoFrames.Crop(photo, 200 + 5 * i, 150 + 2 * i, 640, 360)));
 
         Assert.StartsWith("xfeat-lighterglue", info.ModelName, StringComparison.Ordinal);
         Assert.Equal((360u, 640u), (info.InputWidth, info.InputHeight));
@@ -85,13 +70,13 @@ public sealed class XFeatServerTests
         // Image 1 is the portrait part of image 0 from (200, 0) on: image-0 pixel (x, y) is image-1 pixel (x − 200, y).
         var request = new MatchPairRequest
         {
-            Image0 = Crop(photo, 200, 150, 640, 360),
-            Image1 = Crop(photo, 400, 150, 300, 360),
+            Image0 = PhotoFrames.Crop(photo, 200, 150, 640, 360),
+            Image1 = PhotoFrames.Crop(photo, 400, 150, 300, 360),
             MatchThreshold = 0.1f,
             Letterbox = letterbox,
         };
 
-        var response = await server.Client.MatchPairAsync(request, deadline: Deadline);
+        var response = await server.Client.MatchPairAsync(request, deadline: Limits.Deadline);
 
         var matches = response.Matches;
         var within = 0;
@@ -105,13 +90,5 @@ public sealed class XFeatServerTests
         Console.WriteLine($"letterbox {letterbox}: {matches.Count} matches, {within} within 3 px");
         Assert.True(within >= (letterbox ? 300 : 50), $"{within} of {matches.Count} matches within 3 px of the true correspondence");
         Assert.True(within >= (letterbox ? 0.8 : 0.5) * matches.Count, $"{within} of {matches.Count} matches within 3 px");
-    }
-
-    private static Image Crop(SKBitmap photo, int left, int top, int width, int height)
-    {
-        using var crop = new SKBitmap(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-        photo.ExtractSubset(crop, new SKRectI(left, top, left + width, top + height));
-        using var copy = crop.Copy(SKColorType.Rgba8888);
-        return new Image { Raw = new RawImage { Format = PixelFormat.Rgba32, Width = (uint)width, Height = (uint)height, RowStride = (uint)copy.RowBytes, Data = ByteString.CopyFrom(copy.GetPixelSpan()) } };
     }
 }

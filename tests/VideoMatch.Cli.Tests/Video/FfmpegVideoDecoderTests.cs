@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using VideoMatch.Cli.Video;
+using VideoMatch.Tests;
 
 namespace VideoMatch.Cli.Tests.Video;
 
@@ -25,7 +26,7 @@ public sealed class FfmpegVideoDecoderTests : IDisposable
             Assert.Equal(width * height, pixels.Length);
             seen.Add(pixels.Span[0]);
             await Task.Delay(5, token);
-        }, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+        }, CancellationToken.None).WaitAsync(Limits.Call);
 
         Assert.Equal(frames, seen.Count);
     }
@@ -36,7 +37,7 @@ public sealed class FfmpegVideoDecoderTests : IDisposable
         var empty = Path.Combine(_folder.FullName, "empty.mp4");
         await File.WriteAllBytesAsync(empty, []);
 
-        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => new FfmpegVideoDecoder().ProbeAsync(empty, CancellationToken.None)).WaitAsync(TimeSpan.FromSeconds(30));
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => new FfmpegVideoDecoder().ProbeAsync(empty, CancellationToken.None)).WaitAsync(Limits.Call);
 
         Assert.Contains("is empty", error.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("installed", error.Message, StringComparison.Ordinal);
@@ -48,7 +49,7 @@ public sealed class FfmpegVideoDecoderTests : IDisposable
         var text = Path.Combine(_folder.FullName, "notes.mp4");
         await File.WriteAllTextAsync(text, "these are not video frames\n");
 
-        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => new FfmpegVideoDecoder().ProbeAsync(text, CancellationToken.None)).WaitAsync(TimeSpan.FromSeconds(30));
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => new FfmpegVideoDecoder().ProbeAsync(text, CancellationToken.None)).WaitAsync(Limits.Call);
 
         Assert.Contains("is not a video or image ffmpeg can read", error.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("installed", error.Message, StringComparison.Ordinal);
@@ -59,7 +60,7 @@ public sealed class FfmpegVideoDecoderTests : IDisposable
     {
         var clip = await ClipAsync(10, 64, 48);
 
-        var info = await new FfmpegVideoDecoder().ProbeAsync(clip, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+        var info = await new FfmpegVideoDecoder().ProbeAsync(clip, CancellationToken.None).WaitAsync(Limits.Call);
 
         Assert.Equal((64, 48), (info.Width, info.Height));
         Assert.Equal(30, info.FramesPerSecond, 3);

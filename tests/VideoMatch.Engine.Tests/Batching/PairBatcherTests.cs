@@ -4,12 +4,12 @@ using Microsoft.Extensions.Time.Testing;
 using VideoMatch.Engine.Batching;
 using VideoMatch.Engine.Frames;
 using VideoMatch.Engine.Inference;
+using VideoMatch.Tests;
 
 namespace VideoMatch.Engine.Tests.Batching;
 
 public sealed class PairBatcherTests
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
 
     [Fact]
     public async Task EnqueueAsync_FullBatch_RunsWithoutWaitingForDelay()
@@ -23,7 +23,7 @@ public sealed class PairBatcherTests
             await batcher.EnqueueAsync(pair, CancellationToken.None);
         }
 
-        var outcomes = await Task.WhenAll(pairs.Select(p => p.Completion)).WaitAsync(Timeout);
+        var outcomes = await Task.WhenAll(pairs.Select(p => p.Completion)).WaitAsync(Limits.Call);
 
         Assert.Equal([4], matcher.BatchSizes);
         Assert.All(outcomes, o => Assert.Equal(4, o.Timings.BatchSize));
@@ -41,11 +41,11 @@ public sealed class PairBatcherTests
         var second = Pair(1);
         await batcher.EnqueueAsync(second, CancellationToken.None);
         time.Advance(TimeSpan.FromMilliseconds(1));
-        var outcomes = await Task.WhenAll(first.Completion, second.Completion).WaitAsync(Timeout);
+        var outcomes = await Task.WhenAll(first.Completion, second.Completion).WaitAsync(Limits.Call);
         var late = Pair(2);
         await batcher.EnqueueAsync(late, CancellationToken.None);
         time.Advance(TimeSpan.FromMilliseconds(5));
-        await late.Completion.WaitAsync(Timeout);
+        await late.Completion.WaitAsync(Limits.Call);
 
         // 4 ms in, the batch was still open for the second pair; at 5 ms it closed without the third.
         Assert.Equal([2, 1], matcher.BatchSizes);
@@ -66,7 +66,7 @@ public sealed class PairBatcherTests
         }
 
         time.Advance(TimeSpan.FromMilliseconds(1));
-        var outcomes = await Task.WhenAll(pairs.Select(p => p.Completion)).WaitAsync(Timeout);
+        var outcomes = await Task.WhenAll(pairs.Select(p => p.Completion)).WaitAsync(Limits.Call);
 
         // The fake matcher answers each pair with its frames' sequence numbers.
         Assert.Equal(Enumerable.Range(0, 10).Select(i => (float)i).ToArray(), outcomes.Select(o => o.Matches.Scores[0]).ToArray());
@@ -81,14 +81,14 @@ public sealed class PairBatcherTests
 
         var running = Pair(0);
         await batcher.EnqueueAsync(running, CancellationToken.None);
-        await matcher.Entered.WaitAsync(Timeout);          // pair 0 is in the model, which is held
-        await batcher.EnqueueAsync(Pair(1), CancellationToken.None).AsTask().WaitAsync(Timeout); // fills the queue
+        await matcher.Entered.WaitAsync(Limits.Call);          // pair 0 is in the model, which is held
+        await batcher.EnqueueAsync(Pair(1), CancellationToken.None).AsTask().WaitAsync(Limits.Call); // fills the queue
         var blocked = batcher.EnqueueAsync(Pair(2), CancellationToken.None).AsTask();
 
         Assert.False(blocked.IsCompleted);
         matcher.Gate.Release(3);
-        await blocked.WaitAsync(Timeout);
-        await running.Completion.WaitAsync(Timeout);
+        await blocked.WaitAsync(Limits.Call);
+        await running.Completion.WaitAsync(Limits.Call);
     }
 
     [Fact]
@@ -109,11 +109,11 @@ public sealed class PairBatcherTests
 
         await streamA.CancelAsync();
         time.Advance(TimeSpan.FromMilliseconds(5));
-        await Task.WhenAll(b1.Completion, b2.Completion).WaitAsync(Timeout);
+        await Task.WhenAll(b1.Completion, b2.Completion).WaitAsync(Limits.Call);
 
         Assert.All(matcher.Batches.SelectMany(b => b), s => Assert.True(s is 2 or 4, $"pair {s} of the cancelled stream ran"));
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => a1.Completion.WaitAsync(Timeout));
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => a2.Completion.WaitAsync(Timeout));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => a1.Completion.WaitAsync(Limits.Call));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => a2.Completion.WaitAsync(Limits.Call));
         Assert.True(a1.Frame0.IsReleased && a2.Frame1.IsReleased, "frames of cancelled pairs go back to the pool");
     }
 
@@ -129,8 +129,8 @@ public sealed class PairBatcherTests
         await batcher.EnqueueAsync(failing, CancellationToken.None);
         await batcher.EnqueueAsync(next, CancellationToken.None);
 
-        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => failing.Completion.WaitAsync(Timeout));
-        var outcome = await next.Completion.WaitAsync(Timeout);
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => failing.Completion.WaitAsync(Limits.Call));
+        var outcome = await next.Completion.WaitAsync(Limits.Call);
 
         Assert.Contains("injected", error.Message, StringComparison.Ordinal);
         Assert.Equal(2f, outcome.Matches.Scores[0]);
@@ -151,11 +151,11 @@ public sealed class PairBatcherTests
         var second = Pair(1);
         await batcher.EnqueueAsync(second, CancellationToken.None);
         time.Advance(TimeSpan.FromMilliseconds(2));
-        await Task.WhenAll(first.Completion, second.Completion).WaitAsync(Timeout);
+        await Task.WhenAll(first.Completion, second.Completion).WaitAsync(Limits.Call);
         var failing = Pair(9);
         await batcher.EnqueueAsync(failing, CancellationToken.None);
         time.Advance(TimeSpan.FromMilliseconds(5));
-        await Assert.ThrowsAsync<InvalidOperationException>(() => failing.Completion.WaitAsync(Timeout));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => failing.Completion.WaitAsync(Limits.Call));
 
         var (size, waits) = Assert.Single(observer.Batches);
         Assert.Equal(2, size);
@@ -173,7 +173,7 @@ public sealed class PairBatcherTests
             await batcher.EnqueueAsync(pair, CancellationToken.None);
         }
 
-        await batcher.StopAsync().WaitAsync(Timeout);
+        await batcher.StopAsync().WaitAsync(Limits.Call);
 
         Assert.All(pairs, p => Assert.True(p.Completion.IsCompletedSuccessfully));
         await batcher.DisposeAsync();
@@ -191,10 +191,10 @@ public sealed class PairBatcherTests
 
         using var forced = new CancellationTokenSource();
         await forced.CancelAsync();
-        await batcher.StopAsync(forced.Token).WaitAsync(Timeout);
+        await batcher.StopAsync(forced.Token).WaitAsync(Limits.Call);
 
         // Run or failed with the reason, but never left waiting.
-        await Task.WhenAll(pairs.Select(p => p.Completion.ContinueWith(_ => { }, TaskScheduler.Default))).WaitAsync(Timeout);
+        await Task.WhenAll(pairs.Select(p => p.Completion.ContinueWith(_ => { }, TaskScheduler.Default))).WaitAsync(Limits.Call);
         Assert.All(pairs, p => Assert.True(p.Completion.IsCompleted));
         await batcher.DisposeAsync();
     }
@@ -258,7 +258,7 @@ public sealed class PairBatcherTests
         public void Match(ReadOnlySpan<PairInput> batch, Span<PairMatchResult> results)
         {
             Entered.Release();
-            Gate?.Wait(Timeout);
+            Gate?.Wait(Limits.Call);
             var sequences = new int[batch.Length];
             for (var i = 0; i < batch.Length; i++)
             {

@@ -127,19 +127,6 @@ public sealed class XFeatLighterGlueTests
         return moves[moves.Length / 2];
     }
 
-    private static FrameInput Crop(SKBitmap photo, int left, int top, int width, int height)
-    {
-        var rgb = new byte[width * height * 3];
-        for (var y = 0; y < height; y++)
-        {
-            for (var x = 0; x < width; x++)
-            {
-                var colour = photo.GetPixel(left + x, top + y);
-                var at = 3 * (y * width + x);
-                (rgb[at], rgb[at + 1], rgb[at + 2]) = (colour.Red, colour.Green, colour.Blue);
-            }
-        }
-
-        return FrameInput.Raw(FramePixelFormat.Rgb24, width, height, 0, rgb);
-    }
+    private static FrameInput Crop(SKBitmap photo, int left, int top, int width, int height) =>
+        FrameInput.Raw(FramePixelFormat.Rgb24, width, height, 0, Photos.CropRgb(photo, left, top, width, height));
 }
