@@ -1,75 +1,73 @@
 #!/usr/bin/env bash
 # Runs every test suite of the project and ends with one line: "N passed, N failed, N skipped".
-#   .NET    engine unit tests, the server's functional tests, the CLI's tests (xunit)
+#   .NET    engine unit tests, the server's functional tests, the CLI's tests (xunit; results as .trx)
 #   Python  clients/python against a real server process (needs apt python3-grpcio python3-grpc-tools python3-numpy)
-#   Node    clients/node against the same server (npm ci in clients/node)
+#   Node    clients/node against the same server (npm ci in clients/node; results from node's junit reporter)
 #   Export  tools/export (EfficientLoFTR to ONNX) against HF's golden fixtures (needs apt python3-torch python3-onnx)
 #   Chart   charts/videomatch rendered without helm and checked (needs apt golang-go, golang-github-masterminds-sprig-dev,
 #           golang-gopkg-yaml.v3-dev, python3-yaml, python3-jsonschema, yamllint); starts the built server with its settings
+# Totals come from the runners' result files (tests/Infrastructure/testkit.py tally), never from their console output.
+# A suite that cannot run (a missing tool, a build error, a runner that wrote no results) counts as one failure.
 # Exit status: 0 only when everything built and no test failed.
 set -uo pipefail
 cd "$(dirname "$0")"
 root=$(pwd)
+testkit="/usr/bin/python3 $root/tests/Infrastructure/testkit.py"
 
-passed=0 failed=0 skipped=0
-log=$(mktemp)
+failed=0
+results=$(mktemp -d)
 server_pid=""
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
-  rm -f "$log" "$log.server"
+  rm -rf "$results"
 }
 trap cleanup EXIT
 
 suite_failed() { echo "test.sh: $1" >&2; failed=$((failed + 1)); }
+has_results() { [ -n "$(find "$1" -type f -name "$2" 2>/dev/null | head -n 1)" ]; }
 
-# Runs one Python unittest folder (extra arguments: VAR=value for its environment) and adds up its results.
-run_unittest() {
-  local name=$1 folder=$2
-  shift 2
-  env "$@" /usr/bin/python3 -m unittest discover -s "$folder" -v 2>&1 | tee "$log"
-  local ran bad=0 skip n
-  ran=$(sed -nE 's/^Ran ([0-9]+) tests?.*/\1/p' "$log" | tail -n 1)
-  for n in $(sed -nE 's/^FAILED \((.*)\)/\1/p' "$log" | grep -oE '(failures|errors)=[0-9]+' | cut -d= -f2); do bad=$((bad + n)); done
-  skip=$(sed -nE 's/.*skipped=([0-9]+).*/\1/p' "$log" | tail -n 1)
-  if [ -z "$ran" ]; then
-    suite_failed "$name: the unittest run did not finish"
-  else
-    skip=${skip:-0}
-    passed=$((passed + ran - bad - skip)); failed=$((failed + bad)); skipped=$((skipped + skip))
-  fi
-}
+if ! /usr/bin/python3 -c 'import json, xml.etree.ElementTree' 2>/dev/null; then
+  echo "test.sh: /usr/bin/python3 is needed to read the test results (apt-get install python3)" >&2
+  echo "0 passed, 1 failed, 0 skipped"
+  exit 1
+fi
 
 # --- .NET -----------------------------------------------------------------------------------------------------
 # A hung test fails the run with its name (and a dump) instead of holding CI until its time limit.
-dotnet test VideoMatch.sln -c Release --nologo --blame-hang --blame-hang-timeout 5m 2>&1 | tee "$log"
-status=${PIPESTATUS[0]}
-dotnet_failed=0
-while read -r f p s; do
-  dotnet_failed=$((dotnet_failed + f)); passed=$((passed + p)); skipped=$((skipped + s))
-done < <(sed -nE 's/.*(Passed|Failed)! +- +Failed: +([0-9]+), +Passed: +([0-9]+), +Skipped: +([0-9]+).*/\2 \3 \4/p' "$log")
-failed=$((failed + dotnet_failed))
-if [ "$status" -ne 0 ] && [ "$dotnet_failed" -eq 0 ]; then
-  suite_failed "the .NET build or test run failed outside any test (see above)"
+dotnet test VideoMatch.sln -c Release --nologo --blame-hang --blame-hang-timeout 5m \
+  --logger "trx" --results-directory "$results/dotnet"
+status=$?
+projects=$(find tests -name '*.Tests.csproj' | wc -l)
+reported=$(find "$results/dotnet" -maxdepth 1 -name '*.trx' 2>/dev/null | wc -l)
+if [ "$reported" -lt "$projects" ]; then
+  suite_failed ".NET: $reported of $projects test projects wrote results; the build or a test host failed (see above)"
+elif [ "$status" -ne 0 ] && ! grep -qE 'outcome="(Failed|Error|Timeout|Aborted)"' "$results"/dotnet/*.trx; then
+  suite_failed ".NET: dotnet test failed outside any test (see above)"
 fi
 
 # --- a real server for the Python and Node clients ------------------------------------------------------------
+# On port 0 with the test-server settings; its address comes from Kestrel's "Now listening on" line, and it is
+# ready when grpc.health.v1 says SERVING.
 server_dll="$root/src/VideoMatch.Server/bin/Release/net10.0/VideoMatch.Server.dll"
-port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 50151)
-address="127.0.0.1:$port"
+address=""
 if [ -f "$server_dll" ]; then
-  dotnet "$server_dll" --urls "http://$address" --Inference:EmbeddedWidth=320 --Inference:EmbeddedHeight=256 \
-    --Inference:WarmUp=false --Metrics:Url= --Logging:LogLevel:Default=Warning --Logging:LogLevel:Microsoft.Hosting.Lifetime=Information \
-    --Logging:LogLevel:VideoMatch.Server.Hosting=Information > "$log.server" 2>&1 &
+  mapfile -t settings < <($testkit settings)
+  dotnet "$server_dll" "${settings[@]}" --urls "http://127.0.0.1:0" \
+    --Logging:LogLevel:Microsoft.Hosting.Lifetime=Information > "$results/server.log" 2>&1 &
   server_pid=$!
-  for _ in $(seq 1 120); do
-    grep -q "; ready" "$log.server" 2>/dev/null && break
+  for _ in $(seq 1 240); do
+    address=$(sed -nE 's#.*Now listening on: http://(127\.0\.0\.1:[0-9]+).*#\1#p' "$results/server.log" | head -n 1)
+    [ -n "$address" ] && break
     kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.5
+    sleep 0.25
   done
+  if [ -n "$address" ] && ! $testkit wait-health "$address" 60; then
+    address=""
+  fi
 fi
-if ! grep -q "; ready" "$log.server" 2>/dev/null; then
-  cat "$log.server" 2>/dev/null >&2
-  suite_failed "the server for the client tests did not start; Python and Node suites not run"
+if [ -z "$address" ]; then
+  cat "$results/server.log" 2>/dev/null >&2
+  suite_failed "the server for the client tests did not start or never became SERVING; Python and Node suites not run"
 else
   echo "client tests against the server at $address"
 
@@ -79,7 +77,8 @@ else
   elif ! clients/python/generate.sh; then
     suite_failed "python: generating the stubs failed"
   else
-    run_unittest python clients/python/tests VIDEOMATCH_ADDRESS="$address"
+    VIDEOMATCH_ADDRESS="$address" $testkit unittest clients/python/tests "$results/python.json"
+    [ -f "$results/python.json" ] || suite_failed "python: the unittest run wrote no results"
   fi
 
   # --- Node -----------------------------------------------------------------------------------------------------
@@ -88,15 +87,10 @@ else
   elif [ ! -d clients/node/node_modules ] && ! (cd clients/node && npm ci --no-audit --no-fund); then
     suite_failed "node: npm ci failed in clients/node"
   else
-    (cd clients/node && VIDEOMATCH_ADDRESS=$address node --test test/) 2>&1 | tee "$log"
-    pass=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$log" | tail -n 1)
-    fail=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' "$log" | tail -n 1)
-    skip=$(sed -nE 's/^# skipped ([0-9]+)$/\1/p' "$log" | tail -n 1)
-    if [ -z "$pass" ]; then
-      suite_failed "node: the test run did not finish"
-    else
-      passed=$((passed + pass)); failed=$((failed + ${fail:-0})); skipped=$((skipped + ${skip:-0}))
-    fi
+    mkdir -p "$results/node"
+    (cd clients/node && VIDEOMATCH_ADDRESS=$address node --test --test-reporter=spec --test-reporter-destination=stdout \
+      --test-reporter=junit --test-reporter-destination="$results/node/junit.xml" test/)
+    has_results "$results/node" '*.xml' || suite_failed "node: the test run wrote no results"
   fi
 fi
 
@@ -105,15 +99,23 @@ fi
 if ! /usr/bin/python3 -c 'import torch, onnx, numpy' 2>/dev/null; then
   suite_failed "export: /usr/bin/python3 lacks torch, onnx or numpy (apt-get install python3-torch python3-onnx python3-numpy)"
 else
-  run_unittest export tools/export/tests
+  $testkit unittest tools/export/tests "$results/export.json"
+  [ -f "$results/export.json" ] || suite_failed "export: the unittest run wrote no results"
 fi
 
 # --- Chart ----------------------------------------------------------------------------------------------------
 if ! command -v go >/dev/null || ! command -v yamllint >/dev/null || ! /usr/bin/python3 -c 'import yaml, jsonschema' 2>/dev/null; then
   suite_failed "chart: needs go, yamllint, python3-yaml and python3-jsonschema (see .ci/run for the apt packages)"
 else
-  run_unittest chart charts/tests VIDEOMATCH_SERVER_DLL="$server_dll"
+  VIDEOMATCH_SERVER_DLL="$server_dll" $testkit unittest charts/tests "$results/chart.json"
+  [ -f "$results/chart.json" ] || suite_failed "chart: the unittest run wrote no results"
 fi
 
-echo "$passed passed, $failed failed, $skipped skipped"
+# --- Totals ---------------------------------------------------------------------------------------------------
+echo "results:"
+$testkit tally "$results" > "$results/tally.txt"
+sed '$d' "$results/tally.txt"
+read -r passed failed_tests skipped < <(tail -n 1 "$results/tally.txt")
+failed=$((failed + ${failed_tests:-1}))
+echo "${passed:-0} passed, $failed failed, ${skipped:-0} skipped"
 [ "$failed" -eq 0 ]

@@ -3,7 +3,6 @@ using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.Options;
-using Prometheus;
 using VideoMatch.Engine.Batching;
 using VideoMatch.Engine.Inference;
 using VideoMatch.Server.Hosting;
@@ -91,7 +90,7 @@ internal static class ServerApp
     {
         var host = $"*:{port.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
         var metrics = app.Services.GetRequiredService<ServerMetrics>();
-        app.MapMetrics("/metrics", metrics.Registry).RequireHost(host);
+        app.MapGet("/metrics", () => Results.Text(metrics.Exporter.Scrape(), "text/plain; version=0.0.4; charset=utf-8")).RequireHost(host);
         app.MapHealthChecks("/healthz/live", new HealthCheckOptions { Predicate = check => check.Tags.Contains(HealthTags.Live) }).RequireHost(host);
         app.MapHealthChecks("/healthz/ready", new HealthCheckOptions { Predicate = check => check.Tags.Contains(HealthTags.Ready) }).RequireHost(host);
     }

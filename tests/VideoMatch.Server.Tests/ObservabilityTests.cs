@@ -1,9 +1,12 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Net;
 using System.Numerics;
 using Grpc.Core;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
+using Microsoft.Extensions.DependencyInjection;
 using VideoMatch.Contracts.V1;
 using VideoMatch.Tests;
 
@@ -72,6 +75,41 @@ public sealed class ObservabilityTests
         Assert.Equal(1, metrics["videomatch_model_ready"]);
         Assert.Equal(0, metrics["videomatch_queue_length"]);
         Assert.True(metrics["process_cpu_seconds_total"] > 0);
+    }
+
+    [Fact]
+    public async Task Meter_VideoMatch_AnyListenerSeesWhatPrometheusServes()
+    {
+        using var server = new ServerFactory();
+        var meters = server.Services.GetRequiredService<IMeterFactory>();
+        var seen = new ConcurrentDictionary<string, long>();
+        using var listener = new MeterListener
+        {
+            // What OpenTelemetry's AddMeter("VideoMatch") does, for this server's meter.
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == "VideoMatch" && ReferenceEquals(instrument.Meter.Scope, meters))
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, _, _) => seen.AddOrUpdate(instrument.Name, value, (_, sum) => sum + value));
+        listener.Start();
+        var video = new SyntheticVideo(seed: 13, width: 320, height: 240);
+
+        await server.Client.MatchPairAsync(new MatchPairRequest { Image0 = video.Raw(Vector2.Zero), Image1 = video.Raw(new Vector2(3, 1)) }, deadline: Limits.Deadline);
+
+        var scraped = server.Services.GetRequiredService<VideoMatch.Server.Observability.ServerMetrics>().Exporter.Scrape();
+        Assert.Equal(1, seen["videomatch.pairs_matched"]);
+        Assert.Equal(2, seen["videomatch.frames_received"]);
+        Assert.Contains("\nvideomatch_pairs_matched_total 1\n", scraped, StringComparison.Ordinal);
+        Assert.Contains("\nvideomatch_frames_received_total 2\n", scraped, StringComparison.Ordinal);
+        Assert.Contains($"\nvideomatch_matches_total {seen["videomatch.matches"]}\n", scraped, StringComparison.Ordinal);
+        // Histograms: cumulative buckets ending in +Inf, which equals the count.
+        Assert.Contains("\nvideomatch_batch_size_bucket{le=\"1\"} 1\n", scraped, StringComparison.Ordinal);
+        Assert.Contains("\nvideomatch_batch_size_bucket{le=\"+Inf\"} 1\n", scraped, StringComparison.Ordinal);
+        Assert.Contains("\nvideomatch_batch_size_count 1\n", scraped, StringComparison.Ordinal);
     }
 
     [Fact]

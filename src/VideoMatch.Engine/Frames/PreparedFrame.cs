@@ -45,8 +45,10 @@ public sealed class PreparedFrame
 
     /// <summary>
     /// What a model computed from this frame alone (a detector's keypoints and descriptors, a split model's slot in its
-    /// frame bank), kept for the frame's next pairs. Set and read by the batcher's thread; dropped with the pixels, and
-    /// disposed then when it is <see cref="IDisposable"/> (a bank slot goes back to its bank).
+    /// frame bank), kept for the frame's next pairs. Set and read on the batcher's thread, but taken away from others: a
+    /// frame bank evicting the slot (<see cref="TryDetachFeatures"/>) and the last <see cref="Release"/>, on whichever
+    /// thread lets go, so every access is atomic. Dropped with the pixels, and disposed then when it is
+    /// <see cref="IDisposable"/> (a bank slot goes back to its bank).
     /// </summary>
     internal object? Features
     {

@@ -1,5 +1,6 @@
-using Prometheus;
+using System.Diagnostics.Metrics;
 using VideoMatch.Engine.Batching;
+using VideoMatch.Engine.Inference;
 
 namespace VideoMatch.Server.Observability;
 
@@ -33,125 +34,163 @@ internal static class ErrorReason
 }
 
 /// <summary>
-/// The server's Prometheus metrics, in a registry of its own (one per server, so hosts in one process do not
-/// mix counts). Served as text on the metrics port's <c>/metrics</c>, with the process's CPU, memory and GC figures.
+/// The server's metrics: instruments of the <c>VideoMatch</c> meter (System.Diagnostics.Metrics; OpenTelemetry
+/// collects them by that name), served in the Prometheus format on the metrics port's <c>/metrics</c> by a
+/// <see cref="PrometheusExporter"/> that reads this server's meter only.
 /// </summary>
-internal sealed class ServerMetrics : IBatchObserver
+/// <remarks>
+/// Each instrument is declared by its Prometheus name; its instrument name and unit follow from it (see
+/// <see cref="PrometheusExporter"/>): <c>videomatch_queue_wait_seconds</c> is the histogram
+/// <c>videomatch.queue_wait</c> in s.
+/// </remarks>
+internal sealed class ServerMetrics : IBatchObserver, IDisposable
 {
-    private readonly Gauge _activeStreams;
-    private readonly Counter _streams;
-    private readonly Counter _frames;
-    private readonly Counter _pairs;
-    private readonly Counter _matches;
-    private readonly Counter _dropped;
-    private readonly Counter _errors;
-    private readonly Counter _batches;
-    private readonly Histogram _batchSize;
-    private readonly Histogram _queueWait;
-    private readonly Histogram _inference;
-    private readonly Gauge _queueLength;
-    private readonly Gauge _ready;
-    private readonly Counter _framesEncoded;
-    private readonly Counter _matcherPairs;
-    private readonly Counter _evictions;
-    private readonly Gauge _bankInUse;
-    private readonly Gauge _bankSlots;
-    private Func<int>? _queueLengthSource;
-    private VideoMatch.Engine.Inference.ModelWork? _work;
+    /// <summary>The meter's name, for OpenTelemetry's <c>AddMeter</c>.</summary>
+    public const string MeterName = "VideoMatch";
 
-    public ServerMetrics()
+    private static readonly KeyValuePair<string, object?>[] NoTags = [];
+
+    private readonly Meter _meter;
+    private readonly UpDownCounter<long> _activeStreams;
+    private readonly Counter<long> _streams;
+    private readonly Counter<long> _frames;
+    private readonly Counter<long> _pairs;
+    private readonly Counter<long> _matches;
+    private readonly Counter<long> _dropped;
+    private readonly Counter<long> _errors;
+    private readonly Counter<long> _batches;
+    private readonly Histogram<double> _batchSize;
+    private readonly Histogram<double> _queueWait;
+    private readonly Histogram<double> _inference;
+    private Func<int>? _queueLengthSource;
+    private ModelWork? _work;
+    private volatile bool _ready;
+
+    public ServerMetrics(IMeterFactory meters)
     {
-        Registry = Metrics.NewCustomRegistry();
-        DotNetStats.Register(Registry);
-        var factory = Metrics.WithCustomRegistry(Registry);
-        _activeStreams = factory.CreateGauge("videomatch_active_streams", "MatchStream calls open now.");
-        _streams = factory.CreateCounter("videomatch_streams_total", "MatchStream calls that got past their config.");
-        _frames = factory.CreateCounter("videomatch_frames_received_total", "Frames received on streams, and images received by MatchPair.");
-        _pairs = factory.CreateCounter("videomatch_pairs_matched_total", "Pairs answered with matches (streams and MatchPair).");
-        _matches = factory.CreateCounter("videomatch_matches_total", "Keypoint matches sent to clients.");
-        _dropped = factory.CreateCounter("videomatch_frames_dropped_total", "Frames answered DROPPED because their stream had too many pairs in flight (Streaming:Overflow=Drop).");
-        _errors = factory.CreateCounter("videomatch_errors_total", "Frames, pairs, batches and calls that ended without matches, by reason.", ["reason"]);
-        _batches = factory.CreateCounter("videomatch_batches_total", "Batches the model ran (warm-up not counted).");
-        _batchSize = factory.CreateHistogram("videomatch_batch_size", "Pairs per model run.", new HistogramConfiguration
-        {
-            Buckets = [1, 2, 4, 8, 16, 32, 64, 128],
-        });
-        _queueWait = factory.CreateHistogram("videomatch_queue_wait_seconds", "Time a pair waited in the batcher's queue before its batch ran; the autoscaling signal.", new HistogramConfiguration
-        {
-            Buckets = Histogram.ExponentialBuckets(0.0005, 2, 14),
-        });
-        _inference = factory.CreateHistogram("videomatch_inference_seconds", "Time of one model run (one batch), preprocessing excluded.", new HistogramConfiguration
-        {
-            Buckets = Histogram.ExponentialBuckets(0.001, 2, 14),
-        });
-        _queueLength = factory.CreateGauge("videomatch_queue_length", "Pairs waiting in the batcher's queue.");
-        _ready = factory.CreateGauge("videomatch_model_ready", "1 once the model is loaded and warmed up, 0 while loading or stopping.");
-        _framesEncoded = factory.CreateCounter("videomatch_frames_encoded_total", "Frames run through a per-frame encoder (a split model's, or XFeat's extractor), warm-up included; once per frame while its features stay cached.");
-        _matcherPairs = factory.CreateCounter("videomatch_matcher_pairs_total", "Pairs run through the model's pair matcher, warm-up included.");
-        _evictions = factory.CreateCounter("videomatch_frame_bank_evictions_total", "Cached frame features dropped to make room in a full frame bank (those frames are encoded again if used).");
-        _bankInUse = factory.CreateGauge("videomatch_frame_bank_slots_in_use", "Frame-bank slots holding a frame's features (split models).");
-        _bankSlots = factory.CreateGauge("videomatch_frame_bank_slots", "Frame-bank slots in all (Inference:FrameBankSlots; 0 without a split model).");
+        ArgumentNullException.ThrowIfNull(meters);
+        _meter = meters.Create(MeterName);
+        // Listening before the instruments exist: every measurement from the first is seen.
+        Exporter = new PrometheusExporter(_meter);
+        _activeStreams = CreateUpDownCounter("videomatch_active_streams", "{stream}", "MatchStream calls open now.");
+        _streams = CreateCounter("videomatch_streams_total", "{stream}", "MatchStream calls that got past their config.");
+        _frames = CreateCounter("videomatch_frames_received_total", "{frame}", "Frames received on streams, and images received by MatchPair.");
+        _pairs = CreateCounter("videomatch_pairs_matched_total", "{pair}", "Pairs answered with matches (streams and MatchPair).");
+        _matches = CreateCounter("videomatch_matches_total", "{match}", "Keypoint matches sent to clients.");
+        _dropped = CreateCounter("videomatch_frames_dropped_total", "{frame}", "Frames answered DROPPED because their stream had too many pairs in flight (Streaming:Overflow=Drop).");
+        _errors = CreateCounter("videomatch_errors_total", "{error}", "Frames, pairs, batches and calls that ended without matches, by reason.");
+        _batches = CreateCounter("videomatch_batches_total", "{batch}", "Batches the model ran (warm-up not counted).");
+        _batchSize = CreateHistogram("videomatch_batch_size", "{pair}", "Pairs per model run.", [1, 2, 4, 8, 16, 32, 64, 128]);
+        _queueWait = CreateHistogram("videomatch_queue_wait_seconds", "s", "Time a pair waited in the batcher's queue before its batch ran; the autoscaling signal.", Exponential(0.0005, 2, 14));
+        _inference = CreateHistogram("videomatch_inference_seconds", "s", "Time of one model run (one batch), preprocessing excluded.", Exponential(0.001, 2, 14));
+        CreateObservableGauge("videomatch_queue_length", "{pair}", "Pairs waiting in the batcher's queue.", () => _queueLengthSource?.Invoke() ?? 0);
+        CreateObservableGauge("videomatch_model_ready", "", "1 once the model is loaded and warmed up, 0 while loading or stopping.", () => _ready ? 1 : 0);
+        CreateObservableCounter("videomatch_frames_encoded_total", "{frame}", "Frames run through a per-frame encoder (a split model's, or XFeat's extractor), warm-up included; once per frame while its features stay cached.", () => _work?.FramesEncoded ?? 0);
+        CreateObservableCounter("videomatch_matcher_pairs_total", "{pair}", "Pairs run through the model's pair matcher, warm-up included.", () => _work?.PairsMatched ?? 0);
+        CreateObservableCounter("videomatch_frame_bank_evictions_total", "{frame}", "Cached frame features dropped to make room in a full frame bank (those frames are encoded again if used).", () => _work?.Evictions ?? 0);
+        CreateObservableGauge("videomatch_frame_bank_slots_in_use", "{slot}", "Frame-bank slots holding a frame's features (split models).", () => _work?.Bank().InUse ?? 0);
+        CreateObservableGauge("videomatch_frame_bank_slots", "{slot}", "Frame-bank slots in all (Inference:FrameBankSlots; 0 without a split model).", () => _work?.Bank().Capacity ?? 0);
         // The frame-level reasons exist from the start (at 0), so rate() and alerts see them before the first error.
         foreach (var reason in new[] { ErrorReason.InvalidFrame, ErrorReason.PairFailed, ErrorReason.BatchFailed })
         {
-            _errors.WithLabels(reason).Publish();
+            _errors.Add(0, Reason(reason));
         }
-
-        Registry.AddBeforeCollectCallback(() =>
-        {
-            _queueLength.Set(_queueLengthSource?.Invoke() ?? 0);
-            if (_work is { } work)
-            {
-                _framesEncoded.IncTo(work.FramesEncoded);
-                _matcherPairs.IncTo(work.PairsMatched);
-                _evictions.IncTo(work.Evictions);
-                var (inUse, capacity) = work.Bank();
-                _bankInUse.Set(inUse);
-                _bankSlots.Set(capacity);
-            }
-        });
     }
 
-    public CollectorRegistry Registry { get; }
+    /// <summary>What <c>/metrics</c> serves.</summary>
+    public PrometheusExporter Exporter { get; }
 
-    public void ModelReady(bool ready) => _ready.Set(ready ? 1 : 0);
+    public void ModelReady(bool ready) => _ready = ready;
 
     /// <summary>Where the queue length gauge reads from when scraped.</summary>
     public void TrackQueue(Func<int> queueLength) => _queueLengthSource = queueLength;
 
     /// <summary>Where the model-work counters and frame-bank gauges read from when scraped.</summary>
-    public void TrackModel(VideoMatch.Engine.Inference.ModelWork work) => _work = work;
+    public void TrackModel(ModelWork work) => _work = work;
 
     public void StreamStarted()
     {
-        _streams.Inc();
-        _activeStreams.Inc();
+        _streams.Add(1);
+        _activeStreams.Add(1);
     }
 
-    public void StreamEnded() => _activeStreams.Dec();
+    public void StreamEnded() => _activeStreams.Add(-1);
 
-    public void FramesReceived(int count = 1) => _frames.Inc(count);
+    public void FramesReceived(int count = 1) => _frames.Add(count);
 
     public void PairMatched(int matches)
     {
-        _pairs.Inc();
-        _matches.Inc(matches);
+        _pairs.Add(1);
+        _matches.Add(matches);
     }
 
-    public void FrameDropped() => _dropped.Inc();
+    public void FrameDropped() => _dropped.Add(1);
 
-    public void Error(string reason) => _errors.WithLabels(reason).Inc();
+    public void Error(string reason) => _errors.Add(1, Reason(reason));
 
     public void BatchRan(int size, TimeSpan inference, ReadOnlySpan<TimeSpan> queueWaits)
     {
-        _batches.Inc();
-        _batchSize.Observe(size);
-        _inference.Observe(inference.TotalSeconds);
+        _batches.Add(1);
+        _batchSize.Record(size);
+        _inference.Record(inference.TotalSeconds);
         foreach (var wait in queueWaits)
         {
-            _queueWait.Observe(wait.TotalSeconds);
+            _queueWait.Record(wait.TotalSeconds);
         }
     }
 
     public void BatchFailed(int size) => Error(ErrorReason.BatchFailed);
+
+    public void Dispose()
+    {
+        Exporter.Dispose();
+        _meter.Dispose();
+    }
+
+    private static KeyValuePair<string, object?> Reason(string reason) => new("reason", reason);
+
+    private static double[] Exponential(double start, double factor, int count)
+    {
+        var bounds = new double[count];
+        for (var i = 0; i < count; i++)
+        {
+            bounds[i] = start * Math.Pow(factor, i);
+        }
+
+        return bounds;
+    }
+
+    private Counter<long> CreateCounter(string prometheusName, string unit, string description) =>
+        Checked(_meter.CreateCounter<long>(InstrumentName(prometheusName, unit, counter: true), unit, description), prometheusName);
+
+    private UpDownCounter<long> CreateUpDownCounter(string prometheusName, string unit, string description) =>
+        Checked(_meter.CreateUpDownCounter<long>(InstrumentName(prometheusName, unit, counter: false), unit, description), prometheusName);
+
+    private Histogram<double> CreateHistogram(string prometheusName, string unit, string description, double[] buckets) =>
+        Checked(_meter.CreateHistogram(InstrumentName(prometheusName, unit, counter: false), unit, description, NoTags,
+            new InstrumentAdvice<double> { HistogramBucketBoundaries = buckets }), prometheusName);
+
+    private void CreateObservableGauge(string prometheusName, string unit, string description, Func<double> read) =>
+        Checked(_meter.CreateObservableGauge(InstrumentName(prometheusName, unit, counter: false), read, unit, description), prometheusName);
+
+    private void CreateObservableCounter(string prometheusName, string unit, string description, Func<long> read) =>
+        Checked(_meter.CreateObservableCounter(InstrumentName(prometheusName, unit, counter: true), read, unit, description), prometheusName);
+
+    /// <summary><c>videomatch_queue_wait_seconds</c> in s → <c>videomatch.queue_wait</c>; counters lose <c>_total</c>.</summary>
+    private static string InstrumentName(string prometheusName, string unit, bool counter)
+    {
+        var name = counter && prometheusName.EndsWith("_total", StringComparison.Ordinal) ? prometheusName[..^"_total".Length] : prometheusName;
+        name = unit == "s" && name.EndsWith("_seconds", StringComparison.Ordinal) ? name[..^"_seconds".Length] : name;
+        return "videomatch." + name["videomatch_".Length..];
+    }
+
+    /// <summary>The exporter must give the instrument back the name it was declared with.</summary>
+    private static T Checked<T>(T instrument, string prometheusName)
+        where T : Instrument
+    {
+        var exported = PrometheusExporter.PrometheusName(instrument);
+        return exported == prometheusName
+            ? instrument
+            : throw new InvalidOperationException($"Instrument {instrument.Name} would be exported as {exported}, not {prometheusName}.");
+    }
 }
