@@ -94,10 +94,7 @@ public sealed class OnnxPairMatcher : IPairMatcher
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var size = batch.Length;
-        if (size == 0 || size > MaxBatchSize)
-        {
-            throw new ArgumentOutOfRangeException(nameof(batch), size, $"Batch size must be 1..{MaxBatchSize}.");
-        }
+        PairMatchers.CheckBatch(size, MaxBatchSize);
 
         var channels = Manifest.Input.Channels;
         for (var i = 0; i < size; i++)
@@ -161,8 +158,7 @@ public sealed class OnnxPairMatcher : IPairMatcher
         }
 
         Run(size);
-        var cells = Manifest.Cells;
-        return (_matches.AsSpan(0, size * 2 * cells).ToArray(), _scores.AsSpan(0, size * 2 * cells).ToArray(), _keypoints.AsSpan(0, size * 4 * cells).ToArray());
+        return PairMatchers.CopyOutputs(size, Manifest.Cells, _matches, _scores, _keypoints);
     }
 
     public void Dispose()

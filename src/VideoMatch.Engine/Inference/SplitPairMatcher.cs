@@ -127,10 +127,7 @@ public sealed class SplitPairMatcher : IPairMatcher
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var size = batch.Length;
-        if (size == 0 || size > MaxBatchSize)
-        {
-            throw new ArgumentOutOfRangeException(nameof(batch), size, $"Batch size must be 1..{MaxBatchSize}.");
-        }
+        PairMatchers.CheckBatch(size, MaxBatchSize);
 
         var number = ++_batch;
         // Slots of frames already encoded (marked as used by this batch, so no eviction takes them); the rest once each.
@@ -212,8 +209,7 @@ public sealed class SplitPairMatcher : IPairMatcher
             }
         }
 
-        var cells = Manifest.Cells;
-        return (_matches.AsSpan(0, size * 2 * cells).ToArray(), _scores.AsSpan(0, size * 2 * cells).ToArray(), _keypoints.AsSpan(0, size * 4 * cells).ToArray());
+        return PairMatchers.CopyOutputs(size, Manifest.Cells, _matches, _scores, _keypoints);
     }
 
     public void Dispose()

@@ -128,10 +128,7 @@ public sealed class XFeatLighterGlueMatcher : IPairMatcher
     public void Match(ReadOnlySpan<PairInput> batch, Span<PairMatchResult> results)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (batch.Length == 0 || batch.Length > MaxBatchSize)
-        {
-            throw new ArgumentOutOfRangeException(nameof(batch), batch.Length, $"Batch size must be 1..{MaxBatchSize}.");
-        }
+        PairMatchers.CheckBatch(batch.Length, MaxBatchSize);
 
         for (var i = 0; i < batch.Length; i++)
         {
