@@ -1,4 +1,3 @@
-using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
@@ -35,21 +34,27 @@ internal static class ServerApp
         var metrics = builder.Configuration.GetSection(MetricsOptions.Section).Get<MetricsOptions>() ?? new MetricsOptions();
         // Null when metrics are off, or when the setting is bad, which the options validation reports at start.
         var metricsPort = metrics.Enabled ? MetricsOptionsValidator.Port(metrics.Url) : null;
+        var certificates = ServerCertificates.Load(security);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             // gRPC needs HTTP/2; plaintext endpoints then speak it with prior knowledge (h2c). The metrics port
             // speaks HTTP/1.1, which Prometheus and Kubernetes' HTTP probes use.
             kestrel.ConfigureEndpointDefaults(endpoint =>
                 endpoint.Protocols = endpoint.IPEndPoint?.Port == metricsPort ? HttpProtocols.Http1 : HttpProtocols.Http2);
-            ConfigureTls(kestrel, security);
+            if (certificates is not null)
+            {
+                ConfigureTls(kestrel, certificates);
+            }
         });
-        // Defaults that hold wherever the process starts (appsettings.json is read from the working directory):
-        // loopback port 50051, https when a certificate is configured. --urls, Urls or ASPNETCORE_URLS override them.
+        // Defaults that hold wherever the process starts: loopback port 50051, https when a certificate is
+        // configured. --urls, Urls or ASPNETCORE_URLS override them; with a certificate every one must be https.
         var urls = builder.Configuration[WebHostDefaults.ServerUrlsKey];
         if (string.IsNullOrEmpty(urls))
         {
             urls = security.UsesTls ? "https://127.0.0.1:50051" : "http://127.0.0.1:50051";
         }
+
+        GrpcAddresses.Check(urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), security.UsesTls);
 
         if (metricsPort is { } port)
         {
@@ -74,9 +79,14 @@ internal static class ServerApp
         _ = app.Services.GetRequiredService<IOptions<LimitsOptions>>().Value;
         _ = app.Services.GetRequiredService<IOptions<SecurityOptions>>().Value;
         _ = app.Services.GetRequiredService<IOptions<MetricsOptions>>().Value;
+        app.UseMiddleware<ApiKeyMiddleware>();
         app.MapGrpcService<VideoMatcherService>();
         app.MapGrpcHealthChecksService();
-        app.MapGrpcReflectionService();
+        if (security.Reflection)
+        {
+            app.MapGrpcReflectionService();
+        }
+
         if (metricsPort is { } side)
         {
             MapOperatorEndpoints(app, side);
@@ -85,45 +95,35 @@ internal static class ServerApp
         return app;
     }
 
-    /// <summary>Metrics and HTTP probes, answered on the metrics port only.</summary>
+    /// <summary>
+    /// Metrics and HTTP probes, answered on the metrics port only: connections are told apart by the local port
+    /// they arrived on (the Host header is the client's to choose), and the metrics port answers nothing else.
+    /// </summary>
     private static void MapOperatorEndpoints(WebApplication app, int port)
     {
-        var host = $"*:{port.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
         var metrics = app.Services.GetRequiredService<ServerMetrics>();
-        app.MapGet("/metrics", () => Results.Text(metrics.Exporter.Scrape(), "text/plain; version=0.0.4; charset=utf-8")).RequireHost(host);
-        app.MapHealthChecks("/healthz/live", new HealthCheckOptions { Predicate = check => check.Tags.Contains(HealthTags.Live) }).RequireHost(host);
-        app.MapHealthChecks("/healthz/ready", new HealthCheckOptions { Predicate = check => check.Tags.Contains(HealthTags.Ready) }).RequireHost(host);
-    }
-
-    private static void ConfigureTls(KestrelServerOptions kestrel, SecurityOptions security)
-    {
-        // Missing files are reported by the options validation at start, with the setting's name.
-        if (!security.UsesTls || !File.Exists(security.CertificatePath) || !File.Exists(security.CertificateKeyPath))
+        app.MapWhen(context => context.Connection.LocalPort == port, operatorPort =>
         {
-            return;
-        }
-
-        kestrel.ConfigureHttpsDefaults(https =>
-        {
-            https.ServerCertificate = X509Certificate2.CreateFromPemFile(security.CertificatePath, security.CertificateKeyPath);
-            if (security.ClientCertificateAuthorityPath.Length > 0 && File.Exists(security.ClientCertificateAuthorityPath))
+            operatorPort.UseRouting();
+            operatorPort.UseEndpoints(endpoints =>
             {
-                var authority = X509Certificate2.CreateFromPem(File.ReadAllText(security.ClientCertificateAuthorityPath));
-                https.ClientCertificateMode = ClientCertificateMode.RequireCertificate;
-                https.ClientCertificateValidation = (certificate, _, _) => ChainsTo(certificate, authority);
-            }
+                endpoints.MapGet("/metrics", () => Results.Text(metrics.Exporter.Scrape(), "text/plain; version=0.0.4; charset=utf-8"));
+                endpoints.MapHealthChecks("/healthz/live", new HealthCheckOptions { Predicate = check => check.Tags.Contains(HealthTags.Live) });
+                endpoints.MapHealthChecks("/healthz/ready", new HealthCheckOptions { Predicate = check => check.Tags.Contains(HealthTags.Ready) });
+            });
         });
     }
 
-    /// <summary>Mutual TLS: the client's certificate must chain to the configured authority (and only to it).</summary>
-    private static bool ChainsTo(X509Certificate2 certificate, X509Certificate2 authority)
-    {
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.Add(authority);
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        return chain.Build(certificate);
-    }
+    private static void ConfigureTls(KestrelServerOptions kestrel, ServerCertificates certificates) =>
+        kestrel.ConfigureHttpsDefaults(https =>
+        {
+            https.ServerCertificate = certificates.Server;
+            if (certificates.ClientAuthority is not null)
+            {
+                https.ClientCertificateMode = ClientCertificateMode.RequireCertificate;
+                https.ClientCertificateValidation = (certificate, _, _) => certificates.AcceptsClient(certificate);
+            }
+        });
 }
 
 /// <summary>Service registration.</summary>
@@ -145,7 +145,6 @@ internal static class ServiceRegistration
             options.MaxSendMessageSize = limits.MaxMessageBytes;
             options.EnableDetailedErrors = false;
             options.Interceptors.Add<MetricsInterceptor>();
-            options.Interceptors.Add<ApiKeyInterceptor>();
         });
         services.AddGrpcReflection();
         // grpc.health.v1: "" and the service's name answer readiness (model loaded and warmed up); "liveness"

@@ -145,6 +145,24 @@ public sealed class ObservabilityTests
         Assert.Equal(HttpStatusCode.NotFound, notThere.StatusCode);
     }
 
+    [Theory]
+    [InlineData("/metrics")]
+    [InlineData("/healthz/ready")]
+    [InlineData("/healthz/live")]
+    public async Task OperatorEndpoints_OnTheGrpcPortNamingTheMetricsHost_NotFound(string path)
+    {
+        var metricsPort = Ports.Free();
+        await using var server = await LoopbackServer.StartAsync(false, $"--Metrics:Url=http://127.0.0.1:{metricsPort}", "--Security:ApiKeys:0=probe-test-key-0123456789");
+
+        // The host (:authority) is the client's to choose; the port the connection came in on is not.
+        var status = await RawHttp2.GetAsync(server.Address.Port, path, $"127.0.0.1:{metricsPort}", Limits.Call);
+        using var http = new HttpClient { Timeout = Limits.Call };
+        using var direct = await http.GetAsync(new Uri($"http://127.0.0.1:{metricsPort}{path}"));
+
+        Assert.Equal(404, status);
+        Assert.Equal(HttpStatusCode.OK, direct.StatusCode);
+    }
+
     /// <summary>Reads the text exposition into "name{labels}" → value.</summary>
     internal static async Task<Dictionary<string, double>> ScrapeAsync(int port)
     {

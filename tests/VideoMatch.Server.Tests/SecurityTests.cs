@@ -82,6 +82,62 @@ public sealed class SecurityTests : IDisposable
         Assert.True(error.StatusCode is StatusCode.Unavailable or StatusCode.Internal, $"got {error.StatusCode}: {error.Status.Detail}");
     }
 
+    [Fact]
+    public async Task MutualTls_ServerCertificateFromTheAuthority_IsRefused()
+    {
+        // Signed by the right CA but issued for servers only (no client-authentication purpose).
+        await using var server = await LoopbackServer.StartAsync(https: true, _certificates.MutualSettings());
+        using var client = new VideoMatchClient(new VideoMatchClientOptions
+        {
+            Address = server.Address,
+            AllowUntrustedServerCertificate = true,
+            ClientCertificate = _certificates.ServerOnly,
+        });
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => client.GetModelInfoAsync(Limits.Token()));
+
+        Assert.True(error.StatusCode is StatusCode.Unavailable or StatusCode.Internal, $"got {error.StatusCode}: {error.Status.Detail}");
+    }
+
+    [Fact]
+    public async Task ApiKey_UnaryWhoseBodyNeverEnds_AnsweredFromItsHeadersAtOnce()
+    {
+        await using var server = await LoopbackServer.StartAsync(false, $"--Security:ApiKeys:0={Key}");
+
+        // Raw HTTP/2: a MatchPair without a key whose gRPC frame announces 16 MB, of which 1 KB is sent.
+        var answer = await RawHttp2.PostWithoutEndAsync(server.Address.Port, "/videomatch.v1.VideoMatcher/MatchPair", TimeSpan.FromSeconds(10));
+
+        // The answer (its headers, ending the stream) comes while the body is still open: nothing waited for it.
+        Assert.True(answer.Answered, "no response to a half-sent unauthenticated request within 10 s");
+        Assert.True(answer.EndsStream, "the refusal is a complete (trailers-only) response");
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Reflection_Setting_ServesOrRefusesTheReflectionService(bool enabled)
+    {
+        await using var server = await LoopbackServer.StartAsync(false, $"--Security:Reflection={enabled}");
+        using var channel = GrpcChannel.ForAddress(server.Address);
+        var bytes = Marshallers.Create<byte[]>(b => b, b => b);
+        var method = new Method<byte[], byte[]>(MethodType.DuplexStreaming, "grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo", bytes, bytes);
+        using var call = channel.CreateCallInvoker().AsyncDuplexStreamingCall(method, null, new CallOptions(deadline: Limits.Deadline));
+        // ServerReflectionRequest { list_services = "" } (field 7, length-delimited, empty).
+        await call.RequestStream.WriteAsync([0x3A, 0x00]);
+        await call.RequestStream.CompleteAsync();
+
+        if (enabled)
+        {
+            Assert.True(await call.ResponseStream.MoveNext());
+            Assert.Contains("videomatch.v1.VideoMatcher", System.Text.Encoding.UTF8.GetString(call.ResponseStream.Current), StringComparison.Ordinal);
+        }
+        else
+        {
+            var error = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext());
+            Assert.Equal(StatusCode.Unimplemented, error.StatusCode);
+        }
+    }
+
     [Theory]
     [InlineData(null, "requires an API key")]
     [InlineData("wrong-key-0123456789abcdef", "not valid")]
@@ -187,65 +243,5 @@ public sealed class SecurityTests : IDisposable
         Assert.True(await call.ResponseStream.MoveNext());
         Assert.Equal(FrameStatusCode.FirstFrame, call.ResponseStream.Current.Status.Code);
         return call;
-    }
-
-    /// <summary>A private CA, a server certificate for 127.0.0.1 and localhost, a client certificate it signed, and one it did not.</summary>
-    private sealed class TestCertificates
-    {
-        private readonly string _folder;
-
-        public TestCertificates(string folder)
-        {
-            _folder = folder;
-            using var caKey = RSA.Create(2048);
-            var caRequest = new CertificateRequest("CN=VideoMatch Test CA", caKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-            caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
-            caRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
-            using var authority = caRequest.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
-            File.WriteAllText(Path("ca.pem"), authority.ExportCertificatePem());
-
-            var names = new SubjectAlternativeNameBuilder();
-            names.AddIpAddress(System.Net.IPAddress.Loopback);
-            names.AddDnsName("localhost");
-            var (server, serverKey) = Issue(authority, "CN=127.0.0.1", "1.3.6.1.5.5.7.3.1", names.Build());
-            File.WriteAllText(Path("server.pem"), server.ExportCertificatePem());
-            File.WriteAllText(Path("server.key"), serverKey.ExportPkcs8PrivateKeyPem());
-            Client = WithKey(Issue(authority, "CN=videomatch-client", "1.3.6.1.5.5.7.3.2", null));
-
-            using var rogueKey = RSA.Create(2048);
-            var rogueRequest = new CertificateRequest("CN=rogue", rogueKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-            rogueRequest.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.2")], false));
-            Rogue = Reload(rogueRequest.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1)));
-        }
-
-        public X509Certificate2 Client { get; }
-
-        public X509Certificate2 Rogue { get; }
-
-        public string[] ServerSettings() => [$"--Security:CertificatePath={Path("server.pem")}", $"--Security:CertificateKeyPath={Path("server.key")}"];
-
-        public string[] MutualSettings() => [.. ServerSettings(), $"--Security:ClientCertificateAuthorityPath={Path("ca.pem")}"];
-
-        private string Path(string name) => System.IO.Path.Combine(_folder, name);
-
-        private static (X509Certificate2 Certificate, RSA Key) Issue(X509Certificate2 authority, string subject, string usage, X509Extension? names)
-        {
-            var key = RSA.Create(2048);
-            var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-            request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid(usage)], false));
-            if (names is not null)
-            {
-                request.CertificateExtensions.Add(names);
-            }
-
-            var serial = RandomNumberGenerator.GetBytes(8);
-            return (request.Create(authority, DateTimeOffset.UtcNow.AddHours(-1), DateTimeOffset.UtcNow.AddHours(12), serial), key);
-        }
-
-        private static X509Certificate2 WithKey((X509Certificate2 Certificate, RSA Key) issued) => Reload(issued.Certificate.CopyWithPrivateKey(issued.Key));
-
-        // A PKCS#12 round trip gives the key a form the TLS stack can use for client authentication.
-        private static X509Certificate2 Reload(X509Certificate2 certificate) =>
-            X509CertificateLoader.LoadPkcs12(certificate.Export(X509ContentType.Pkcs12), null);
     }
 }

@@ -52,6 +52,95 @@ public sealed class StartupTests
         Assert.DoesNotContain("warmed up", output, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Main_CertificatesWithAPlaintextAddress_RefusesToStartNamingIt(bool fromEnvironment)
+    {
+        // From the command line, or as the container image sets it (Urls=http://+:50051).
+        var folder = Directory.CreateTempSubdirectory("videomatch-tls-start-");
+        try
+        {
+            var certificates = new TestCertificates(folder.FullName);
+            var (exitCode, errors, output) = fromEnvironment
+                ? await RunAsync(new Dictionary<string, string> { ["Urls"] = "http://+:0" }, [.. certificates.ServerSettings(), "--Metrics:Url="])
+                : await RunServerAsync([.. certificates.ServerSettings(), "--urls=http://127.0.0.1:0"]);
+
+            Assert.Equal(1, exitCode);
+            Assert.Contains("TLS is configured (Security:CertificatePath) but the gRPC address", errors, StringComparison.Ordinal);
+            Assert.Contains("is plaintext", errors, StringComparison.Ordinal);
+            Assert.DoesNotContain("Now listening", output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            folder.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Main_CertificatesAndTheShippedSettings_ListenOnHttpsOnly()
+    {
+        // No address given: the shipped settings decide. The default port may be taken on a developer's machine; the
+        // address the server tried is then in the bind error, and must be https either way.
+        var folder = Directory.CreateTempSubdirectory("videomatch-tls-default-");
+        try
+        {
+            var certificates = new TestCertificates(folder.FullName);
+            var (log, answered) = await RunUntilAsync([.. certificates.ServerSettings(), "--Metrics:Url=", "--Inference:WarmUp=false"],
+                "; ready", async () =>
+                {
+                    using var client = new VideoMatch.Client.VideoMatchClient(new VideoMatch.Client.VideoMatchClientOptions { Address = new Uri("https://127.0.0.1:50051"), AllowUntrustedServerCertificate = true });
+                    return (await client.GetModelInfoAsync(Limits.Token())).ModelName;
+                });
+
+            Assert.Contains("https://127.0.0.1:50051", log, StringComparison.Ordinal);
+            Assert.DoesNotContain("http://127.0.0.1:50051", log, StringComparison.Ordinal);
+            Assert.True(answered is null or "videomatch-embedded-patch-matcher", $"answered {answered}");
+        }
+        finally
+        {
+            folder.Delete(recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("server.pem", "could not be loaded as a PEM certificate and its private key")]
+    [InlineData("server.key", "could not be loaded as a PEM certificate and its private key")]
+    [InlineData("ca.pem", "is not a PEM certificate")]
+    public async Task Main_BadCertificateFile_OneLineAndExitOne(string file, string reason)
+    {
+        var folder = Directory.CreateTempSubdirectory("videomatch-tls-bad-");
+        try
+        {
+            var certificates = new TestCertificates(folder.FullName);
+            await File.WriteAllTextAsync(certificates.Path(file), "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n");
+
+            var (exitCode, errors, output) = await RunServerAsync([.. certificates.MutualSettings(), "--urls=https://127.0.0.1:0"]);
+
+            Assert.Equal(1, exitCode);
+            Assert.Contains("VideoMatch server could not start", errors, StringComparison.Ordinal);
+            Assert.Contains(reason, errors, StringComparison.Ordinal);
+            Assert.DoesNotContain("   at ", errors + output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            folder.Delete(recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("--urls=http://127.0.0.1:99999", "is not http://HOST:PORT or https://HOST:PORT with a port from 0 to 65535")]
+    [InlineData("--urls=https://127.0.0.1:0", "is https but no certificate is configured")]
+    [InlineData("--urls=ftp://127.0.0.1:21", "is not http://HOST:PORT")]
+    public async Task Main_UnusableAddress_OneLineAndExitOne(string setting, string reason)
+    {
+        var (exitCode, errors, output) = await RunServerAsync(setting);
+
+        Assert.Equal(1, exitCode);
+        Assert.Contains(reason, errors, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", errors + output, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Main_Help_ListsEverySettingWithItsDefaultAndStartsNothing()
     {
@@ -77,7 +166,7 @@ public sealed class StartupTests
             listener.Start();
             var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
             listener.Stop();
-            var start = Start(folder, $"--urls=http://127.0.0.1:{port}", "--Metrics:Url=", "--Inference:ModelPath=model", "--Inference:WarmUpBatchSizes:0=8");
+            var start = Start(folder, $"--urls=http://127.0.0.1:{port}", "--Metrics:Url=", "--Inference:ModelPath=model", "--Batching:MaxBatchSize=32", "--Inference:WarmUpBatchSizes:0=32");
             using var process = Process.Start(start)!;
             var output = new System.Text.StringBuilder();
             process.OutputDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
@@ -167,9 +256,18 @@ public sealed class StartupTests
         return start;
     }
 
-    private static async Task<(int ExitCode, string Errors, string Output)> RunServerAsync(params string[] settings)
+    private static Task<(int ExitCode, string Errors, string Output)> RunServerAsync(params string[] settings) =>
+        RunAsync(null, ["--urls", "http://127.0.0.1:0", "--Metrics:Url=", .. settings]);
+
+    /// <summary>Runs the server to its exit, with <paramref name="environment"/> added to this process's.</summary>
+    private static async Task<(int ExitCode, string Errors, string Output)> RunAsync(IReadOnlyDictionary<string, string>? environment, string[] settings)
     {
-        var start = Start(AppContext.BaseDirectory, ["--urls", "http://127.0.0.1:0", "--Metrics:Url=", .. settings]);
+        var start = Start(AppContext.BaseDirectory, settings);
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
+
         using var process = Process.Start(start)!;
         var output = process.StandardOutput.ReadToEndAsync();
         var errors = process.StandardError.ReadToEndAsync();
@@ -181,10 +279,47 @@ public sealed class StartupTests
         catch (OperationCanceledException)
         {
             process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"The server did not exit within 60 s with {string.Join(' ', settings)}; output: {await output}");
+            throw new TimeoutException($"The server did not exit within {Limits.Call.TotalSeconds:0} s with {string.Join(' ', settings)}; output: {await output}");
         }
 
         return (process.ExitCode, await errors, await output);
+    }
+
+    /// <summary>
+    /// Starts the server, waits until its output holds <paramref name="text"/> or it exits, then (still running)
+    /// asks <paramref name="probe"/>; returns the output and the probe's answer (null when it had exited), and stops it.
+    /// </summary>
+    private static async Task<(string Output, string? Answer)> RunUntilAsync(string[] settings, string text, Func<Task<string>> probe)
+    {
+        using var process = Process.Start(Start(AppContext.BaseDirectory, settings))!;
+        var output = new System.Text.StringBuilder();
+        process.OutputDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
+        process.ErrorDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        string Log()
+        {
+            lock (output)
+            {
+                return output.ToString();
+            }
+        }
+
+        try
+        {
+            await Limits.UntilAsync(() => process.HasExited || Log().Contains(text, StringComparison.Ordinal), $"the server to print {text}");
+            var answer = process.HasExited ? null : await probe();
+            return (Log(), answer);
+        }
+        finally
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+
+            await process.WaitForExitAsync();
+        }
     }
 }
 

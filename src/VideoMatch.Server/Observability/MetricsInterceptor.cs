@@ -4,8 +4,8 @@ using Grpc.Core.Interceptors;
 namespace VideoMatch.Server.Observability;
 
 /// <summary>
-/// Counts calls that end with a non-OK status in <c>videomatch_errors_total{reason="call_…"}</c>. Registered
-/// first, so it also sees the refusals of the interceptors after it (API key) and of the stream limits.
+/// Counts calls that end with a non-OK status in <c>videomatch_errors_total{reason="call_…"}</c>. API-key
+/// refusals never reach it: <see cref="Security.ApiKeyMiddleware"/> answers and counts them before the body is read.
 /// </summary>
 internal sealed class MetricsInterceptor(ServerMetrics metrics) : Interceptor
 {

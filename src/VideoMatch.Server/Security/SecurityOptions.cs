@@ -36,6 +36,12 @@ public sealed class SecurityOptions
     /// </summary>
     public double MaxFramesPerSecondPerStream { get; set; } = 1000;
 
+    /// <summary>
+    /// Serve gRPC server reflection (grpcurl, Postman discover the API without the proto files). Behind the API
+    /// key when keys are set. Default true.
+    /// </summary>
+    public bool Reflection { get; set; } = true;
+
     internal bool UsesTls => CertificatePath.Length > 0;
 }
 
