@@ -16,19 +16,30 @@ public sealed class FramePreparer
     /// Rotate frames whose orientation differs from the input's by 90° clockwise (see
     /// <see cref="FrameGeometry.IsRotated"/>) before they are resized.
     /// </param>
-    public FramePreparer(int width, int height, int maxDimension, bool rotateToFit = false)
+    /// <param name="maxPixels">Largest width × height accepted, raw or decoded.</param>
+    /// <param name="decodeBudget">Bytes all decodes through <see cref="PrepareAsync"/> may hold at once; null: no bound.</param>
+    public FramePreparer(int width, int height, int maxDimension, bool rotateToFit = false, long maxPixels = long.MaxValue, DecodeBudget? decodeBudget = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(height);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxDimension);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxPixels);
         Width = width;
         Height = height;
         _rotateToFit = rotateToFit && width != height;
         MaxDimension = maxDimension;
+        MaxPixels = maxPixels;
+        DecodeBudget = decodeBudget;
     }
 
     /// <summary>Largest width or height accepted.</summary>
     public int MaxDimension { get; }
+
+    /// <summary>Largest width × height accepted.</summary>
+    public long MaxPixels { get; }
+
+    /// <summary>What decodes may hold at once; null when unbounded.</summary>
+    public DecodeBudget? DecodeBudget { get; }
 
     public int Width { get; }
 
@@ -49,12 +60,35 @@ public sealed class FramePreparer
         var started = Stopwatch.GetTimestamp();
         if (input.Encoding is { } encoding)
         {
-            using var decoded = ImageDecoder.Decode(encoding, input.Data, MaxDimension);
+            using var decoded = ImageDecoder.Decode(encoding, input.Data, MaxDimension, MaxPixels);
             return PrepareRaw(decoded.Frame, sequence, timestampUs, started, rotate, letterbox);
         }
 
         PixelFormats.Validate(input, MaxDimension);
+        if ((long)input.Width * input.Height > MaxPixels)
+        {
+            throw new FrameRejectedException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"Image size {input.Width}×{input.Height} ({(long)input.Width * input.Height} pixels) exceeds the server's limit of {MaxPixels} pixels per image; downscale the frame first."));
+        }
+
         return PrepareRaw(input, sequence, timestampUs, started, rotate, letterbox);
+    }
+
+    /// <summary>
+    /// As <see cref="Prepare"/>, holding the decode's buffer size from <see cref="DecodeBudget"/> while it runs (an
+    /// encoded image waits there while the budget is spent; raw frames need none).
+    /// </summary>
+    /// <exception cref="FrameRejectedException">The frame cannot be used; the message says why.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired while waiting for the budget.</exception>
+    public async ValueTask<PreparedFrame> PrepareAsync(FrameInput input, ulong sequence, long timestampUs, bool? rotate, bool letterbox, CancellationToken cancellationToken)
+    {
+        if (DecodeBudget is null || input.Encoding is null)
+        {
+            return Prepare(input, sequence, timestampUs, rotate, letterbox);
+        }
+
+        using var lease = await DecodeBudget.ReserveAsync(ImageDecoder.DecodedBytes(input.Data), cancellationToken).ConfigureAwait(false);
+        return Prepare(input, sequence, timestampUs, rotate, letterbox);
     }
 
     private PreparedFrame PrepareRaw(in FrameInput raw, ulong sequence, long timestampUs, long started, bool? rotate, bool letterbox)

@@ -1,30 +1,104 @@
 using System.Buffers;
+using System.Globalization;
 using System.Runtime.InteropServices;
 using SkiaSharp;
 
 namespace VideoMatch.Engine.Frames;
 
-/// <summary>Decodes JPEG and PNG frames to raw pixels with SkiaSharp, checking size limits before decoding.</summary>
+/// <summary>
+/// Decodes JPEG and PNG frames to raw pixels with SkiaSharp. Everything the header and the byte count can tell is
+/// checked before a pixel buffer exists: size limits, a header that declares more pixels than the bytes present
+/// could hold (a decompression bomb, or a truncated file), and a JPEG's marker structure.
+/// </summary>
 internal static class ImageDecoder
 {
-    /// <summary>A decoded image whose pixels live in a pooled buffer until disposed.</summary>
-    public sealed class Decoded(byte[] buffer, FrameInput frame) : IDisposable
+    /// <summary>
+    /// Decoded buffers up to this size come from the shared pool and go back to it; larger ones (above a 1080p RGBA
+    /// frame) are native memory freed as soon as the frame is prepared, so a burst of large images is neither kept by
+    /// the pool nor left for a distant garbage collection.
+    /// </summary>
+    internal const int PooledBytes = 1920 * 1088 * 4;
+
+    /// <summary>Deflate's largest ratio (RFC 1951: 258 bytes per 2-bit code, with block overheads): a PNG's pixel rows can be at most this many times its bytes.</summary>
+    private const long DeflateMaxRatio = 1032;
+
+    /// <summary>A decoded image whose pixels live in a buffer (pooled when small, native when large) until disposed.</summary>
+    public sealed class Decoded(PixelBuffer buffer, FrameInput frame) : IDisposable
     {
-        private byte[]? _buffer = buffer;
+        private PixelBuffer? _buffer = buffer;
 
         public FrameInput Frame { get; } = frame;
 
-        public void Dispose()
+        public void Dispose() => ((IDisposable?)Interlocked.Exchange(ref _buffer, null))?.Dispose();
+    }
+
+    /// <summary>Where decoded pixels go: a pooled array, or native memory for large images.</summary>
+    public sealed unsafe class PixelBuffer : MemoryManager<byte>
+    {
+        private readonly int _length;
+        private byte[]? _pooled;
+        private byte* _native;
+
+        public PixelBuffer(int length)
         {
-            var buffer = Interlocked.Exchange(ref _buffer, null);
-            if (buffer is not null)
+            _length = length;
+            if (length <= PooledBytes)
             {
-                ArrayPool<byte>.Shared.Return(buffer);
+                _pooled = ArrayPool<byte>.Shared.Rent(length);
+            }
+            else
+            {
+                _native = (byte*)NativeMemory.Alloc((nuint)length);
+            }
+        }
+
+        public override Span<byte> GetSpan() => _pooled is { } array ? array.AsSpan(0, _length) : new Span<byte>(_native, _length);
+
+        public override MemoryHandle Pin(int elementIndex = 0)
+        {
+            if (_pooled is not { } array)
+            {
+                return new MemoryHandle(_native + elementIndex);
+            }
+
+            var handle = GCHandle.Alloc(array, GCHandleType.Pinned);
+            return new MemoryHandle((byte*)handle.AddrOfPinnedObject() + elementIndex, handle);
+        }
+
+        public override void Unpin()
+        {
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (Interlocked.Exchange(ref _pooled, null) is { } array)
+            {
+                ArrayPool<byte>.Shared.Return(array);
+            }
+
+            if (_native is not null)
+            {
+                NativeMemory.Free(_native);
+                _native = null;
             }
         }
     }
 
-    public static unsafe Decoded Decode(FrameEncoding encoding, ReadOnlyMemory<byte> data, int maxDimension)
+    /// <summary>The bytes a decode of this image will take, from its header alone (0 when the header cannot be read).</summary>
+    public static unsafe long DecodedBytes(ReadOnlyMemory<byte> data)
+    {
+        if (data.IsEmpty)
+        {
+            return 0;
+        }
+
+        using var pin = data.Pin();
+        using var skData = SKData.Create((IntPtr)pin.Pointer, data.Length);
+        using var codec = SKCodec.Create(skData);
+        return codec is null ? 0 : (long)codec.Info.Width * codec.Info.Height * (codec.Info.ColorType == SKColorType.Gray8 ? 1 : 4);
+    }
+
+    public static unsafe Decoded Decode(FrameEncoding encoding, ReadOnlyMemory<byte> data, int maxDimension, long maxPixels = long.MaxValue)
     {
         var name = encoding == FrameEncoding.Jpeg ? "JPEG" : "PNG";
         if (data.IsEmpty)
@@ -60,17 +134,35 @@ internal static class ImageDecoder
             throw new FrameRejectedException($"The {name} image is {width}×{height}, over the server's limit of {maxDimension} pixels per side; downscale it first.");
         }
 
+        if ((long)width * height > maxPixels)
+        {
+            throw new FrameRejectedException(string.Create(CultureInfo.InvariantCulture,
+                $"The {name} image is {width}×{height} ({(long)width * height} pixels), over the server's limit of {maxPixels} pixels per image; downscale it first."));
+        }
+
         var gray = codec.Info.ColorType == SKColorType.Gray8;
+        var least = LeastEncodedBytes(encoding, width, height, data.Span);
+        if (data.Length < least)
+        {
+            throw new FrameRejectedException(string.Create(CultureInfo.InvariantCulture,
+                $"The {name} header declares {width}×{height} pixels but the image holds only {data.Length} bytes, fewer than any complete {name} of that size ({least}); it is truncated or its header is wrong."));
+        }
+
+        if (encoding == FrameEncoding.Jpeg && JpegStructure.Problem(data.Span) is { } problem)
+        {
+            throw new FrameRejectedException($"The JPEG image is incomplete or damaged: {problem}.");
+        }
+
         var format = gray ? FramePixelFormat.Gray8 : FramePixelFormat.Rgba32;
         var info = new SKImageInfo(width, height, gray ? SKColorType.Gray8 : SKColorType.Rgba8888, SKAlphaType.Unpremul);
         var bytes = info.BytesSize;
-        var buffer = ArrayPool<byte>.Shared.Rent(bytes);
+        var buffer = new PixelBuffer(bytes);
         try
         {
             SKCodecResult decodeResult;
-            fixed (byte* target = buffer)
+            using (var target = buffer.Pin())
             {
-                decodeResult = codec.GetPixels(info, (IntPtr)target);
+                decodeResult = codec.GetPixels(info, (IntPtr)target.Pointer);
             }
 
             if (decodeResult != SKCodecResult.Success)
@@ -78,13 +170,43 @@ internal static class ImageDecoder
                 throw new FrameRejectedException($"The {name} image could not be decoded ({Describe(decodeResult)}).");
             }
 
-            return new Decoded(buffer, FrameInput.Raw(format, width, height, info.RowBytes, buffer.AsMemory(0, bytes)));
+            return new Decoded(buffer, FrameInput.Raw(format, width, height, info.RowBytes, buffer.Memory));
         }
         catch
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            ((IDisposable)buffer).Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The fewest bytes a complete image of that size can take. PNG: its filtered rows (one filter byte each, at the
+    /// bits per pixel its IHDR chunk declares) compressed at deflate's best ratio. JPEG: the first scan codes every
+    /// 8×8 block's DC value with a Huffman code of at least one bit (a progressive file's later scans may skip
+    /// blocks, its first may not).
+    /// </summary>
+    private static long LeastEncodedBytes(FrameEncoding encoding, int width, int height, ReadOnlySpan<byte> data)
+    {
+        if (encoding == FrameEncoding.Jpeg)
+        {
+            return (long)((width + 7) / 8) * ((height + 7) / 8) / 8;
+        }
+
+        // IHDR follows the 8-byte signature and its 8-byte chunk header: width, height, bit depth, colour type.
+        if (data.Length < 26)
+        {
+            return 0;
+        }
+
+        var channels = data[25] switch
+        {
+            2 => 3,
+            4 => 2,
+            6 => 4,
+            _ => 1,
+        };
+        var rowBytes = (((long)width * channels * Math.Max(1, (int)data[24])) + 7) / 8;
+        return height * (1 + rowBytes) / DeflateMaxRatio;
     }
 
     private static string Describe(SKCodecResult result) => result switch

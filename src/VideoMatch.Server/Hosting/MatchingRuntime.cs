@@ -74,7 +74,8 @@ internal sealed partial class MatchingRuntime(
             LogSelfCheckPassed(report);
         }
 
-        _preparer = new FramePreparer(manifest.Input.Width, manifest.Input.Height, limits.Value.MaxImageDimension, manifest.Input.RotateToFit);
+        _preparer = new FramePreparer(manifest.Input.Width, manifest.Input.Height, limits.Value.MaxImageDimension, manifest.Input.RotateToFit,
+            limits.Value.MaxImagePixels, new DecodeBudget(limits.Value.MaxDecodeMegabytes * 1024L * 1024));
         _batcher = new PairBatcher(_matcher, batching.Value, time, loggers.CreateLogger<PairBatcher>());
         _batcher.Start();
         metrics.TrackQueue(() => _batcher.QueueLength);

@@ -136,7 +136,7 @@ internal sealed partial class StreamSession
                     continue;
                 }
 
-                var (prepared, rejection) = Prepare(frame);
+                var (prepared, rejection) = await PrepareAsync(frame, cancellationToken).ConfigureAwait(false);
                 if (prepared is null)
                 {
                     await RejectAsync(rejection!, cancellationToken).ConfigureAwait(false);
@@ -168,13 +168,14 @@ internal sealed partial class StreamSession
     }
 
     /// <summary>The prepared frame, or the INVALID answer saying why it cannot be used.</summary>
-    private (PreparedFrame? Frame, StreamResponse? Rejection) Prepare(Frame frame)
+    private async ValueTask<(PreparedFrame? Frame, StreamResponse? Rejection)> PrepareAsync(Frame frame, CancellationToken cancellationToken)
     {
         try
         {
             // The stream's first usable frame decides whether frames are turned; later frames follow it, so every
             // pair reaches the model in one orientation even if frame shapes change.
-            var prepared = _runtime.Preparer.Prepare(ProtoMapping.ToFrameInput(frame.Image), frame.Sequence, frame.TimestampUs, _rotate, _settings.Match.Letterbox);
+            var prepared = await _runtime.Preparer.PrepareAsync(ProtoMapping.ToFrameInput(frame.Image), frame.Sequence, frame.TimestampUs, _rotate,
+                _settings.Match.Letterbox, cancellationToken).ConfigureAwait(false);
             _rotate ??= prepared.Rotated;
             return (prepared, null);
         }

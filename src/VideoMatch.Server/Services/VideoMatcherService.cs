@@ -35,12 +35,12 @@ internal sealed class VideoMatcherService(
         EnsureReady();
         var settings = MatchSettings.Parse(request, runtime.Matcher.Manifest);
         metrics.FramesReceived(2);
-        var frame0 = Prepare(request.Image0, "image0", 0, null, settings.Letterbox);
+        var frame0 = await PrepareAsync(request.Image0, "image0", 0, null, settings.Letterbox, context.CancellationToken).ConfigureAwait(false);
         PreparedFrame frame1;
         try
         {
             // Image 1 is turned as image 0 was, so both reach the model in one orientation.
-            frame1 = Prepare(request.Image1, "image1", 1, frame0.Rotated, settings.Letterbox);
+            frame1 = await PrepareAsync(request.Image1, "image1", 1, frame0.Rotated, settings.Letterbox, context.CancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -98,11 +98,11 @@ internal sealed class VideoMatcherService(
         });
     }
 
-    private PreparedFrame Prepare(Image image, string name, ulong sequence, bool? rotate, bool letterbox)
+    private async ValueTask<PreparedFrame> PrepareAsync(Image image, string name, ulong sequence, bool? rotate, bool letterbox, CancellationToken cancellationToken)
     {
         try
         {
-            return runtime.Preparer.Prepare(ProtoMapping.ToFrameInput(image), sequence, rotate: rotate, letterbox: letterbox);
+            return await runtime.Preparer.PrepareAsync(ProtoMapping.ToFrameInput(image), sequence, 0, rotate, letterbox, cancellationToken).ConfigureAwait(false);
         }
         catch (FrameRejectedException e)
         {
