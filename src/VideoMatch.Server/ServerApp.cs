@@ -79,7 +79,10 @@ internal static class ServerApp
         _ = app.Services.GetRequiredService<IOptions<LimitsOptions>>().Value;
         _ = app.Services.GetRequiredService<IOptions<SecurityOptions>>().Value;
         _ = app.Services.GetRequiredService<IOptions<MetricsOptions>>().Value;
+        var calls = app.Services.GetRequiredService<CallTracker>();
+        app.Services.GetRequiredService<ServerMetrics>().TrackCalls(() => calls.Open);
         app.UseMiddleware<ApiKeyMiddleware>();
+        app.UseMiddleware<CallTrackingMiddleware>();
         app.MapGrpcService<VideoMatcherService>();
         app.MapGrpcHealthChecksService();
         if (security.Reflection)
@@ -160,6 +163,11 @@ internal static class ServiceRegistration
             .AddCheck<LivenessHealthCheck>("batcher", tags: [HealthTags.Live]);
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<ConnectionStreamLimiter>();
+        services.AddSingleton<CallTracker>();
+        services.AddHostedService<ShutdownCoordinator>();
+        // The host waits for the streams' drain (Streaming:ShutdownDrainSeconds), then a little more.
+        var streaming = configuration.GetSection(StreamingOptions.Section).Get<StreamingOptions>() ?? new StreamingOptions();
+        services.Configure<HostOptions>(host => host.ShutdownTimeout = ShutdownCoordinator.HostTimeout(streaming));
         services.AddSingleton<ServerMetrics>();
         services.AddSingleton<MatcherFactory>(ModelLoader.Open);
         services.AddSingleton<MatchingRuntime>();

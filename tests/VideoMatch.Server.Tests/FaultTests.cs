@@ -148,7 +148,8 @@ public sealed class FaultTests
     public async Task Sigterm_StreamInFlight_AnswersEveryFrameReadThenExitsZero()
     {
         var port = Ports.Free();
-        using var process = StartServer(port, "--Batching:MaxBatchSize=2", "--Inference:WarmUp=false");
+        // A drain long enough for the backlog even on a loaded machine: this test is about pairs matched, not dropped.
+        using var process = StartServer(port, "--Batching:MaxBatchSize=2", "--Inference:WarmUp=false", "--Streaming:ShutdownDrainSeconds=60");
         try
         {
             await WaitForAsync(process, "; ready");

@@ -163,6 +163,41 @@ public sealed class ObservabilityTests
         Assert.Equal(HttpStatusCode.OK, direct.StatusCode);
     }
 
+    [Fact]
+    public async Task Metrics_IdleCallsAndClientCancellations_CountedApartFromErrors()
+    {
+        var metricsPort = Ports.Free();
+        await using var server = await LoopbackServer.StartAsync(false, $"--Metrics:Url=http://127.0.0.1:{metricsPort}");
+        using var channel = GrpcChannel.ForAddress(server.Address);
+        var client = new VideoMatcher.VideoMatcherClient(channel);
+
+        // Two streams that never send a config are open calls, though not (yet) streams.
+        using var idle1 = client.MatchStream(deadline: Limits.Deadline);
+        using var idle2 = client.MatchStream(deadline: Limits.Deadline);
+        await Limits.UntilAsync(() => ScrapeAsync(metricsPort).Result["videomatch_open_calls"] >= 2, "two open calls");
+        var open = await ScrapeAsync(metricsPort);
+
+        // A stream the client cancels: churn, not a server error.
+        using (var cancelled = new CancellationTokenSource())
+        {
+            using var call = client.MatchStream(cancellationToken: cancelled.Token);
+            var video = new SyntheticVideo(seed: 14, width: 160, height: 120);
+            await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig() });
+            await call.RequestStream.WriteAsync(new StreamRequest { Frame = video.Frame(0, Vector2.Zero) });
+            Assert.True(await call.ResponseStream.MoveNext());
+            await cancelled.CancelAsync();
+        }
+
+        await Limits.UntilAsync(() => ScrapeAsync(metricsPort).Result["videomatch_calls_ended_by_client_total{reason=\"cancelled\"}"] >= 1, "the cancellation to be counted");
+        var after = await ScrapeAsync(metricsPort);
+
+        Assert.Equal(2, open["videomatch_open_calls"]);
+        Assert.Equal(0, open["videomatch_active_streams"]);
+        Assert.Equal(1, after["videomatch_calls_ended_by_client_total{reason=\"cancelled\"}"]);
+        Assert.False(after.ContainsKey("videomatch_errors_total{reason=\"call_unknown\"}"), "a client's cancellation is no server error");
+        Assert.False(after.ContainsKey("videomatch_errors_total{reason=\"call_cancelled\"}"), "a client's cancellation is no server error");
+    }
+
     /// <summary>Reads the text exposition into "name{labels}" → value.</summary>
     internal static async Task<Dictionary<string, double>> ScrapeAsync(int port)
     {

@@ -6,6 +6,8 @@ using Grpc.Health.V1;
 using Grpc.Net.Client;
 using VideoMatch.Client;
 using VideoMatch.Contracts.V1;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using VideoMatch.Tests;
 
 namespace VideoMatch.Server.Tests;
@@ -208,6 +210,55 @@ public sealed class SecurityTests : IDisposable
     }
 
     [Fact]
+    public async Task Stream_NoConfigWithinTheTimeout_DeadlineExceededNamingTheSetting()
+    {
+        using var server = new ServerFactory(new Dictionary<string, string?> { ["Streaming:ConfigTimeoutSeconds"] = "0.5" });
+        using var call = server.Client.MatchStream(deadline: Limits.Deadline);
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext());
+
+        Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
+        Assert.Contains("No StreamConfig arrived within 0.5 s", error.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains("Streaming:ConfigTimeoutSeconds", error.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task StreamName_WithLineBreaksAndTerminalEscapes_LoggedEscapedOnOneLine()
+    {
+        var logs = new CapturedLogs();
+        using var server = new ServerFactory(new Dictionary<string, string?> { ["Logging:LogLevel:VideoMatch"] = "Information" },
+            services => services.AddSingleton<ILoggerProvider>(logs));
+        const string Forged = "cam\r\ninfo: VideoMatch.Server[0]\n      Server ready\u001b[2J\u001b[31m\u202egnp.exe";
+
+        var responses = await Streams.RunAsync(server.Client, new StreamConfig { StreamName = Forged }, [new SyntheticVideo(seed: 63, width: 320, height: 240).Frame(0, System.Numerics.Vector2.Zero)]);
+
+        Assert.Single(responses);
+        var started = Assert.Single(logs.Messages, m => m.Contains(" started (threshold", StringComparison.Ordinal));
+        Assert.DoesNotContain(started, c => char.IsControl(c) || char.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.Format);
+        Assert.Contains(@"cam\u000d\u000ainfo: VideoMatch.Server[0]\u000a      Server ready\u001b[2J\u001b[31m\u202egnp.exe", started, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task HealthWatch_OverTheLimit_ResourceExhaustedChecksStillAnswer()
+    {
+        await using var server = await LoopbackServer.StartAsync(false, "--Security:MaxHealthWatches=2");
+        using var channel = GrpcChannel.ForAddress(server.Address);
+        var health = new Health.HealthClient(channel);
+        using var first = health.Watch(new HealthCheckRequest(), deadline: Limits.Deadline);
+        using var second = health.Watch(new HealthCheckRequest(), deadline: Limits.Deadline);
+        Assert.True(await first.ResponseStream.MoveNext());
+        Assert.True(await second.ResponseStream.MoveNext());
+
+        using var third = health.Watch(new HealthCheckRequest(), deadline: Limits.Deadline);
+        var error = await Assert.ThrowsAsync<RpcException>(() => third.ResponseStream.MoveNext());
+        var check = await health.CheckAsync(new HealthCheckRequest(), deadline: Limits.Deadline);
+
+        Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
+        Assert.Contains("Security:MaxHealthWatches", error.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, check.Status);
+    }
+
+    [Fact]
     public async Task FrameRate_StreamFasterThanLimit_AnsweredThenResourceExhausted()
     {
         using var server = new ServerFactory(new Dictionary<string, string?> { ["Security:MaxFramesPerSecondPerStream"] = "5" });
@@ -250,5 +301,27 @@ public sealed class SecurityTests : IDisposable
         Assert.True(await call.ResponseStream.MoveNext());
         Assert.Equal(FrameStatusCode.FirstFrame, call.ResponseStream.Current.Status.Code);
         return call;
+    }
+}
+
+/// <summary>Every message the server logs, formatted, for tests that check what reaches the log.</summary>
+internal sealed class CapturedLogs : ILoggerProvider, ILogger
+{
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _messages = new();
+
+    public IReadOnlyCollection<string> Messages => _messages;
+
+    public ILogger CreateLogger(string categoryName) => this;
+
+    public IDisposable? BeginScope<TState>(TState state)
+        where TState : notnull => null;
+
+    public bool IsEnabled(LogLevel logLevel) => true;
+
+    public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+        _messages.Enqueue(formatter(state, exception));
+
+    public void Dispose()
+    {
     }
 }

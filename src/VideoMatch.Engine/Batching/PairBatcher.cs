@@ -25,6 +25,8 @@ public sealed partial class PairBatcher : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private CancellationTokenSource _deadline;
     private Task? _loop;
+    private volatile bool _abandoned;
+    private volatile bool _disposed;
 
     public PairBatcher(IPairMatcher matcher, BatchingOptions options, TimeProvider time, ILogger<PairBatcher> logger)
     {
@@ -74,6 +76,7 @@ public sealed partial class PairBatcher : IAsyncDisposable
         try
         {
             await _queue.Writer.WriteAsync(pair, cancellationToken).ConfigureAwait(false);
+            pair.WatchCancellation();
         }
         catch
         {
@@ -86,7 +89,13 @@ public sealed partial class PairBatcher : IAsyncDisposable
     public bool TryEnqueue(PairRequest pair)
     {
         pair.EnqueuedAt = _time.GetTimestamp();
-        return _queue.Writer.TryWrite(pair);
+        if (!_queue.Writer.TryWrite(pair))
+        {
+            return false;
+        }
+
+        pair.WatchCancellation();
+        return true;
     }
 
     /// <summary>Stops taking pairs, runs what is queued, and waits for the loop to end.</summary>
@@ -102,9 +111,33 @@ public sealed partial class PairBatcher : IAsyncDisposable
         await _loop.ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Stops at once, for a shutdown in which no caller waits any more: the running batch is ended through the
+    /// matcher's <see cref="IPairMatcher.Terminate"/> and what is queued fails, instead of being run.
+    /// </summary>
+    public Task AbandonAsync(CancellationToken cancellationToken = default)
+    {
+        if (_disposed)
+        {
+            return Task.CompletedTask;
+        }
+
+        _abandoned = true;
+        _queue.Writer.TryComplete();
+        _matcher.Terminate();
+        _stopping.Cancel();
+        return StopAsync(cancellationToken);
+    }
+
     public async ValueTask DisposeAsync()
     {
+        if (_disposed)
+        {
+            return;
+        }
+
         await StopAsync().ConfigureAwait(false);
+        _disposed = true;
         _stopping.Dispose();
         _deadline.Dispose();
     }
@@ -144,8 +177,9 @@ public sealed partial class PairBatcher : IAsyncDisposable
             {
                 if (reader.TryRead(out var pair))
                 {
-                    if (pair.Cancellation.IsCancellationRequested)
+                    if (pair.Cancellation.IsCancellationRequested || !pair.TryTake())
                     {
+                        // Cancelled in the queue (already answered), or just now.
                         pair.Cancel();
                         continue;
                     }
@@ -265,6 +299,14 @@ public sealed partial class PairBatcher : IAsyncDisposable
                 batch[i].Complete(new PairOutcome(_results[i], new BatchTimings(_waits[i].TotalMilliseconds, inferenceMs, count)));
             }
         }
+        catch (Exception e) when (_abandoned)
+        {
+            LogBatchAbandoned(count);
+            foreach (var pair in batch)
+            {
+                pair.Fail(new OperationCanceledException("The server is shutting down.", e));
+            }
+        }
         catch (Exception e)
         {
             LogBatchFailed(e, count);
@@ -285,6 +327,9 @@ public sealed partial class PairBatcher : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Ran a batch of {BatchSize} pairs in {InferenceMs:F1} ms")]
     private partial void LogBatch(int batchSize, double inferenceMs);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Shutdown: the batch of {BatchSize} pairs still running was ended; no call waited for it")]
+    private partial void LogBatchAbandoned(int batchSize);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "The model failed on a batch of {BatchSize} pairs; those pairs fail, the server goes on")]
     private partial void LogBatchFailed(Exception error, int batchSize);

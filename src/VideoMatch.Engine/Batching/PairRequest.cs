@@ -5,12 +5,18 @@ namespace VideoMatch.Engine.Batching;
 
 /// <summary>
 /// Two frames to match, waiting for a batch. Owns one reference to each frame and releases them when it
-/// completes, fails or is cancelled — exactly once.
+/// completes, fails or is cancelled — exactly once. A pair whose token fires while it waits in the queue is
+/// cancelled at once (its answer need not wait for the batch in front of it); once a batch has taken it, it runs.
 /// </summary>
 public sealed class PairRequest
 {
+    private const int Waiting = 0;
+    private const int Taken = 1;
+    private const int Finished = 2;
+
     private readonly TaskCompletionSource<PairOutcome> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private int _finished;
+    private CancellationTokenRegistration _registration;
+    private int _state;
 
     /// <param name="frame0">The earlier frame; the request takes over one reference.</param>
     /// <param name="frame1">The later frame; the request takes over one reference.</param>
@@ -45,11 +51,28 @@ public sealed class PairRequest
     /// <summary>When it entered the queue, in <see cref="TimeProvider"/> ticks.</summary>
     internal long EnqueuedAt { get; set; }
 
+    /// <summary>From now on the token cancels the pair if it is still waiting.</summary>
+    internal void WatchCancellation() =>
+        _registration = Cancellation.UnsafeRegister(static pair => ((PairRequest)pair!).CancelIfWaiting(), this);
+
+    /// <summary>A batch takes the pair; false when it was cancelled (or finished) first.</summary>
+    internal bool TryTake() => Interlocked.CompareExchange(ref _state, Taken, Waiting) == Waiting;
+
+    /// <summary>Cancels the pair unless a batch has taken it (or it finished): for a pair that will never be queued.</summary>
+    public void CancelIfWaiting()
+    {
+        if (Interlocked.CompareExchange(ref _state, Finished, Waiting) == Waiting)
+        {
+            Release();
+            _completion.TrySetCanceled(Cancellation);
+        }
+    }
+
     internal void Complete(PairOutcome outcome)
     {
         if (Finish())
         {
-            _completion.SetResult(outcome);
+            _completion.TrySetResult(outcome);
         }
     }
 
@@ -57,7 +80,7 @@ public sealed class PairRequest
     {
         if (Finish())
         {
-            _completion.SetException(error);
+            _completion.TrySetException(error);
         }
     }
 
@@ -65,19 +88,25 @@ public sealed class PairRequest
     {
         if (Finish())
         {
-            _completion.SetCanceled(Cancellation);
+            _completion.TrySetCanceled(Cancellation);
         }
     }
 
     private bool Finish()
     {
-        if (Interlocked.Exchange(ref _finished, 1) != 0)
+        if (Interlocked.Exchange(ref _state, Finished) == Finished)
         {
             return false;
         }
 
+        Release();
+        return true;
+    }
+
+    private void Release()
+    {
+        _registration.Unregister();
         Frame0.Release();
         Frame1.Release();
-        return true;
     }
 }

@@ -23,6 +23,14 @@ public interface IPairMatcher : IDisposable
 
     /// <summary>Matches each pair of <paramref name="batch"/> into the same index of <paramref name="results"/>.</summary>
     void Match(ReadOnlySpan<PairInput> batch, Span<PairMatchResult> results);
+
+    /// <summary>
+    /// Ends a <see cref="Match"/> that is running (it throws) and fails every later one: for shutdown, once nobody
+    /// waits for the result, so the process never waits for a batch of a model that is slow on this machine.
+    /// </summary>
+    void Terminate()
+    {
+    }
 }
 
 /// <summary>What every <see cref="IPairMatcher"/> checks and returns alike.</summary>

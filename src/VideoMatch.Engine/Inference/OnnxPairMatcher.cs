@@ -161,6 +161,9 @@ public sealed class OnnxPairMatcher : IPairMatcher
         return PairMatchers.CopyOutputs(size, Manifest.Cells, _matches, _scores, _keypoints);
     }
 
+    /// <inheritdoc/>
+    public void Terminate() => _runOptions.Terminate = true;
+
     public void Dispose()
     {
         if (_disposed)

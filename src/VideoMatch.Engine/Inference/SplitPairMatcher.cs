@@ -212,6 +212,9 @@ public sealed class SplitPairMatcher : IPairMatcher
         return PairMatchers.CopyOutputs(size, Manifest.Cells, _matches, _scores, _keypoints);
     }
 
+    /// <inheritdoc/>
+    public void Terminate() => _runOptions.Terminate = true;
+
     public void Dispose()
     {
         if (_disposed)

@@ -140,6 +140,9 @@ public sealed class XFeatLighterGlueMatcher : IPairMatcher
         }
     }
 
+    /// <inheritdoc/>
+    public void Terminate() => _runOptions.Terminate = true;
+
     public void Dispose()
     {
         if (_disposed)

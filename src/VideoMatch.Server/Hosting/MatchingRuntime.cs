@@ -95,17 +95,28 @@ internal sealed partial class MatchingRuntime(
         metrics.ModelReady(true);
     }
 
-    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    /// <summary>At the stop signal: not ready any more (health says NOT_SERVING, new calls get UNAVAILABLE) while streams drain.</summary>
+    public Task StoppingAsync(CancellationToken cancellationToken)
+    {
+        _ready = false;
+        metrics.ModelReady(false);
+        return Task.CompletedTask;
+    }
 
     public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
+    /// <summary>
+    /// After the server has stopped (the web host, registered after this service, stops first: every call has
+    /// ended, each frame answered or dropped by the drain time): a batch still running serves nobody, so it is
+    /// ended rather than waited for; on a slow machine one batch of a large model takes many seconds.
+    /// </summary>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         _ready = false;
         metrics.ModelReady(false);
         if (_batcher is not null)
         {
-            await _batcher.StopAsync(cancellationToken).ConfigureAwait(false);
+            await _batcher.AbandonAsync(cancellationToken).ConfigureAwait(false);
         }
     }
 

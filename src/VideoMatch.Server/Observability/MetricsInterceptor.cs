@@ -4,7 +4,9 @@ using Grpc.Core.Interceptors;
 namespace VideoMatch.Server.Observability;
 
 /// <summary>
-/// Counts calls that end with a non-OK status in <c>videomatch_errors_total{reason="call_…"}</c>. API-key
+/// Counts calls that end with a non-OK status in <c>videomatch_errors_total{reason="call_…"}</c>, except those the
+/// client ended (cancelled, disconnected, past its deadline), which go to <c>videomatch_calls_ended_by_client_total</c>
+/// so that normal churn does not look like server errors. API-key
 /// refusals never reach it: <see cref="Security.ApiKeyMiddleware"/> answers and counts them before the body is read.
 /// </summary>
 internal sealed class MetricsInterceptor(ServerMetrics metrics) : Interceptor
@@ -17,7 +19,7 @@ internal sealed class MetricsInterceptor(ServerMetrics metrics) : Interceptor
         }
         catch (Exception e)
         {
-            Count(e);
+            Count(e, context);
             throw;
         }
     }
@@ -30,11 +32,32 @@ internal sealed class MetricsInterceptor(ServerMetrics metrics) : Interceptor
         }
         catch (Exception e)
         {
-            Count(e);
+            Count(e, context);
             throw;
         }
     }
 
-    private void Count(Exception error) =>
+    public override async Task ServerStreamingServerHandler<TRequest, TResponse>(TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        try
+        {
+            await continuation(request, responseStream, context).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            Count(e, context);
+            throw;
+        }
+    }
+
+    private void Count(Exception error, ServerCallContext context)
+    {
+        if (context.CancellationToken.IsCancellationRequested || error is RpcException { StatusCode: StatusCode.Cancelled or StatusCode.DeadlineExceeded } && context.Deadline <= DateTime.UtcNow)
+        {
+            metrics.CallEndedByClient(deadline: context.Deadline <= DateTime.UtcNow);
+            return;
+        }
+
         metrics.Error(ErrorReason.Call(error is RpcException rpc ? rpc.StatusCode : StatusCode.Unknown));
+    }
 }

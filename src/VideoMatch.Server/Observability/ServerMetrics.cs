@@ -59,10 +59,12 @@ internal sealed class ServerMetrics : IBatchObserver, IDisposable
     private readonly Counter<long> _dropped;
     private readonly Counter<long> _errors;
     private readonly Counter<long> _batches;
+    private readonly Counter<long> _endedByClient;
     private readonly Histogram<double> _batchSize;
     private readonly Histogram<double> _queueWait;
     private readonly Histogram<double> _inference;
     private Func<int>? _queueLengthSource;
+    private Func<int>? _openCalls;
     private ModelWork? _work;
     private volatile bool _ready;
 
@@ -79,10 +81,12 @@ internal sealed class ServerMetrics : IBatchObserver, IDisposable
         _matches = CreateCounter("videomatch_matches_total", "{match}", "Keypoint matches sent to clients.");
         _dropped = CreateCounter("videomatch_frames_dropped_total", "{frame}", "Frames answered DROPPED because their stream had too many pairs in flight (Streaming:Overflow=Drop).");
         _errors = CreateCounter("videomatch_errors_total", "{error}", "Frames, pairs, batches and calls that ended without matches, by reason.");
+        _endedByClient = CreateCounter("videomatch_calls_ended_by_client_total", "{call}", "Calls the client ended before their answer: cancelled or disconnected (reason=\"cancelled\"), or past its deadline (reason=\"deadline\"). Normal churn, not server errors.");
         _batches = CreateCounter("videomatch_batches_total", "{batch}", "Batches the model ran (warm-up not counted).");
         _batchSize = CreateHistogram("videomatch_batch_size", "{pair}", "Pairs per model run.", [1, 2, 4, 8, 16, 32, 64, 128]);
         _queueWait = CreateHistogram("videomatch_queue_wait_seconds", "s", "Time a pair waited in the batcher's queue before its batch ran; the autoscaling signal.", Exponential(0.0005, 2, 14));
         _inference = CreateHistogram("videomatch_inference_seconds", "s", "Time of one model run (one batch), preprocessing excluded.", Exponential(0.001, 2, 14));
+        CreateObservableGauge("videomatch_open_calls", "{call}", "gRPC calls open now: every method, streams before their config and health watches included.", () => _openCalls?.Invoke() ?? 0);
         CreateObservableGauge("videomatch_queue_length", "{pair}", "Pairs waiting in the batcher's queue.", () => _queueLengthSource?.Invoke() ?? 0);
         CreateObservableGauge("videomatch_model_ready", "", "1 once the model is loaded and warmed up, 0 while loading or stopping.", () => _ready ? 1 : 0);
         CreateObservableCounter("videomatch_frames_encoded_total", "{frame}", "Frames run through a per-frame encoder (a split model's, or XFeat's extractor), warm-up included; once per frame while its features stay cached.", () => _work?.FramesEncoded ?? 0);
@@ -95,6 +99,9 @@ internal sealed class ServerMetrics : IBatchObserver, IDisposable
         {
             _errors.Add(0, Reason(reason));
         }
+
+        _endedByClient.Add(0, Reason("cancelled"));
+        _endedByClient.Add(0, Reason("deadline"));
     }
 
     /// <summary>What <c>/metrics</c> serves.</summary>
@@ -104,6 +111,9 @@ internal sealed class ServerMetrics : IBatchObserver, IDisposable
 
     /// <summary>Where the queue length gauge reads from when scraped.</summary>
     public void TrackQueue(Func<int> queueLength) => _queueLengthSource = queueLength;
+
+    /// <summary>Where the open-calls gauge reads from when scraped.</summary>
+    public void TrackCalls(Func<int> open) => _openCalls = open;
 
     /// <summary>Where the model-work counters and frame-bank gauges read from when scraped.</summary>
     public void TrackModel(ModelWork work) => _work = work;
@@ -125,6 +135,9 @@ internal sealed class ServerMetrics : IBatchObserver, IDisposable
     }
 
     public void FrameDropped() => _dropped.Add(1);
+
+    /// <summary>A call the client ended (<paramref name="deadline"/>: its deadline passed) rather than the server.</summary>
+    public void CallEndedByClient(bool deadline) => _endedByClient.Add(1, Reason(deadline ? "deadline" : "cancelled"));
 
     public void Error(string reason) => _errors.Add(1, Reason(reason));
 

@@ -33,10 +33,7 @@ internal sealed class ApiKeyMiddleware(RequestDelegate next, IOptions<SecurityOp
         }
 
         metrics.Error(ErrorReason.Call(StatusCode.Unauthenticated));
-        context.Response.StatusCode = StatusCodes.Status200OK;
-        context.Response.ContentType = "application/grpc";
-        context.Response.Headers["grpc-status"] = ((int)StatusCode.Unauthenticated).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        context.Response.Headers["grpc-message"] = refusal;
+        GrpcRefusal.Write(context, StatusCode.Unauthenticated, refusal);
         return Task.CompletedTask;
     }
 

@@ -42,6 +42,9 @@ public sealed class SecurityOptions
     /// </summary>
     public bool Reflection { get; set; } = true;
 
+    /// <summary>grpc.health.v1 Watch calls the server holds open at once, all clients together; more get RESOURCE_EXHAUSTED. Default 64.</summary>
+    public int MaxHealthWatches { get; set; } = 64;
+
     internal bool UsesTls => CertificatePath.Length > 0;
 }
 
@@ -76,6 +79,11 @@ internal sealed class SecurityOptionsValidator : IValidateOptions<SecurityOption
         if (options.ApiKeys.Any(k => string.IsNullOrWhiteSpace(k) || k.Length < 16))
         {
             problems.Add("Security:ApiKeys must be at least 16 characters each (no empty keys).");
+        }
+
+        if (options.MaxHealthWatches < 0)
+        {
+            problems.Add($"Security:MaxHealthWatches must be 0 or more (got {options.MaxHealthWatches}).");
         }
 
         if (options.MaxStreamsPerConnection < 1)

@@ -63,6 +63,18 @@ internal static class Answers
     public static RpcException ShuttingDown(ulong? lastAnswered) => new(new Status(StatusCode.Unavailable, string.Create(CultureInfo.InvariantCulture,
         $"The server is shutting down; every frame it read was answered (the last was {(lastAnswered is { } last ? last.ToString(CultureInfo.InvariantCulture) : "none")}). Reconnect and resend the rest.")));
 
+    public static StreamResponse DrainExpired(ulong sequence0, ulong sequence1, double seconds) => Frame(sequence1, FrameStatusCode.Dropped, string.Create(CultureInfo.InvariantCulture,
+        $"Frames {sequence0} and {sequence1} were not matched: the server is shutting down and its drain time (Streaming:ShutdownDrainSeconds={seconds}) ran out. Send this frame to another instance."));
+
+    public static StreamResponse DrainExpired(ulong sequence, double seconds) => Frame(sequence, FrameStatusCode.Dropped, string.Create(CultureInfo.InvariantCulture,
+        $"Frame {sequence} was not matched: the server is shutting down and its drain time (Streaming:ShutdownDrainSeconds={seconds}) ran out before it could be. Send it to another instance."));
+
+    public static RpcException NoConfigInTime(double seconds) => new(new Status(StatusCode.DeadlineExceeded, string.Create(CultureInfo.InvariantCulture,
+        $"No StreamConfig arrived within {seconds} s of the stream's start (Streaming:ConfigTimeoutSeconds); send it as the first message.")));
+
+    public static RpcException ShuttingDownBeforeConfig() => new(new Status(StatusCode.Unavailable,
+        "The server is shutting down; no StreamConfig had arrived. Reconnect to another instance."));
+
     public static RpcException StoppingBeforeQueued() => new(new Status(StatusCode.Unavailable,
         "The server is shutting down; frames sent so far were answered. Reconnect and resend the rest."));
 

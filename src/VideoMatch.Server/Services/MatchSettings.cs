@@ -52,8 +52,38 @@ internal sealed record StreamSettings(string Name, MatchSettings Match, bool Key
     /// <summary>Keyframe mode re-keys below this many inliers when the stream sets no threshold.</summary>
     public const int DefaultRekeyMinInliers = 50;
 
-    /// <summary>Longest stream name kept for logs.</summary>
+    /// <summary>Longest stream name kept for logs, in characters of the client's name.</summary>
     public const int MaxNameLength = 128;
+
+    /// <summary>
+    /// The client's stream name made safe to log: cut to <see cref="MaxNameLength"/> (never inside a surrogate pair),
+    /// and every control or formatting character (CR, LF, ESC of an ANSI sequence, a bidirectional override) written
+    /// as its \uXXXX escape, so a name can neither forge a log line nor recolour a terminal.
+    /// </summary>
+    public static string Printable(string name)
+    {
+        var length = Math.Min(name.Length, MaxNameLength);
+        if (length < name.Length && char.IsHighSurrogate(name[length - 1]))
+        {
+            length--;
+        }
+
+        var text = new System.Text.StringBuilder(length);
+        foreach (var c in name.AsSpan(0, length))
+        {
+            if (char.GetUnicodeCategory(c) is UnicodeCategory.Control or UnicodeCategory.Format or UnicodeCategory.LineSeparator
+                or UnicodeCategory.ParagraphSeparator)
+            {
+                text.Append(CultureInfo.InvariantCulture, $"\\u{(int)c:x4}");
+            }
+            else
+            {
+                text.Append(c);
+            }
+        }
+
+        return text.ToString();
+    }
 
     /// <exception cref="Grpc.Core.RpcException">INVALID_ARGUMENT listing every problem of the config.</exception>
     public static StreamSettings Parse(StreamConfig config, ModelManifest model, string peer)
@@ -80,7 +110,7 @@ internal sealed record StreamSettings(string Name, MatchSettings Match, bool Key
             throw Answers.InvalidArgument(string.Join(" ", problems));
         }
 
-        var name = config.StreamName.Length > 0 ? config.StreamName[..Math.Min(config.StreamName.Length, MaxNameLength)] : peer;
+        var name = config.StreamName.Length > 0 ? Printable(config.StreamName) : peer;
         var rekey = config.RekeyMinInliers == 0 ? DefaultRekeyMinInliers : (int)Math.Min(config.RekeyMinInliers, int.MaxValue);
         return new StreamSettings(name, match, config.Keyframes, rekey, config.TrackIds, config.TrackRadiusPx);
     }

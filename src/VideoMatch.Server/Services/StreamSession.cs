@@ -36,6 +36,8 @@ internal sealed partial class StreamSession
     private StreamSettings _settings = null!;
     private TrackLinker? _tracks;
     private bool? _rotate;
+    private CancellationToken _drain;
+    private CancellationToken _call;
     private long _frames;
     private long _pairs;
     private long _rejected;
@@ -65,7 +67,7 @@ internal sealed partial class StreamSession
     /// <param name="stopping">The server is shutting down: stop reading, answer what was read, end the call.</param>
     public async Task RunAsync(IAsyncStreamReader<StreamRequest> requests, CancellationToken cancellationToken, CancellationToken stopping = default)
     {
-        if (!await requests.MoveNext(cancellationToken).ConfigureAwait(false))
+        if (!await ReadConfigAsync(requests, cancellationToken, stopping).ConfigureAwait(false))
         {
             return;
         }
@@ -78,12 +80,18 @@ internal sealed partial class StreamSession
 
         _settings = StreamSettings.Parse(first.Config, _runtime.Matcher.Manifest, _peer);
         _tracks = _settings.TrackIds ? new TrackLinker() : null;
+        // The pairs' token: the call's, and at shutdown the drain time's end, after which queued pairs are dropped
+        // by the batcher and answered DROPPED.
+        using var drain = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var draining = stopping.Register(() => drain.CancelAfter(_options.ShutdownDrain));
+        _drain = drain.Token;
         using Pairing pairing = _settings.Keyframes
-            ? new KeyframePairing(_settings, MatchedAsync, _runtime.Batcher.EnqueueAsync, cancellationToken)
-            : new ConsecutivePairing(_settings.Match, MatchedAsync, cancellationToken);
+            ? new KeyframePairing(_settings, MatchedAsync, _runtime.Batcher.EnqueueAsync, drain.Token)
+            : new ConsecutivePairing(_settings.Match, MatchedAsync, drain.Token);
         var started = Stopwatch.GetTimestamp();
         LogStreamStarted(_settings.Name, _peer, _settings.Match.Threshold, _settings.Match.MaxMatches);
         _metrics.StreamStarted();
+        _call = cancellationToken;
         var writer = WriteLoopAsync(cancellationToken);
         RpcException? ending = null;
         try
@@ -103,6 +111,24 @@ internal sealed partial class StreamSession
         if (ending is not null)
         {
             throw ending;
+        }
+    }
+
+    /// <summary>
+    /// Waits for the first message within <see cref="StreamingOptions.ConfigTimeoutSeconds"/>; false when the client
+    /// ended the stream before sending anything.
+    /// </summary>
+    private async Task<bool> ReadConfigAsync(IAsyncStreamReader<StreamRequest> requests, CancellationToken cancellationToken, CancellationToken stopping)
+    {
+        using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, stopping);
+        waiting.CancelAfter(_options.ConfigTimeout);
+        try
+        {
+            return await requests.MoveNext(waiting.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw stopping.IsCancellationRequested ? Answers.ShuttingDownBeforeConfig() : Answers.NoConfigInTime(_options.ConfigTimeoutSeconds);
         }
     }
 
@@ -136,15 +162,27 @@ internal sealed partial class StreamSession
                     continue;
                 }
 
-                var (prepared, rejection) = await PrepareAsync(frame, cancellationToken).ConfigureAwait(false);
-                if (prepared is null)
+                // Waits below end with the drain time at shutdown: a frame already read is answered, never held.
+                (PreparedFrame? Frame, StreamResponse? Rejection) prepared;
+                try
                 {
-                    await RejectAsync(rejection!, cancellationToken).ConfigureAwait(false);
+                    prepared = await PrepareAsync(frame, _drain).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (Draining)
+                {
+                    lastSequence = frame.Sequence;
+                    await DropAsync(Answers.DrainExpired(frame.Sequence, _options.ShutdownDrainSeconds), cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+
+                if (prepared.Frame is null)
+                {
+                    await RejectAsync(prepared.Rejection!, cancellationToken).ConfigureAwait(false);
                     continue;
                 }
 
                 lastSequence = frame.Sequence;
-                if (!await PairAsync(pairing, prepared, cancellationToken).ConfigureAwait(false))
+                if (!await PairAsync(pairing, prepared.Frame, cancellationToken).ConfigureAwait(false))
                 {
                     return Answers.StoppingBeforeQueued();
                 }
@@ -197,7 +235,7 @@ internal sealed partial class StreamSession
         if (_options.Overflow == OverflowMode.Drop && !_pairSlots.Wait(0, CancellationToken.None))
         {
             pairing.Abandon(reference, frame);
-            _dropped++;
+            Interlocked.Increment(ref _dropped);
             _metrics.FrameDropped();
             await SendAsync(Answers.Dropped(frame.Sequence, _options.MaxPendingPairsPerStream), cancellationToken).ConfigureAwait(false);
             return true;
@@ -207,7 +245,13 @@ internal sealed partial class StreamSession
         {
             try
             {
-                await _pairSlots.WaitAsync(cancellationToken).ConfigureAwait(false);
+                await _pairSlots.WaitAsync(_drain).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (Draining)
+            {
+                pairing.Abandon(reference, frame);
+                await DropAsync(Answers.DrainExpired(frame.Sequence, _options.ShutdownDrainSeconds), cancellationToken).ConfigureAwait(false);
+                return true;
             }
             catch
             {
@@ -218,16 +262,40 @@ internal sealed partial class StreamSession
 
         // The response takes its place in order first: if the batcher refuses the pair, it still answers.
         var (pair, response) = pairing.Start(reference, frame, () => _pairSlots.Release());
-        await _ordered.Writer.WriteAsync(response, cancellationToken).ConfigureAwait(false);
         try
         {
-            await _runtime.Batcher.EnqueueAsync(pair, cancellationToken).ConfigureAwait(false);
+            await _ordered.Writer.WriteAsync(response, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            pair.CancelIfWaiting();
+            throw;
+        }
+
+        try
+        {
+            await _runtime.Batcher.EnqueueAsync(pair, _drain).ConfigureAwait(false);
             return true;
         }
         catch (ChannelClosedException)
         {
             return false;
         }
+        catch (OperationCanceledException) when (Draining)
+        {
+            // The pair never got in; it is cancelled, so its response (in order already) says DROPPED.
+            return true;
+        }
+    }
+
+    /// <summary>Shutdown's drain time ran out, the call itself goes on.</summary>
+    private bool Draining => _drain.IsCancellationRequested && !_call.IsCancellationRequested;
+
+    private Task DropAsync(StreamResponse dropped, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _dropped);
+        _metrics.FrameDropped();
+        return SendAsync(dropped, cancellationToken);
     }
 
     /// <summary>Awaits a pair and builds its response, with the inliers keyframe mode judges by (−1: not matched).</summary>
@@ -236,7 +304,9 @@ internal sealed partial class StreamSession
         var (frame0, frame1) = (pair.Frame0, pair.Frame1);
         try
         {
-            var outcome = await pair.Completion.ConfigureAwait(false);
+            // At the drain time's end even a pair inside a running batch is answered (DROPPED) without waiting for
+            // it; the batch finishes on its own and lets the frames go.
+            var outcome = await pair.Completion.WaitAsync(_drain).ConfigureAwait(false);
             // Fitted before the pair is counted: a fit that throws makes the pair FAILED, counted once.
             var transform = ProtoMapping.EstimateTransform(_settings.Match.Estimate, _settings.Match.InlierThresholdPx, outcome.Matches);
             Interlocked.Increment(ref _pairs);
@@ -256,6 +326,13 @@ internal sealed partial class StreamSession
             };
             var inliers = transform is null ? outcome.Matches.Count : (int)transform.Inliers;
             return (new Outgoing(response, outcome.Matches, TrackRadius(frame0)), inliers);
+        }
+        catch (OperationCanceledException) when (Draining)
+        {
+            // Shutdown's drain time ran out with this pair still queued: answered, and counted as a drop.
+            Interlocked.Increment(ref _dropped);
+            _metrics.FrameDropped();
+            return (new Outgoing(Answers.DrainExpired(frame0.Sequence, frame1.Sequence, _options.ShutdownDrainSeconds)), -1);
         }
         catch (Exception e)
         {
@@ -303,6 +380,8 @@ internal sealed partial class StreamSession
                     pair.Matches.TrackIds.AddRange(_tracks.Link(pair.Sequence0, pair.Sequence1, matches.Keypoints0, matches.Keypoints1, reply.TrackRadiusPx));
                 }
 
+                // A client that stops reading holds this write; at shutdown, calls still open after the drain time
+                // are aborted (ShutdownCoordinator), which ends it.
                 await _responses.WriteAsync(reply.Response, cancellationToken).ConfigureAwait(false);
             }
         }

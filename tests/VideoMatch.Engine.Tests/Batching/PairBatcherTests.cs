@@ -199,6 +199,32 @@ public sealed class PairBatcherTests
         await batcher.DisposeAsync();
     }
 
+    [Fact]
+    public async Task AbandonAsync_BatchRunning_EndsItThroughTheMatcherAndFailsWhatIsQueued()
+    {
+        var (batcher, matcher, _) = Create(maxBatchSize: 1, delayMs: 0);
+        matcher.Gate = new SemaphoreSlim(0);
+        var pairs = Enumerable.Range(0, 3).Select(i => Pair(i)).ToArray();
+        foreach (var pair in pairs)
+        {
+            await batcher.EnqueueAsync(pair, CancellationToken.None);
+        }
+
+        Assert.True(await matcher.Entered.WaitAsync(Limits.Call));
+        await batcher.AbandonAsync().WaitAsync(Limits.Call);
+
+        // The running batch was ended, not waited for (its gate never opened); nothing queued was run.
+        Assert.True(matcher.Terminated);
+        Assert.Empty(matcher.Batches);
+        foreach (var pair in pairs)
+        {
+            var error = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pair.Completion);
+            Assert.Contains("shutting down", error.Message, StringComparison.Ordinal);
+        }
+
+        await batcher.DisposeAsync();
+    }
+
     private static (PairBatcher Batcher, FakeMatcher Matcher, FakeTimeProvider Time) Create(int maxBatchSize, double delayMs, int capacity = 64)
     {
         var time = new FakeTimeProvider();
@@ -255,10 +281,17 @@ public sealed class PairBatcherTests
 
         public ModelWork Work { get; } = new();
 
+        public bool Terminated { get; private set; }
+
         public void Match(ReadOnlySpan<PairInput> batch, Span<PairMatchResult> results)
         {
             Entered.Release();
             Gate?.Wait(Limits.Call);
+            if (Terminated)
+            {
+                throw new InvalidOperationException("terminated");
+            }
+
             var sequences = new int[batch.Length];
             for (var i = 0; i < batch.Length; i++)
             {
@@ -275,6 +308,13 @@ public sealed class PairBatcherTests
             {
                 Batches.Add(sequences);
             }
+        }
+
+        /// <summary>As ONNX Runtime's terminate flag: the running call ends (here: its gate opens and it throws).</summary>
+        public void Terminate()
+        {
+            Terminated = true;
+            Gate?.Release(int.MaxValue / 2);
         }
 
         public void Dispose()

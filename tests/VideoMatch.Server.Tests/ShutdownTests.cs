@@ -1,0 +1,273 @@
+using System.Diagnostics;
+using System.Numerics;
+using System.Text.RegularExpressions;
+using Grpc.Core;
+using Grpc.Net.Client;
+using VideoMatch.Contracts.V1;
+using VideoMatch.Tests;
+using Xunit.Abstractions;
+
+namespace VideoMatch.Server.Tests;
+
+/// <summary>
+/// The built server as a process, stopped with SIGTERM under load and with clients that would hold it: every frame
+/// read is answered (matched, or DROPPED naming the drain time), nothing is reset, and it exits 0 in bounded time.
+/// </summary>
+[Collection(SoakRunsAlone.Name)]
+public sealed partial class ShutdownTests(ITestOutputHelper output)
+{
+    private const double DrainSeconds = 2;
+
+    [Fact]
+    public async Task Sigterm_64StreamsOnTheDefaultModel_EveryFrameReadAnsweredNoResetExitZero()
+    {
+        // The default embedded model (640×480): on 2 cores the backlog takes far longer to match than the drain.
+        await using var server = await ServerProcess.StartAsync(output, $"--Streaming:ShutdownDrainSeconds={DrainSeconds}", "--Inference:WarmUp=false");
+        // Eight connections of eight streams (the server allows 16 per connection).
+        var channels = Enumerable.Range(0, 8).Select(_ => GrpcChannel.ForAddress(server.Address)).ToArray();
+        var video = new SyntheticVideo(seed: 61, width: 320, height: 240);
+        var frames = Enumerable.Range(0, 4).Select(i => video.Raw(new Vector2(i, 0))).ToArray();
+        var streams = Enumerable.Range(0, 64).Select(s => RunUntilEndedAsync(new VideoMatcher.VideoMatcherClient(channels[s % 8]), frames)).ToArray();
+        await Task.Delay(TimeSpan.FromSeconds(3));
+
+        var stopped = Stopwatch.StartNew();
+        server.Terminate();
+        var results = await Task.WhenAll(streams).WaitAsync(Limits.Call);
+        var exitCode = await server.ExitCodeAsync();
+
+        foreach (var channel in channels)
+        {
+            channel.Dispose();
+        }
+
+        var drained = results.Sum(r => r.Drained);
+        output.WriteLine($"64 streams: {results.Sum(r => r.Answered.Count)} frames answered, {drained} of them DROPPED by the drain; exit after {stopped.Elapsed.TotalSeconds:F1} s");
+        foreach (var ending in results.Select(r => r.Ending.Status.Detail).Distinct())
+        {
+            output.WriteLine($"ending: {ending}");
+        }
+        foreach (var result in results)
+        {
+            Assert.True(result.Ending.StatusCode == StatusCode.Unavailable, $"a stream ended {result.Ending.StatusCode}: {result.Ending.Status.Detail}");
+            // Every frame the server read was answered, in order; the ending names the last one when there was one.
+            Assert.Equal(Enumerable.Range(0, result.Answered.Count).Select(i => (ulong)i), result.Answered);
+            if (LastAnswered().Match(result.Ending.Status.Detail) is { Success: true } last)
+            {
+                Assert.Equal(result.Answered.Count - 1, int.Parse(last.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+            }
+            else
+            {
+                Assert.True(result.Answered.Count == 0 || result.Ending.Status.Detail.Contains("frames sent so far were answered", StringComparison.Ordinal), result.Ending.Status.Detail);
+            }
+        }
+
+        Assert.True(drained > 0, "the backlog outlasted the drain, so some pairs were answered DROPPED");
+        Assert.Equal(0, exitCode);
+        // Bounded by design: the drain, a 2 s grace, 3 s of host margin, and the one batch that may still be running.
+        Assert.True(stopped.Elapsed < TimeSpan.FromSeconds(DrainSeconds + 12), $"exit took {stopped.Elapsed.TotalSeconds:F1} s");
+    }
+
+    [Fact]
+    public async Task Sigterm_ClientsThatWouldHoldTheServer_ExitWithinTheDrainTime()
+    {
+        await using var server = await ServerProcess.StartAsync(output, $"--Streaming:ShutdownDrainSeconds={DrainSeconds}", "--Inference:EmbeddedWidth=320",
+            "--Inference:EmbeddedHeight=256", "--Inference:WarmUp=false");
+        using var channel = GrpcChannel.ForAddress(server.Address);
+        var client = new VideoMatcher.VideoMatcherClient(channel);
+
+        // A stream that never sends its config; one that sends frames and never reads; a MatchPair whose body never ends.
+        using var silent = client.MatchStream(deadline: Limits.Deadline);
+        using var deaf = client.MatchStream(deadline: Limits.Deadline);
+        var video = new SyntheticVideo(seed: 62, width: 320, height: 240);
+        // Its writes block once the server, whose answers are never read, stops reading: they run on their own.
+        var deafWrites = Task.Run(async () =>
+        {
+            try
+            {
+                await deaf.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig() });
+                for (ulong i = 0; i < 400; i++)
+                {
+                    await deaf.RequestStream.WriteAsync(new StreamRequest { Frame = video.Frame(i, new Vector2(i % 7, 0)) });
+                }
+            }
+            catch (Exception e) when (e is RpcException or IOException or InvalidOperationException or System.Net.Http.HttpProtocolException)
+            {
+                // The server aborted the call at the end of its drain.
+            }
+        });
+
+        var halfSent = RawHttp2.PostWithoutEndAsync(server.Port, "/videomatch.v1.VideoMatcher/MatchPair", TimeSpan.FromSeconds(30));
+        var watch = new Grpc.Health.V1.Health.HealthClient(channel).Watch(new Grpc.Health.V1.HealthCheckRequest(), deadline: Limits.Deadline);
+        Assert.True(await watch.ResponseStream.MoveNext());
+        await Task.Delay(2000);
+
+        var stopped = Stopwatch.StartNew();
+        server.Terminate();
+        var silentEnding = await Assert.ThrowsAsync<RpcException>(() => silent.ResponseStream.MoveNext());
+        output.WriteLine($"silent stream ended after {stopped.Elapsed.TotalSeconds:F1} s");
+        var exitCode = await server.ExitCodeAsync();
+
+        Assert.Equal(StatusCode.Unavailable, silentEnding.StatusCode);
+        Assert.Contains("no StreamConfig had arrived", silentEnding.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(0, exitCode);
+        Assert.True(stopped.Elapsed < TimeSpan.FromSeconds(DrainSeconds + 6), $"exit took {stopped.Elapsed.TotalSeconds:F1} s");
+        Assert.Contains("were aborted", server.Log, StringComparison.Ordinal);
+        await halfSent;
+        await deafWrites.WaitAsync(Limits.Call);
+    }
+
+    /// <summary>Sends the frames over and over until the server ends the call; what was answered, and how it ended.</summary>
+    private static async Task<(List<ulong> Answered, int Drained, RpcException Ending)> RunUntilEndedAsync(VideoMatcher.VideoMatcherClient client, Image[] images)
+    {
+        using var call = client.MatchStream(deadline: Limits.Deadline);
+        var answered = new List<ulong>();
+        var drained = 0;
+        var reading = Task.Run(async () =>
+        {
+            try
+            {
+                while (await call.ResponseStream.MoveNext())
+                {
+                    var response = call.ResponseStream.Current;
+                    answered.Add(response.Pair?.Sequence1 ?? response.Status.Sequence);
+                    drained += response.Status?.Message.Contains("Streaming:ShutdownDrainSeconds", StringComparison.Ordinal) == true ? 1 : 0;
+                    // A pair is matched or dropped by the drain; never failed because the model was stopped under it.
+                    Assert.NotEqual(FrameStatusCode.Failed, response.Status?.Code ?? FrameStatusCode.Unspecified);
+                }
+            }
+            catch (RpcException e)
+            {
+                return e;
+            }
+
+            return new RpcException(new Status(StatusCode.OK, "the stream ended without a status"));
+        });
+        try
+        {
+            await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig() });
+            for (ulong i = 0; !reading.IsCompleted; i++)
+            {
+                await call.RequestStream.WriteAsync(new StreamRequest { Frame = new Frame { Sequence = i, Image = images[i % (ulong)images.Length] } });
+            }
+        }
+        catch (Exception e) when (e is RpcException or InvalidOperationException or IOException or System.Net.Http.HttpProtocolException)
+        {
+            // The server ended the call (and reset its request side); the reader has its status.
+        }
+
+        return (answered, drained, await reading);
+    }
+
+    [GeneratedRegex(@"the last was (\d+)")]
+    private static partial Regex LastAnswered();
+}
+
+/// <summary>The built server as a child process on a loopback port, with its output kept.</summary>
+internal sealed partial class ServerProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly ITestOutputHelper _output;
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly System.Text.StringBuilder _log = new();
+
+    private ServerProcess(Process process, ITestOutputHelper output) => (_process, _output) = (process, output);
+
+    public string Address { get; private set; } = "";
+
+    public int Port => new Uri(Address).Port;
+
+    public string Log
+    {
+        get
+        {
+            lock (_log)
+            {
+                return _log.ToString();
+            }
+        }
+    }
+
+    public static async Task<ServerProcess> StartAsync(ITestOutputHelper output, params string[] settings)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = AppContext.BaseDirectory };
+        foreach (var argument in new[] { Path.Combine(AppContext.BaseDirectory, "VideoMatch.Server.dll"), "--urls", "http://127.0.0.1:0", "--Metrics:Url=",
+            "--Logging:LogLevel:Microsoft.Hosting.Lifetime=Information" }.Concat(settings))
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        var server = new ServerProcess(Process.Start(start)!, output);
+        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        void Line(string? line)
+        {
+            if (line is null)
+            {
+                return;
+            }
+
+            lock (server._log)
+            {
+                server._log.Append(System.Globalization.CultureInfo.InvariantCulture, $"[{server._clock.Elapsed.TotalSeconds,6:F2}] ").AppendLine(line);
+            }
+
+            if (Listening().Match(line) is { Success: true } match)
+            {
+                server.Address = match.Groups[1].Value;
+            }
+
+            if (line.Contains("; ready", StringComparison.Ordinal))
+            {
+                ready.TrySetResult();
+            }
+        }
+
+        server._process.OutputDataReceived += (_, e) => Line(e.Data);
+        server._process.ErrorDataReceived += (_, e) => Line(e.Data);
+        server._process.BeginOutputReadLine();
+        server._process.BeginErrorReadLine();
+        await Task.WhenAny(ready.Task, server._process.WaitForExitAsync()).WaitAsync(Limits.Call);
+        if (!ready.Task.IsCompleted)
+        {
+                throw new InvalidOperationException($"The server exited before it was ready (exit code {server._process.ExitCode}).");
+        }
+
+        return server;
+    }
+
+    /// <summary>SIGTERM, as Kubernetes and systemd stop a process.</summary>
+    public void Terminate()
+    {
+        lock (_log)
+        {
+            _log.Append(System.Globalization.CultureInfo.InvariantCulture, $"[{_clock.Elapsed.TotalSeconds,6:F2}] (test) SIGTERM").AppendLine();
+        }
+
+        using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
+    public async Task<int> ExitCodeAsync()
+    {
+        await _process.WaitForExitAsync().WaitAsync(Limits.Call);
+        return _process.ExitCode;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+
+        _process.Dispose();
+        // The server's own account, with times, for a failure's reader (streams starting left out: there are many).
+        foreach (var line in Log.Split('\n').Where(l => !l.Contains(" started (threshold", StringComparison.Ordinal)).TakeLast(60))
+        {
+            _output.WriteLine(line.TrimEnd());
+        }
+    }
+
+    [GeneratedRegex(@"Now listening on: (http://127\.0\.0\.1:\d+)")]
+    private static partial Regex Listening();
+}
