@@ -83,6 +83,7 @@ internal static class ServerApp
         app.Services.GetRequiredService<ServerMetrics>().TrackCalls(() => calls.Open);
         app.UseMiddleware<ApiKeyMiddleware>();
         app.UseMiddleware<CallTrackingMiddleware>();
+        app.UseMiddleware<UnaryFramingMiddleware>();
         app.MapGrpcService<VideoMatcherService>();
         app.MapGrpcHealthChecksService();
         if (security.Reflection)
@@ -148,7 +149,13 @@ internal static class ServiceRegistration
             options.MaxSendMessageSize = limits.MaxMessageBytes;
             options.EnableDetailedErrors = false;
             options.Interceptors.Add<MetricsInterceptor>();
+            // gzip as before, but a body marked gzip that is not gzip is answered INVALID_ARGUMENT, not UNKNOWN.
+            options.CompressionProviders = [new CheckedGzipProvider()];
         });
+        services.AddSingleton<Grpc.AspNetCore.Server.Model.IServiceMethodProvider<VideoMatcherService>, VideoMatcherMethods>();
+        // Reflection finds services through the generated base class, which VideoMatcherService does not use: named here.
+        services.AddSingleton(new Grpc.Reflection.ReflectionServiceImpl(VideoMatch.Contracts.V1.VideoMatcher.Descriptor,
+            Grpc.Health.V1.Health.Descriptor, Grpc.Reflection.V1Alpha.ServerReflection.Descriptor));
         services.AddGrpcReflection();
         // grpc.health.v1: "" and the service's name answer readiness (model loaded and warmed up); "liveness"
         // answers whether the process still serves (the batcher's loop is alive), for liveness probes.

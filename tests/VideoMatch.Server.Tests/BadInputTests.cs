@@ -29,7 +29,9 @@ public sealed class BadInputTests(ServerFactory server) : IClassFixture<ServerFa
             { "unknown encoding", Encoded((ImageEncoding)42, Png(16, 16)), "not supported" },
             { "no image", new Image(), "no image" },
             { "65535 pixels wide", Raw(PixelFormat.Gray8, 65535, 1, 0, new byte[65535]), "limit of 8192" },
-            { "row stride 2^32-1", Raw(PixelFormat.Gray8, 16, 16, uint.MaxValue, new byte[256]), "truncated" },
+            // The value the client sent, not one clamped to 2^31-1.
+            { "row stride 2^32-1", Raw(PixelFormat.Gray8, 16, 16, uint.MaxValue, new byte[256]), "raw.row_stride = 4294967295 cannot" },
+            { "height 2^31", Raw(PixelFormat.Gray8, 16, 2147483648, 0, new byte[256]), "raw.height = 2147483648 cannot" },
             { "JPEG header claiming 60000×60000", Encoded(ImageEncoding.Jpeg, LyingJpeg(60000, 60000)), "over the server's limit" },
         };
         return data;
@@ -184,15 +186,16 @@ public sealed class BadInputTests(ServerFactory server) : IClassFixture<ServerFa
     private static readonly byte[] Garbage = [0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0x01, 0x02];
 
     [Fact]
-    public async Task MatchPair_GarbageInsteadOfProtobuf_UnknownForThatCallOnly()
+    public async Task MatchPair_GarbageInsteadOfProtobuf_InvalidArgumentForThatCallOnly()
     {
-        // gRPC parses a unary request before any service code runs; its answer is UNKNOWN.
+        // gRPC parses a unary request before any service code runs, with VideoMatcherMethods' checked marshaller.
         var method = new Method<byte[], byte[]>(MethodType.Unary, "videomatch.v1.VideoMatcher", "MatchPair", RawBytes, RawBytes);
 
         var error = await Assert.ThrowsAsync<RpcException>(() => server.Channel.CreateCallInvoker().AsyncUnaryCall(method, null, new CallOptions(), Garbage).ResponseAsync);
         var after = await server.Client.GetModelInfoAsync(new GetModelInfoRequest());
 
-        Assert.Equal(StatusCode.Unknown, error.StatusCode);
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Contains("not a valid videomatch.v1.MatchPairRequest", error.Status.Detail, StringComparison.Ordinal);
         Assert.False(string.IsNullOrEmpty(after.ModelName));
     }
 
@@ -254,4 +257,49 @@ public sealed class BadInputTests(ServerFactory server) : IClassFixture<ServerFa
         using var data = image.Encode(SKEncodedImageFormat.Png, 100);
         return data.ToArray();
     }
+
+    /// <summary>Bodies no gRPC library would send: each gets a status a user can act on, never UNKNOWN.</summary>
+    public static TheoryData<string, string, byte[], string?, StatusCode, string> GarbageBodies() => new()
+    {
+        { "unary: not a MatchPairRequest", "MatchPair", Framed(0, [0xFF, 0xFF, 0xFF, 0xFF]), null, StatusCode.InvalidArgument, "not a valid videomatch.v1.MatchPairRequest" },
+        { "stream: first message not a StreamRequest", "MatchStream", Framed(0, [0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F]), null, StatusCode.InvalidArgument, "Message 1 of the stream is not a valid StreamRequest" },
+        { "unary: compressed flag 2", "MatchPair", Framed(2, [0x08, 0x01]), null, StatusCode.InvalidArgument, "compressed flag 2" },
+        { "stream: compressed flag 0xFF", "MatchStream", Framed(0xFF, [0x08, 0x01]), null, StatusCode.InvalidArgument, "Message 1 of the stream is not a valid gRPC message" },
+        { "stream: length 0xFFFFFFFF", "MatchStream", [0, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3], null, StatusCode.ResourceExhausted, "Limits:MaxMessageBytes" },
+        { "unary: length 0xFFFFFFFF", "MatchPair", [0, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3], null, StatusCode.ResourceExhausted, "4294967295 bytes" },
+        { "unary: compressed without grpc-encoding", "MatchPair", Framed(1, [0x08, 0x01]), null, StatusCode.InvalidArgument, "no grpc-encoding" },
+        { "unary: gzip flag on a body that is not gzip", "MatchPair", Framed(1, [0x08, 0x01, 0x02, 0x03]), "gzip", StatusCode.InvalidArgument, "not valid gzip" },
+        { "stream: gzip flag on a body that is not gzip", "MatchStream", Framed(1, [0x08, 0x01, 0x02, 0x03]), "gzip", StatusCode.InvalidArgument, "not valid gzip" },
+    };
+
+    [Theory]
+    [MemberData(nameof(GarbageBodies))]
+    public async Task Garbage_gRPCBody_ClearStatusNotUnknown(string _, string method, byte[] body, string? encoding, StatusCode expected, string message)
+    {
+        using var client = server.CreateDefaultClient();
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/videomatch.v1.VideoMatcher/{method}")
+        {
+            Version = System.Net.HttpVersion.Version20,
+            Content = new ByteArrayContent(body),
+        };
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/grpc");
+        request.Headers.TryAddWithoutValidation("TE", "trailers");
+        if (encoding is not null)
+        {
+            request.Headers.TryAddWithoutValidation("grpc-encoding", encoding);
+        }
+
+        using var response = await client.SendAsync(request).WaitAsync(Limits.Call);
+        await response.Content.ReadAsByteArrayAsync();
+        string? Header(string name) => response.Headers.TryGetValues(name, out var v) || response.TrailingHeaders.TryGetValues(name, out v) ? v.First() : null;
+
+        var status = (StatusCode)int.Parse(Header("grpc-status") ?? "-1", System.Globalization.CultureInfo.InvariantCulture);
+        var detail = Uri.UnescapeDataString(Header("grpc-message") ?? "");
+        Assert.True(status == expected, $"{status}: {detail}");
+        Assert.Contains(message, detail, StringComparison.Ordinal);
+    }
+
+    /// <summary>One gRPC length-prefixed message: flag, big-endian length, bytes.</summary>
+    private static byte[] Framed(byte flag, byte[] message) =>
+        [flag, (byte)(message.Length >> 24), (byte)(message.Length >> 16), (byte)(message.Length >> 8), (byte)message.Length, .. message];
 }

@@ -55,6 +55,13 @@ internal static class Answers
     public static RpcException NotAStreamRequest(long message, string reason) => InvalidArgument(string.Create(CultureInfo.InvariantCulture,
         $"Message {message} of the stream is not a valid StreamRequest ({reason}); earlier frames were answered."));
 
+    /// <summary>The gRPC framing of a stream's message is broken (compressed flag, length); what the reader said.</summary>
+    public static RpcException BadFraming(long message, string reason) => InvalidArgument(string.Create(CultureInfo.InvariantCulture,
+        $"Message {message} of the stream is not a valid gRPC message ({reason}); earlier frames were answered. Use a gRPC library, or follow the length-prefixed framing of gRPC over HTTP/2."));
+
+    public static RpcException MessageTooLarge(long message, string reason) => new(new Status(StatusCode.ResourceExhausted, string.Create(CultureInfo.InvariantCulture,
+        $"Message {message} of the stream announces more bytes than can be read ({reason}); earlier frames were answered. Keep each message under Limits:MaxMessageBytes (GetModelInfo's max_message_bytes).")));
+
     public static RpcException BadImage(string name, string reason) => InvalidArgument($"{name}: {reason}");
 
     public static RpcException TooFast(double rate, ulong sequence) => new(new Status(StatusCode.ResourceExhausted, string.Create(CultureInfo.InvariantCulture,

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Grpc.Core;
 using VideoMatch.Contracts.V1;
 using VideoMatch.Engine.Geometry;
@@ -24,7 +25,7 @@ internal static class ProtoMapping
                     PixelFormat.Rgba32 => FramePixelFormat.Rgba32,
                     _ => throw new FrameRejectedException($"Pixel format {raw.Format} is not supported; use PIXEL_FORMAT_GRAY8, RGB24, BGR24 or RGBA32."),
                 };
-                return FrameInput.Raw(format, Clamp(raw.Width), Clamp(raw.Height), Clamp(raw.RowStride), raw.Data.Memory);
+                return FrameInput.Raw(format, Checked(raw.Width, "width"), Checked(raw.Height, "height"), Checked(raw.RowStride, "row_stride"), raw.Data.Memory);
             case Image.DataOneofCase.Encoded:
                 var encoding = image.Encoded.Encoding switch
                 {
@@ -91,5 +92,9 @@ internal static class ProtoMapping
     };
 
     // Sizes beyond int range are rejected by validation as over the limit, not wrapped.
-    private static int Clamp(uint value) => value > int.MaxValue ? int.MaxValue : (int)value;
+    /// <summary>A raw frame's size field as sent; one no frame can have is refused with the value the client sent.</summary>
+    private static int Checked(uint value, string field) => value <= int.MaxValue
+        ? (int)value
+        : throw new FrameRejectedException(string.Create(CultureInfo.InvariantCulture,
+            $"raw.{field} = {value} cannot describe a frame (no frame is that large); the frame's header looks corrupt."));
 }

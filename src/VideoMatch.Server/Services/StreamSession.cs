@@ -130,6 +130,18 @@ internal sealed partial class StreamSession
         {
             throw stopping.IsCancellationRequested ? Answers.ShuttingDownBeforeConfig() : Answers.NoConfigInTime(_options.ConfigTimeoutSeconds);
         }
+        catch (Google.Protobuf.InvalidProtocolBufferException e)
+        {
+            throw Answers.NotAStreamRequest(1, e.Message);
+        }
+        catch (InvalidDataException e)
+        {
+            throw Answers.BadFraming(1, e.Message);
+        }
+        catch (IOException e) when (TooLarge(e, cancellationToken))
+        {
+            throw Answers.MessageTooLarge(1, e.Message);
+        }
     }
 
     /// <summary>Reads frames until the client ends the stream; returns the status that ends the call, or null.</summary>
@@ -198,6 +210,14 @@ internal sealed partial class StreamSession
         catch (Google.Protobuf.InvalidProtocolBufferException e)
         {
             return Answers.NotAStreamRequest(_frames + 2, e.Message);
+        }
+        catch (InvalidDataException e)
+        {
+            return Answers.BadFraming(_frames + 2, e.Message);
+        }
+        catch (IOException e) when (TooLarge(e, cancellationToken))
+        {
+            return Answers.MessageTooLarge(_frames + 2, e.Message);
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
@@ -287,6 +307,10 @@ internal sealed partial class StreamSession
             return true;
         }
     }
+
+    /// <summary>gRPC's reader refusing a length prefix too large to read at all (not a connection that broke).</summary>
+    private static bool TooLarge(IOException e, CancellationToken call) =>
+        !call.IsCancellationRequested && e.Message.StartsWith("Message too large", StringComparison.Ordinal);
 
     /// <summary>Shutdown's drain time ran out, the call itself goes on.</summary>
     private bool Draining => _drain.IsCancellationRequested && !_call.IsCancellationRequested;

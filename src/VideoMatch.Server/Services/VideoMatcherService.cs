@@ -9,7 +9,7 @@ using VideoMatch.Server.Security;
 
 namespace VideoMatch.Server.Services;
 
-/// <summary>The videomatch.v1.VideoMatcher service.</summary>
+/// <summary>The videomatch.v1.VideoMatcher service, bound by <see cref="VideoMatcherMethods"/>.</summary>
 internal sealed class VideoMatcherService(
     MatchingRuntime runtime,
     IOptions<StreamingOptions> streaming,
@@ -19,9 +19,9 @@ internal sealed class VideoMatcherService(
     IHostApplicationLifetime lifetime,
     TimeProvider time,
     ServerMetrics metrics,
-    ILogger<VideoMatcherService> logger) : VideoMatcher.VideoMatcherBase
+    ILogger<VideoMatcherService> logger)
 {
-    public override async Task MatchStream(IAsyncStreamReader<StreamRequest> requestStream, IServerStreamWriter<StreamResponse> responseStream, ServerCallContext context)
+    public async Task MatchStream(IAsyncStreamReader<StreamRequest> requestStream, IServerStreamWriter<StreamResponse> responseStream, ServerCallContext context)
     {
         EnsureReady();
         using var slot = connections.Acquire(context.GetHttpContext().Connection.Id ?? context.Peer);
@@ -30,7 +30,7 @@ internal sealed class VideoMatcherService(
         await session.RunAsync(requestStream, context.CancellationToken, lifetime.ApplicationStopping).ConfigureAwait(false);
     }
 
-    public override async Task<MatchPairResponse> MatchPair(MatchPairRequest request, ServerCallContext context)
+    public async Task<MatchPairResponse> MatchPair(MatchPairRequest request, ServerCallContext context)
     {
         EnsureReady();
         var settings = MatchSettings.Parse(request, runtime.Matcher.Manifest);
@@ -78,7 +78,7 @@ internal sealed class VideoMatcherService(
         }
     }
 
-    public override Task<ModelInfo> GetModelInfo(GetModelInfoRequest request, ServerCallContext context)
+    public Task<ModelInfo> GetModelInfo(GetModelInfoRequest request, ServerCallContext context)
     {
         EnsureReady();
         var manifest = runtime.Matcher.Manifest;
