@@ -68,6 +68,18 @@ public sealed class MessageTests(LoopbackServer server) : IClassFixture<Loopback
         Assert.DoesNotContain("could not reach", error, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Describe_ServerShuttingDown_SaysSoNotThatItIsUnreachable()
+    {
+        var e = new Grpc.Core.RpcException(new Grpc.Core.Status(Grpc.Core.StatusCode.Unavailable,
+            "The server is shutting down; every frame it read was answered (the last was 14). Reconnect and resend the rest."));
+
+        var message = Cli.Describe(e, "http://127.0.0.1:50051");
+
+        Assert.StartsWith("the server at http://127.0.0.1:50051 is shutting down: The server is shutting down; every frame", message, StringComparison.Ordinal);
+        Assert.DoesNotContain("could not reach", message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("--max-matches", "-5", "--max-matches '-5' is not valid: give 0 (all) or a positive count.")]
     [InlineData("--threshold", "abc", "--threshold 'abc' is not valid: give a score in [0, 1)")]

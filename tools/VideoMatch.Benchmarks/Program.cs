@@ -10,10 +10,24 @@ using VideoMatch.Engine.Inference;
 using VideoMatch.Synthetic;
 using VideoMatch.Server;
 
-// Usage: dotnet run -c Release --project tools/VideoMatch.Benchmarks [-- --pairs N --width W --height H --batch B --streams S --model DIR]
+// Usage: dotnet run -c Release --project tools/VideoMatch.Benchmarks [-- --pairs N --width W --height H --batch B --streams S --model DIR
+//          --provider cpu|cuda --cudnn Exhaustive|Heuristic|Default --nhwc --precision fp32|fp16 --json FILE --matching-only]
 //        dotnet run -c Release --project tools/VideoMatch.Benchmarks -- ingest [--streams S --seconds T]
 //        dotnet run -c Release --project tools/VideoMatch.Benchmarks -- preprocess
+//        dotnet run -c Release --project tools/VideoMatch.Benchmarks -- memory [--width W --height H --batch B]
 var settings = Settings.Parse(args);
+if (args.FirstOrDefault() == "memory")
+{
+    Memory.Run(settings with { Batch = Array.IndexOf(args, "--batch") >= 0 ? settings.Batch : 16 });
+    return;
+}
+
+if (args.FirstOrDefault() == "memory-one")
+{
+    Memory.RunOne(settings, args[Array.IndexOf(args, "--arena") + 1] == "1", args[Array.IndexOf(args, "--pattern") + 1] == "1");
+    return;
+}
+
 if (args.FirstOrDefault() == "ingest")
 {
     await Ingest.RunAsync(settings);
@@ -34,16 +48,50 @@ if (settings.Model is { } folder)
     settings = settings with { Width = manifest.Input.Width, Height = manifest.Input.Height };
 }
 
-Console.WriteLine($"model: {(settings.Model is null ? "embedded" : settings.Model)} {settings.Width}×{settings.Height}, batch {settings.Batch}, {settings.Streams} streams, {settings.Pairs} pairs per measurement");
+Console.WriteLine($"model: {(settings.Model is null ? "embedded" : settings.Model)} {settings.Width}×{settings.Height}, batch {settings.Batch}, {settings.Streams} streams, {settings.Pairs} pairs per measurement, {settings.Provider} {settings.Precision}{(settings.Provider == "cuda" ? $", cuDNN {settings.Cudnn}{(settings.Nhwc ? ", NHWC" : "")}" : "")}");
 Console.WriteLine();
 
-Preprocessing.Run(settings);
+if (!settings.MatchingOnly)
+{
+    Preprocessing.Run(settings);
+}
+
 await Matching.RunAsync(settings);
 
 static string RuntimeInformationText() => System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription;
 
 internal sealed record Settings(int Pairs, int Width, int Height, int Batch, int Streams, int Seconds, string? Model = null)
 {
+    /// <summary><c>cpu</c> or <c>cuda</c> (Inference:ExecutionProvider).</summary>
+    public string Provider { get; init; } = "cpu";
+
+    /// <summary><c>cuda</c>: Inference:CudnnConvAlgoSearch.</summary>
+    public string Cudnn { get; init; } = "Exhaustive";
+
+    /// <summary><c>cuda</c>: Inference:PreferNhwc.</summary>
+    public bool Nhwc { get; init; }
+
+    /// <summary>Inference:Precision (<c>fp16</c> serves an export's fp16 graph).</summary>
+    public string Precision { get; init; } = "fp32";
+
+    /// <summary>Also write the matching rows as JSON here (tools/bench-gpu reads it).</summary>
+    public string? Json { get; init; }
+
+    /// <summary>Skip the preprocessing table (tools/bench-gpu runs one configuration after another).</summary>
+    public bool MatchingOnly { get; init; }
+
+    public InferenceOptions Inference(bool useSplit) => new()
+    {
+        EmbeddedWidth = Width,
+        EmbeddedHeight = Height,
+        ModelPath = Model ?? "",
+        UseSplit = useSplit,
+        ExecutionProvider = Provider,
+        CudnnConvAlgoSearch = Cudnn,
+        PreferNhwc = Nhwc,
+        Precision = Precision,
+    };
+
     public static Settings Parse(string[] args)
     {
         int Get(string name, int fallback)
@@ -52,8 +100,18 @@ internal sealed record Settings(int Pairs, int Width, int Height, int Batch, int
             return at >= 0 && at + 1 < args.Length ? int.Parse(args[at + 1], CultureInfo.InvariantCulture) : fallback;
         }
 
-        var model = Array.IndexOf(args, "--model") is var at && at >= 0 && at + 1 < args.Length ? Path.GetFullPath(args[at + 1]) : null;
-        return new Settings(Get("--pairs", 48), Get("--width", 640), Get("--height", 480), Get("--batch", 4), Get("--streams", 4), Get("--seconds", 5), model);
+        string? Text(string name) => Array.IndexOf(args, name) is var at && at >= 0 && at + 1 < args.Length ? args[at + 1] : null;
+
+        var model = Text("--model") is { } folder ? Path.GetFullPath(folder) : null;
+        return new Settings(Get("--pairs", 48), Get("--width", 640), Get("--height", 480), Get("--batch", 4), Get("--streams", 4), Get("--seconds", 5), model)
+        {
+            Provider = Text("--provider") ?? "cpu",
+            Cudnn = Text("--cudnn") ?? "Exhaustive",
+            Nhwc = args.Contains("--nhwc"),
+            Precision = Text("--precision") ?? "fp32",
+            Json = Text("--json") is { } json ? Path.GetFullPath(json) : null,
+            MatchingOnly = args.Contains("--matching-only"),
+        };
     }
 }
 
@@ -137,6 +195,16 @@ internal static class Matching
             Console.WriteLine($"{graph}: server / raw matcher = {server / raw:F3}");
         }
 
+        if (settings.Json is { } json)
+        {
+            var written = rows.Select(r => new Dictionary<string, object>
+            {
+                ["graph"] = r.Graph, ["batch"] = settings.Batch, ["provider"] = settings.Provider, ["precision"] = settings.Precision,
+                ["cudnn"] = settings.Cudnn, ["nhwc"] = settings.Nhwc, ["raw_pairs_per_s"] = r.Raw, ["server_pairs_per_s"] = r.Server,
+            });
+            await File.WriteAllTextAsync(json, System.Text.Json.JsonSerializer.Serialize(written));
+        }
+
         if (rows.Count == 2)
         {
             Console.WriteLine($"split / whole pair, time per pair (raw matcher) = {rows[0].Raw / rows[1].Raw:F3}");
@@ -145,7 +213,7 @@ internal static class Matching
 
     private static (double PairsPerSecond, double BytesPerPair, string Notes) RawSession(Settings settings, bool useSplit)
     {
-        var options = new InferenceOptions { EmbeddedWidth = settings.Width, EmbeddedHeight = settings.Height, ModelPath = settings.Model ?? "", UseSplit = useSplit };
+        var options = settings.Inference(useSplit);
         using var matcher = ModelLoader.Open(options, settings.Batch);
         var preparer = new FramePreparer(settings.Width, settings.Height, 8192);
         var input = Preprocessing.Frame(FramePixelFormat.Gray8, settings.Width, settings.Height);
@@ -208,6 +276,10 @@ internal static class Matching
             $"--Inference:EmbeddedHeight={settings.Height}",
             $"--Inference:ModelPath={settings.Model ?? ""}",
             $"--Inference:UseSplit={useSplit}",
+            $"--Inference:ExecutionProvider={settings.Provider}",
+            $"--Inference:CudnnConvAlgoSearch={settings.Cudnn}",
+            $"--Inference:PreferNhwc={settings.Nhwc}",
+            $"--Inference:Precision={settings.Precision}",
             $"--Batching:MaxBatchSize={settings.Batch}",
             "--Batching:MaxBatchDelayMs=20",
         ]);

@@ -123,6 +123,11 @@ internal static class Cli
                 : $"the TLS handshake with {server} failed: {Innermost(e.Status.DebugException) ?? detail}";
         }
 
+        if (e.StatusCode == StatusCode.Unavailable && detail.StartsWith("The server is shutting down", StringComparison.Ordinal))
+        {
+            return $"the server at {server} is shutting down: {detail}";
+        }
+
         return e.StatusCode switch
         {
             StatusCode.Unavailable => $"could not reach the server at {server}: {detail}. Is it running? (dotnet run --project src/VideoMatch.Server)",

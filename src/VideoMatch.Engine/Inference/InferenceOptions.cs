@@ -43,6 +43,20 @@ public sealed class InferenceOptions
     /// </summary>
     public IList<int> WarmUpBatchSizes { get; } = [];
 
+    /// <summary>
+    /// <c>cpu</c>: keep ONNX Runtime's CPU memory arena (true, its default), which holds every buffer at its peak and
+    /// grows it for each new batch size, or allocate per run and return memory after it (false). RSS for each in
+    /// docs/BENCHMARKS.md ("Memory per batch size").
+    /// </summary>
+    public bool CpuMemoryArena { get; set; } = true;
+
+    /// <summary>
+    /// ONNX Runtime's memory pattern: plan each input shape's buffers as one block and keep it. Off by default: the
+    /// batcher forms batches of every size, and with the pattern on each size's blocks stay in the arena (the default
+    /// model at 640×480 and batches up to 8 reached 8.9 GB RSS with it, 4.7 GB without, and ran no faster).
+    /// </summary>
+    public bool CpuMemoryPattern { get; set; }
+
     /// <summary><c>cuda</c> only: the arena's limit in MiB (ONNX Runtime's <c>gpu_mem_limit</c>). 0 (default): no limit.</summary>
     public long GpuMemoryLimitMb { get; set; }
 

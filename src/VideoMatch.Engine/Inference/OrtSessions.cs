@@ -13,6 +13,8 @@ internal static class OrtSessions
         {
             GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
             IntraOpNumThreads = options.IntraOpThreads,
+            EnableCpuMemArena = options.CpuMemoryArena,
+            EnableMemoryPattern = options.CpuMemoryPattern,
         };
         provider = "cpu";
         if (!options.IsCuda)
