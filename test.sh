@@ -3,7 +3,8 @@
 #   .NET    engine unit tests, the server's functional tests, the CLI's tests (xunit; results as .trx)
 #   Python  clients/python against a real server process (needs apt python3-grpcio python3-grpc-tools python3-numpy)
 #   Node    clients/node against the same server (npm ci in clients/node; results from node's junit reporter)
-#   Export  tools/export (EfficientLoFTR to ONNX) against HF's golden fixtures (needs apt python3-torch python3-onnx)
+#   Export  tools/export (EfficientLoFTR to ONNX) against HF's golden fixtures (needs apt python3-torch python3-onnx),
+#           and tools/bench-gpu's dry run (the GPU run's script on CPU with the tiny fixture)
 #   Chart   charts/videomatch rendered without helm and checked (needs apt golang-go, golang-github-masterminds-sprig-dev,
 #           golang-gopkg-yaml.v3-dev, python3-yaml, python3-jsonschema, yamllint); starts the built server with its settings
 # Totals come from the runners' result files (tests/Infrastructure/testkit.py tally), never from their console output.
@@ -101,6 +102,9 @@ if ! /usr/bin/python3 -c 'import torch, onnx, numpy' 2>/dev/null; then
 else
   $testkit unittest tools/export/tests "$results/export.json"
   [ -f "$results/export.json" ] || suite_failed "export: the unittest run wrote no results"
+  # The GPU run's script (tools/bench-gpu) dry-run on CPU: the tiny fixture through every step.
+  $testkit unittest tools/bench-gpu/tests "$results/bench-gpu.json"
+  [ -f "$results/bench-gpu.json" ] || suite_failed "bench-gpu: the unittest run wrote no results"
 fi
 
 # --- Chart ----------------------------------------------------------------------------------------------------

@@ -15,7 +15,15 @@ using VideoMatch.Server;
 //        dotnet run -c Release --project tools/VideoMatch.Benchmarks -- ingest [--streams S --seconds T]
 //        dotnet run -c Release --project tools/VideoMatch.Benchmarks -- preprocess
 //        dotnet run -c Release --project tools/VideoMatch.Benchmarks -- memory [--width W --height H --batch B]
+//        dotnet run -c Release --project tools/VideoMatch.Benchmarks -- load [--model DIR --provider P --precision X --batch B --streams S --fps F --seconds T --json FILE]
 var settings = Settings.Parse(args);
+if (args.FirstOrDefault() == "load")
+{
+    await Load.RunAsync(settings, Array.IndexOf(args, "--fps") is var fps && fps >= 0 && fps + 1 < args.Length
+        ? double.Parse(args[fps + 1], CultureInfo.InvariantCulture) : 30);
+    return;
+}
+
 if (args.FirstOrDefault() == "memory")
 {
     Memory.Run(settings with { Batch = Array.IndexOf(args, "--batch") >= 0 ? settings.Batch : 16 });
