@@ -102,9 +102,14 @@ if ! /usr/bin/python3 -c 'import torch, onnx, numpy' 2>/dev/null; then
 else
   $testkit unittest tools/export/tests "$results/export.json"
   [ -f "$results/export.json" ] || suite_failed "export: the unittest run wrote no results"
-  # The GPU run's script (tools/bench-gpu) dry-run on CPU: the tiny fixture through every step.
-  $testkit unittest tools/bench-gpu/tests "$results/bench-gpu.json"
-  [ -f "$results/bench-gpu.json" ] || suite_failed "bench-gpu: the unittest run wrote no results"
+  # The GPU run's script (tools/bench-gpu) dry-run on CPU: the tiny fixture through every step. It drives
+  # tools/VideoMatch.Benchmarks, which dotnet test does not build.
+  if ! dotnet build tools/VideoMatch.Benchmarks -c Release --nologo -v quiet; then
+    suite_failed "bench-gpu: tools/VideoMatch.Benchmarks did not build (see above)"
+  else
+    $testkit unittest tools/bench-gpu/tests "$results/bench-gpu.json"
+    [ -f "$results/bench-gpu.json" ] || suite_failed "bench-gpu: the unittest run wrote no results"
+  fi
 fi
 
 # --- Chart ----------------------------------------------------------------------------------------------------

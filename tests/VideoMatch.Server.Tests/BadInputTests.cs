@@ -290,7 +290,7 @@ public sealed class BadInputTests(ServerFactory server) : IClassFixture<ServerFa
         }
 
         using var response = await client.SendAsync(request).WaitAsync(Limits.Call);
-        await response.Content.ReadAsByteArrayAsync();
+        await response.Content.ReadAsByteArrayAsync().WaitAsync(Limits.Call);
         string? Header(string name) => response.Headers.TryGetValues(name, out var v) || response.TrailingHeaders.TryGetValues(name, out v) ? v.First() : null;
 
         var status = (StatusCode)int.Parse(Header("grpc-status") ?? "-1", System.Globalization.CultureInfo.InvariantCulture);

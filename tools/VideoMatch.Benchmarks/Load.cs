@@ -12,21 +12,7 @@ internal static class Load
 {
     public static async Task RunAsync(Settings settings, double framesPerSecond)
     {
-        await using var app = ServerApp.Build([
-            "--urls", "http://127.0.0.1:0",
-            "--Metrics:Url=",
-            "--Logging:LogLevel:Default", "Warning",
-            $"--Inference:EmbeddedWidth={settings.Width}",
-            $"--Inference:EmbeddedHeight={settings.Height}",
-            $"--Inference:ModelPath={settings.Model ?? ""}",
-            $"--Inference:ExecutionProvider={settings.Provider}",
-            $"--Inference:CudnnConvAlgoSearch={settings.Cudnn}",
-            $"--Inference:PreferNhwc={settings.Nhwc}",
-            $"--Inference:Precision={settings.Precision}",
-            $"--Batching:MaxBatchSize={settings.Batch}",
-            "--Streaming:MaxPendingPairsPerStream=8",
-            "--Batching:QueueCapacity=512",
-        ]);
+        await using var app = ServerApp.Build([.. settings.ServerArguments(), "--Streaming:MaxPendingPairsPerStream=8", "--Batching:QueueCapacity=512"]);
         await app.StartAsync();
         var (width, height) = InputSize(settings);
         using var client = new VideoMatchClient(new Uri(app.Urls.First()));

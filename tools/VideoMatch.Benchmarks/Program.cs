@@ -100,6 +100,23 @@ internal sealed record Settings(int Pairs, int Width, int Height, int Batch, int
         Precision = Precision,
     };
 
+    /// <summary>The in-process server's settings for this run: loopback port 0, no side port, warnings only.</summary>
+    public string[] ServerArguments(bool useSplit = true) =>
+    [
+        "--urls", "http://127.0.0.1:0",
+        "--Metrics:Url=",
+        "--Logging:LogLevel:Default", "Warning",
+        $"--Inference:EmbeddedWidth={Width}",
+        $"--Inference:EmbeddedHeight={Height}",
+        $"--Inference:ModelPath={Model ?? ""}",
+        $"--Inference:UseSplit={useSplit}",
+        $"--Inference:ExecutionProvider={Provider}",
+        $"--Inference:CudnnConvAlgoSearch={Cudnn}",
+        $"--Inference:PreferNhwc={Nhwc}",
+        $"--Inference:Precision={Precision}",
+        $"--Batching:MaxBatchSize={Batch}",
+    ];
+
     public static Settings Parse(string[] args)
     {
         int Get(string name, int fallback)
@@ -276,21 +293,7 @@ internal static class Matching
 
     private static async Task<(double PairsPerSecond, double BytesPerPair, double MeanBatch, double P50Ms)> ServerAsync(Settings settings, bool useSplit)
     {
-        await using var app = ServerApp.Build([
-            "--urls", "http://127.0.0.1:0",
-            "--Metrics:Url=",
-            "--Logging:LogLevel:Default", "Warning",
-            $"--Inference:EmbeddedWidth={settings.Width}",
-            $"--Inference:EmbeddedHeight={settings.Height}",
-            $"--Inference:ModelPath={settings.Model ?? ""}",
-            $"--Inference:UseSplit={useSplit}",
-            $"--Inference:ExecutionProvider={settings.Provider}",
-            $"--Inference:CudnnConvAlgoSearch={settings.Cudnn}",
-            $"--Inference:PreferNhwc={settings.Nhwc}",
-            $"--Inference:Precision={settings.Precision}",
-            $"--Batching:MaxBatchSize={settings.Batch}",
-            "--Batching:MaxBatchDelayMs=20",
-        ]);
+        await using var app = ServerApp.Build([.. settings.ServerArguments(useSplit), "--Batching:MaxBatchDelayMs=20"]);
         await app.StartAsync();
         using var channel = GrpcChannel.ForAddress(app.Urls.First());
         var client = new VideoMatcher.VideoMatcherClient(channel);
