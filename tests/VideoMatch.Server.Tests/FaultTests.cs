@@ -10,10 +10,11 @@ using VideoMatch.Engine.Batching;
 using VideoMatch.Engine.Inference;
 using VideoMatch.Tests;
 using VideoMatch.Server.Hosting;
+using Xunit.Abstractions;
 
 namespace VideoMatch.Server.Tests;
 
-public sealed class FaultTests
+public sealed class FaultTests(ITestOutputHelper output)
 {
 
     [Fact]
@@ -147,82 +148,36 @@ public sealed class FaultTests
     [Fact]
     public async Task Sigterm_StreamInFlight_AnswersEveryFrameReadThenExitsZero()
     {
-        var port = Ports.Free();
         // A drain long enough for the backlog even on a loaded machine: this test is about pairs matched, not dropped.
-        using var process = StartServer(port, "--Batching:MaxBatchSize=2", "--Inference:WarmUp=false", "--Streaming:ShutdownDrainSeconds=60");
-        try
+        await using var server = await ServerProcess.StartAsync(output, "--Batching:MaxBatchSize=2", "--Inference:WarmUp=false", "--Streaming:ShutdownDrainSeconds=60");
+        using var channel = GrpcChannel.ForAddress(server.Address);
+        using var call = new VideoMatcher.VideoMatcherClient(channel).MatchStream();
+        var video = new SyntheticVideo(seed: 60, width: 320, height: 240);
+        await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig() });
+        for (ulong i = 0; i < 6; i++)
         {
-            await WaitForAsync(process, "; ready");
-            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
-            using var call = new VideoMatcher.VideoMatcherClient(channel).MatchStream();
-            var video = new SyntheticVideo(seed: 60, width: 320, height: 240);
-            await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig() });
-            for (ulong i = 0; i < 6; i++)
-            {
-                await call.RequestStream.WriteAsync(new StreamRequest { Frame = video.Frame(i, new Vector2(i, 0)) });
-            }
-
-            Assert.True(await call.ResponseStream.MoveNext());
-            var answered = new List<ulong> { call.ResponseStream.Current.Status.Sequence };
-            using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-            {
-                await kill.WaitForExitAsync();
-            }
-
-            var ending = await Assert.ThrowsAsync<RpcException>(async () =>
-            {
-                while (await call.ResponseStream.MoveNext())
-                {
-                    var response = call.ResponseStream.Current;
-                    Assert.NotNull(response.Pair);
-                    answered.Add(response.Pair.Sequence1);
-                }
-            });
-            await process.WaitForExitAsync(new CancellationTokenSource(Limits.Call).Token);
-
-            Assert.Equal(Enumerable.Range(0, answered.Count).Select(i => (ulong)i), answered);
-            Assert.Equal(StatusCode.Unavailable, ending.StatusCode);
-            Assert.Contains($"the last was {answered[^1]}", ending.Status.Detail, StringComparison.Ordinal);
-            Assert.Equal(0, process.ExitCode);
-        }
-        finally
-        {
-            if (!process.HasExited)
-            {
-                process.Kill(entireProcessTree: true);
-            }
-        }
-    }
-
-    private static Process StartServer(int port, params string[] settings)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = AppContext.BaseDirectory };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "VideoMatch.Server.dll"));
-        start.ArgumentList.Add($"--urls=http://127.0.0.1:{port}");
-        start.ArgumentList.Add("--Metrics:Url=");
-        foreach (var setting in settings)
-        {
-            start.ArgumentList.Add(setting);
+            await call.RequestStream.WriteAsync(new StreamRequest { Frame = video.Frame(i, new Vector2(i, 0)) });
         }
 
-        return Process.Start(start)!;
-    }
+        Assert.True(await call.ResponseStream.MoveNext());
+        var answered = new List<ulong> { call.ResponseStream.Current.Status.Sequence };
+        server.Terminate();
 
-    private static async Task WaitForAsync(Process process, string text)
-    {
-        using var timeout = new CancellationTokenSource(Limits.Call);
-        process.BeginErrorReadLine();
-        while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
+        var ending = await Assert.ThrowsAsync<RpcException>(async () =>
         {
-            if (line.Contains(text, StringComparison.Ordinal))
+            while (await call.ResponseStream.MoveNext())
             {
-                // Keep draining so the server never blocks on a full pipe.
-                _ = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
-                return;
+                var response = call.ResponseStream.Current;
+                Assert.NotNull(response.Pair);
+                answered.Add(response.Pair.Sequence1);
             }
-        }
+        });
+        var exitCode = await server.ExitCodeAsync();
 
-        throw new InvalidOperationException($"The server exited before printing '{text}' (exit code {process.ExitCode}).");
+        Assert.Equal(Enumerable.Range(0, answered.Count).Select(i => (ulong)i), answered);
+        Assert.Equal(StatusCode.Unavailable, ending.StatusCode);
+        Assert.Contains($"the last was {answered[^1]}", ending.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(0, exitCode);
     }
 
     /// <summary>The real model, but every batch waits for a gate first.</summary>

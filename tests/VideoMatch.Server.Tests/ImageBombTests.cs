@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.RegularExpressions;
 using Google.Protobuf;
 using Grpc.Net.Client;
 using SkiaSharp;
@@ -14,7 +13,7 @@ namespace VideoMatch.Server.Tests;
 /// once: every frame is answered, health keeps answering, and resident memory stays within the stated bound.
 /// </summary>
 [Collection(SoakRunsAlone.Name)]
-public sealed partial class ImageBombTests(ITestOutputHelper output)
+public sealed class ImageBombTests(ITestOutputHelper output)
 {
     /// <summary>The bound docs/SECURITY.md states: growth of resident memory over the burst, decode budget (256 MiB) included.</summary>
     private const long AllowedGrowthBytes = 768L * 1024 * 1024;
@@ -24,84 +23,58 @@ public sealed partial class ImageBombTests(ITestOutputHelper output)
     [Fact]
     public async Task Burst_BombsAndFramesAtThePixelLimit_AnsweredWithMemoryBoundedAndHealthAnswering()
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in new[] { Path.Combine(AppContext.BaseDirectory, "VideoMatch.Server.dll"), "--urls", "http://127.0.0.1:0", "--Metrics:Url=",
-            "--Inference:EmbeddedWidth=320", "--Inference:EmbeddedHeight=256", "--Inference:WarmUp=false", "--Logging:LogLevel:Microsoft.Hosting.Lifetime=Information" })
-        {
-            start.ArgumentList.Add(argument);
-        }
+        await using var server = await ServerProcess.StartAsync(output, "--Inference:EmbeddedWidth=320", "--Inference:EmbeddedHeight=256", "--Inference:WarmUp=false");
+        using var channel = GrpcChannel.ForAddress(server.Address, new GrpcChannelOptions { MaxSendMessageSize = null });
+        var client = new VideoMatcher.VideoMatcherClient(channel);
+        // Probes come on a connection of their own, as kubelet's do.
+        using var probeChannel = GrpcChannel.ForAddress(server.Address);
+        var health = new Grpc.Health.V1.Health.HealthClient(probeChannel);
+        await Limits.UntilAsync(() => IsServing(health), "the server to report SERVING");
 
-        using var process = Process.Start(start)!;
-        var listening = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        process.OutputDataReceived += (_, e) =>
+        var large = LargePng();
+        Image[] burst =
+        [
+            Encoded(ImageEncoding.Png, VideoMatch.Tests.Frames.ImageBombs.PngDeclaring(8192, 8192, 196 * 1024)),
+            Encoded(ImageEncoding.Png, large),
+            Encoded(ImageEncoding.Png, VideoMatch.Tests.Frames.ImageBombs.PngDeclaring(8192, 8192, 40)),
+            Encoded(ImageEncoding.Png, large),
+        ];
+        // One stream first, so the model's and the runtime's own first-use memory is in the baseline.
+        await Streams.RunAsync(client, new StreamConfig(), burst.Select((image, i) => new Frame { Sequence = (ulong)i, Image = image }));
+        var baseline = server.Resident;
+
+        using var sampling = new CancellationTokenSource();
+        var peak = baseline;
+        var slowestHealth = TimeSpan.Zero;
+        var sampler = Task.Run(async () =>
         {
-            if (e.Data is { } line && Listening().Match(line) is { Success: true } match)
+            while (!sampling.IsCancellationRequested)
             {
-                listening.TrySetResult(match.Groups[1].Value);
+                peak = Math.Max(peak, server.Resident);
+                var asked = Stopwatch.GetTimestamp();
+                await health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest(), deadline: Limits.Deadline);
+                var took = Stopwatch.GetElapsedTime(asked);
+                slowestHealth = took > slowestHealth ? took : slowestHealth;
+                await Task.Delay(50);
             }
-        };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        try
+        });
+        var runs = await Task.WhenAll(Enumerable.Range(0, StreamCount).Select(_ =>
+            Streams.RunAsync(client, new StreamConfig(), burst.Concat(burst).Select((image, i) => new Frame { Sequence = (ulong)i, Image = image }))));
+        await sampling.CancelAsync();
+        await sampler;
+        var after = server.Resident;
+
+        output.WriteLine($"large PNG {large.Length >> 10} KiB; RSS baseline {baseline >> 20} MiB, peak {peak >> 20} MiB, after {after >> 20} MiB; slowest health check {slowestHealth.TotalMilliseconds:F0} ms");
+        foreach (var responses in runs)
         {
-            var address = await listening.Task.WaitAsync(Limits.Call);
-            using var channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions { MaxSendMessageSize = null });
-            var client = new VideoMatcher.VideoMatcherClient(channel);
-            // Probes come on a connection of their own, as kubelet's do.
-            using var probeChannel = GrpcChannel.ForAddress(address);
-            var health = new Grpc.Health.V1.Health.HealthClient(probeChannel);
-            await Limits.UntilAsync(() => IsServing(health), "the server to report SERVING");
-
-            var large = LargePng();
-            Image[] burst =
-            [
-                Encoded(ImageEncoding.Png, VideoMatch.Tests.Frames.ImageBombs.PngDeclaring(8192, 8192, 196 * 1024)),
-                Encoded(ImageEncoding.Png, large),
-                Encoded(ImageEncoding.Png, VideoMatch.Tests.Frames.ImageBombs.PngDeclaring(8192, 8192, 40)),
-                Encoded(ImageEncoding.Png, large),
-            ];
-            // One stream first, so the model's and the runtime's own first-use memory is in the baseline.
-            await Streams.RunAsync(client, new StreamConfig(), burst.Select((image, i) => new Frame { Sequence = (ulong)i, Image = image }));
-            var baseline = Resident(process);
-
-            using var sampling = new CancellationTokenSource();
-            var peak = baseline;
-            var slowestHealth = TimeSpan.Zero;
-            var sampler = Task.Run(async () =>
-            {
-                while (!sampling.IsCancellationRequested)
-                {
-                    peak = Math.Max(peak, Resident(process));
-                    var asked = Stopwatch.GetTimestamp();
-                    await health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest(), deadline: Limits.Deadline);
-                    var took = Stopwatch.GetElapsedTime(asked);
-                    slowestHealth = took > slowestHealth ? took : slowestHealth;
-                    await Task.Delay(50);
-                }
-            });
-            var runs = await Task.WhenAll(Enumerable.Range(0, StreamCount).Select(_ =>
-                Streams.RunAsync(client, new StreamConfig(), burst.Concat(burst).Select((image, i) => new Frame { Sequence = (ulong)i, Image = image }))));
-            await sampling.CancelAsync();
-            await sampler;
-            var after = Resident(process);
-
-            output.WriteLine($"large PNG {large.Length >> 10} KiB; RSS baseline {baseline >> 20} MiB, peak {peak >> 20} MiB, after {after >> 20} MiB; slowest health check {slowestHealth.TotalMilliseconds:F0} ms");
-            foreach (var responses in runs)
-            {
-                Assert.Equal(8, responses.Count);
-                Assert.All(new[] { 0, 2, 4, 6 }, i => Assert.Equal(FrameStatusCode.Invalid, responses[i].Status.Code));
-                Assert.Contains("8192×8192", responses[0].Status.Message, StringComparison.Ordinal);
-                Assert.NotNull(responses[3].Pair);
-            }
-
-            Assert.True(peak - baseline < AllowedGrowthBytes, $"resident memory grew {(peak - baseline) >> 20} MiB during the burst");
-            Assert.True(slowestHealth < TimeSpan.FromSeconds(2), $"a health check took {slowestHealth.TotalMilliseconds:F0} ms");
+            Assert.Equal(8, responses.Count);
+            Assert.All(new[] { 0, 2, 4, 6 }, i => Assert.Equal(FrameStatusCode.Invalid, responses[i].Status.Code));
+            Assert.Contains("8192×8192", responses[0].Status.Message, StringComparison.Ordinal);
+            Assert.NotNull(responses[3].Pair);
         }
-        finally
-        {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync();
-        }
+
+        Assert.True(peak - baseline < AllowedGrowthBytes, $"resident memory grew {(peak - baseline) >> 20} MiB during the burst");
+        Assert.True(slowestHealth < TimeSpan.FromSeconds(2), $"a health check took {slowestHealth.TotalMilliseconds:F0} ms");
     }
 
     private static bool IsServing(Grpc.Health.V1.Health.HealthClient health)
@@ -114,12 +87,6 @@ public sealed partial class ImageBombTests(ITestOutputHelper output)
         {
             return false;
         }
-    }
-
-    private static long Resident(Process process)
-    {
-        process.Refresh();
-        return process.WorkingSet64;
     }
 
     private static Image Encoded(ImageEncoding encoding, byte[] data) => new() { Encoded = new EncodedImage { Encoding = encoding, Data = ByteString.CopyFrom(data) } };
@@ -142,7 +109,4 @@ public sealed partial class ImageBombTests(ITestOutputHelper output)
         using var data = image.Encode(SKEncodedImageFormat.Png, 100);
         return data.ToArray();
     }
-
-    [GeneratedRegex(@"Now listening on: (http://127\.0\.0\.1:\d+)")]
-    private static partial Regex Listening();
 }
