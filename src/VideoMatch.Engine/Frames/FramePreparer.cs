@@ -75,6 +75,12 @@ public sealed class FramePreparer
     }
 
     /// <summary>
+    /// Why encoded frames of some kind cannot be decoded on this machine (TurboJPEG, for JPEG, is not installed), or
+    /// null. Such frames are answered INVALID with this reason; raw and PNG frames are unaffected.
+    /// </summary>
+    public static string? DecoderProblem => TurboJpeg.Unavailable;
+
+    /// <summary>
     /// As <see cref="Prepare"/>, holding the decode's buffer size from <see cref="DecodeBudget"/> while it runs (an
     /// encoded image waits there while the budget is spent; raw frames need none).
     /// </summary>

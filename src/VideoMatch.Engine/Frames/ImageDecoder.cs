@@ -6,9 +6,10 @@ using SkiaSharp;
 namespace VideoMatch.Engine.Frames;
 
 /// <summary>
-/// Decodes JPEG and PNG frames to raw pixels with SkiaSharp. Everything the header and the byte count can tell is
-/// checked before a pixel buffer exists: size limits, a header that declares more pixels than the bytes present
-/// could hold (a decompression bomb, or a truncated file), and a JPEG's marker structure.
+/// Decodes JPEG frames with libjpeg-turbo (<see cref="TurboJpeg"/>: a warning about damaged or missing data refuses
+/// the frame) and PNG frames with SkiaSharp. Everything the header and the byte count can tell is checked before a
+/// pixel buffer exists: size limits, and a header that declares more pixels than the bytes present could hold (a
+/// decompression bomb, or a truncated file).
 /// </summary>
 internal static class ImageDecoder
 {
@@ -92,13 +93,22 @@ internal static class ImageDecoder
             return 0;
         }
 
+        if (IsJpeg(data.Span))
+        {
+            return TurboJpeg.Unavailable is not null ? 0 : TurboJpeg.ReadHeader(data.Span).Header is { } header ? header.DecodeBytes : 0;
+        }
+
         using var pin = data.Pin();
         using var skData = SKData.Create((IntPtr)pin.Pointer, data.Length);
         using var codec = SKCodec.Create(skData);
         return codec is null ? 0 : (long)codec.Info.Width * codec.Info.Height * (codec.Info.ColorType == SKColorType.Gray8 ? 1 : 4);
     }
 
-    public static unsafe Decoded Decode(FrameEncoding encoding, ReadOnlyMemory<byte> data, int maxDimension, long maxPixels = long.MaxValue)
+    /// <summary>
+    /// Decodes a JPEG (libjpeg-turbo, every warning refused) or a PNG (SkiaSharp) after the checks its header allows.
+    /// </summary>
+    /// <exception cref="FrameRejectedException">The image is refused; the message says why.</exception>
+    public static Decoded Decode(FrameEncoding encoding, ReadOnlyMemory<byte> data, int maxDimension, long maxPixels = long.MaxValue)
     {
         var name = encoding == FrameEncoding.Jpeg ? "JPEG" : "PNG";
         if (data.IsEmpty)
@@ -106,6 +116,48 @@ internal static class ImageDecoder
             throw new FrameRejectedException($"The {name} image is empty (0 bytes).");
         }
 
+        return encoding == FrameEncoding.Jpeg && IsJpeg(data.Span)
+            ? DecodeJpeg(data.Span, maxDimension, maxPixels)
+            : DecodeWithSkia(encoding, name, data, maxDimension, maxPixels);
+    }
+
+    /// <summary>A JPEG's start-of-image marker followed by the first marker's lead byte.</summary>
+    private static bool IsJpeg(ReadOnlySpan<byte> data) => data.Length >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
+
+    private static Decoded DecodeJpeg(ReadOnlySpan<byte> data, int maxDimension, long maxPixels)
+    {
+        if (TurboJpeg.Unavailable is { } missing)
+        {
+            throw new FrameRejectedException($"The JPEG image was not decoded: {missing}.");
+        }
+
+        var (header, problem) = TurboJpeg.ReadHeader(data);
+        if (header is not { } jpeg)
+        {
+            throw new FrameRejectedException($"The JPEG image could not be read ({problem}); the data is corrupt or not an image.");
+        }
+
+        CheckSize("JPEG", jpeg.Width, jpeg.Height, maxDimension, maxPixels, data);
+        var buffer = new PixelBuffer(checked((int)jpeg.DecodeBytes));
+        try
+        {
+            if (TurboJpeg.Decode(data, jpeg, buffer.GetSpan()) is { } damage)
+            {
+                throw new FrameRejectedException($"The JPEG image is incomplete or damaged ({damage}); it is truncated or corrupt, so send the whole, undamaged file.");
+            }
+
+            var rowBytes = jpeg.Width * PixelFormats.BytesPerPixel(jpeg.Format);
+            return new Decoded(buffer, FrameInput.Raw(jpeg.Format, jpeg.Width, jpeg.Height, rowBytes, buffer.Memory[..(rowBytes * jpeg.Height)]));
+        }
+        catch
+        {
+            ((IDisposable)buffer).Dispose();
+            throw;
+        }
+    }
+
+    private static unsafe Decoded DecodeWithSkia(FrameEncoding encoding, string name, ReadOnlyMemory<byte> data, int maxDimension, long maxPixels)
+    {
         using var pin = data.Pin();
         using var skData = SKData.Create((IntPtr)pin.Pointer, data.Length);
         using var stream = new SKMemoryStream(skData);
@@ -124,35 +176,8 @@ internal static class ImageDecoder
 
         var width = codec.Info.Width;
         var height = codec.Info.Height;
-        if (width <= 0 || height <= 0)
-        {
-            throw new FrameRejectedException($"The {name} header declares an empty image ({width}×{height}).");
-        }
-
-        if (width > maxDimension || height > maxDimension)
-        {
-            throw new FrameRejectedException($"The {name} image is {width}×{height}, over the server's limit of {maxDimension} pixels per side; downscale it first.");
-        }
-
-        if ((long)width * height > maxPixels)
-        {
-            throw new FrameRejectedException(string.Create(CultureInfo.InvariantCulture,
-                $"The {name} image is {width}×{height} ({(long)width * height} pixels), over the server's limit of {maxPixels} pixels per image; downscale it first."));
-        }
-
+        CheckSize(name, width, height, maxDimension, maxPixels, data.Span, encoding);
         var gray = codec.Info.ColorType == SKColorType.Gray8;
-        var least = LeastEncodedBytes(encoding, width, height, data.Span);
-        if (data.Length < least)
-        {
-            throw new FrameRejectedException(string.Create(CultureInfo.InvariantCulture,
-                $"The {name} header declares {width}×{height} pixels but the image holds only {data.Length} bytes, fewer than any complete {name} of that size ({least}); it is truncated or its header is wrong."));
-        }
-
-        if (encoding == FrameEncoding.Jpeg && JpegStructure.Problem(data.Span) is { } problem)
-        {
-            throw new FrameRejectedException($"The JPEG image is incomplete or damaged: {problem}.");
-        }
-
         var format = gray ? FramePixelFormat.Gray8 : FramePixelFormat.Rgba32;
         var info = new SKImageInfo(width, height, gray ? SKColorType.Gray8 : SKColorType.Rgba8888, SKAlphaType.Unpremul);
         var bytes = info.BytesSize;
@@ -176,6 +201,33 @@ internal static class ImageDecoder
         {
             ((IDisposable)buffer).Dispose();
             throw;
+        }
+    }
+
+    /// <summary>What the header alone can refuse: an empty size, the per-side and per-image limits, too few bytes for the size.</summary>
+    private static void CheckSize(string name, int width, int height, int maxDimension, long maxPixels, ReadOnlySpan<byte> data, FrameEncoding encoding = FrameEncoding.Jpeg)
+    {
+        if (width <= 0 || height <= 0)
+        {
+            throw new FrameRejectedException($"The {name} header declares an empty image ({width}×{height}).");
+        }
+
+        if (width > maxDimension || height > maxDimension)
+        {
+            throw new FrameRejectedException($"The {name} image is {width}×{height}, over the server's limit of {maxDimension} pixels per side; downscale it first.");
+        }
+
+        if ((long)width * height > maxPixels)
+        {
+            throw new FrameRejectedException(string.Create(CultureInfo.InvariantCulture,
+                $"The {name} image is {width}×{height} ({(long)width * height} pixels), over the server's limit of {maxPixels} pixels per image; downscale it first."));
+        }
+
+        var least = LeastEncodedBytes(encoding, width, height, data);
+        if (data.Length < least)
+        {
+            throw new FrameRejectedException(string.Create(CultureInfo.InvariantCulture,
+                $"The {name} header declares {width}×{height} pixels but the image holds only {data.Length} bytes, fewer than any complete {name} of that size ({least}); it is truncated or its header is wrong."));
         }
     }
 

@@ -57,6 +57,11 @@ internal sealed partial class MatchingRuntime(
     public async Task StartedAsync(CancellationToken cancellationToken)
     {
         var options = inference.Value;
+        if (FramePreparer.DecoderProblem is { } decoders)
+        {
+            LogDecoderMissing(decoders);
+        }
+
         _matcher = openMatcher(options, batching.Value.MaxBatchSize);
         var manifest = _matcher.Manifest;
         LogModelLoaded(manifest.Name, manifest.Input.Width, manifest.Input.Height, _matcher.ExecutionProvider);
@@ -170,6 +175,9 @@ internal sealed partial class MatchingRuntime(
         var folder = Directory.Exists(options.ModelPath) ? options.ModelPath : Path.GetDirectoryName(Path.GetFullPath(options.ModelPath))!;
         return Path.Combine(folder, export.SelfCheck);
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "JPEG frames will be answered INVALID: {Reason}")]
+    private partial void LogDecoderMissing(string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Model {Report}")]
     private partial void LogSelfCheckPassed(SelfCheckReport report);

@@ -22,6 +22,38 @@ public sealed class ImageDecoderTests
         }
     }
 
+    /// <summary>A 320×240 baseline JPEG of a smooth synthetic scene, whose scan is mostly short Huffman codes.</summary>
+    private static byte[] Smooth
+    {
+        get
+        {
+            var gray = new byte[320 * 240];
+            new VideoMatch.Synthetic.TexturedScene(seed: 3).RenderGray(320, 240, System.Numerics.Matrix3x2.Identity, gray);
+            var rgba = new byte[320 * 240 * 4];
+            for (var i = 0; i < gray.Length; i++)
+            {
+                rgba[4 * i] = rgba[(4 * i) + 1] = rgba[(4 * i) + 2] = gray[i];
+                rgba[(4 * i) + 3] = 255;
+            }
+
+            return FrameValidationTests.Encode(rgba, 320, 240, SKEncodedImageFormat.Jpeg);
+        }
+    }
+
+    [Theory]
+    [InlineData("progressive")]
+    [InlineData("baseline")]
+    [InlineData("smooth")]
+    public void Prepare_WholeJpeg_DecodesToItsSizeAsRgb(string kind)
+    {
+        var data = kind switch { "progressive" => Progressive, "baseline" => Baseline, _ => Smooth };
+
+        using var decoded = ImageDecoder.Decode(FrameEncoding.Jpeg, data, 8192);
+
+        Assert.Equal((320, 240, FramePixelFormat.Rgb24), (decoded.Frame.Width, decoded.Frame.Height, decoded.Frame.Format!.Value));
+        Assert.Equal(320 * 240 * 3, ImageDecoder.DecodedBytes(data));
+    }
+
     [Fact]
     public void Prepare_WholeProgressiveJpeg_Accepted()
     {
@@ -40,13 +72,66 @@ public sealed class ImageDecoderTests
     [InlineData("baseline", 0.995)]
     public void Prepare_TruncatedJpeg_RejectedAsIncomplete(string kind, double kept)
     {
-        // SkiaSharp decodes a cut progressive JPEG "successfully", with grey where the data stopped.
+        // SkiaSharp decoded a cut progressive JPEG "successfully", with grey where the data stopped.
         var whole = kind == "progressive" ? Progressive : Baseline;
         var cut = whole.AsSpan(0, (int)(whole.Length * kept)).ToArray();
 
         var error = Assert.Throws<FrameRejectedException>(() => Preparer.Prepare(FrameInput.Encoded(FrameEncoding.Jpeg, cut)));
 
         Assert.Contains("truncated", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("progressive", 0.5)]
+    [InlineData("progressive", 0.9)]
+    [InlineData("baseline", 0.5)]
+    [InlineData("baseline", 0.9)]
+    public void Prepare_JpegCutShortWithAnEndOfImageMarkerAfterTheCut_RejectedByLibjpeg(string kind, double kept)
+    {
+        // The marker structure is whole again after the cut; only the decoder can tell the scan ran short.
+        var whole = kind == "progressive" ? Progressive : Baseline;
+        var cut = whole.AsSpan(0, (int)(whole.Length * kept)).ToArray().Concat(new byte[] { 0xFF, 0xD9 }).ToArray();
+
+        var error = Assert.Throws<FrameRejectedException>(() => Preparer.Prepare(FrameInput.Encoded(FrameEncoding.Jpeg, cut)));
+
+        Assert.Contains("The JPEG image is incomplete or damaged (libjpeg warning:", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(640, 480)]
+    [InlineData(1920, 1080)]
+    [InlineData(4096, 2160)]
+    public void Prepare_JpegHeaderDeclaringMorePixelsThanItsScanHolds_Rejected(int width, int height)
+    {
+        // A 320×240 baseline JPEG whose frame header is patched to a larger size: enough bytes for the byte-count
+        // floor at 640×480, so the decoder itself must notice that the scan ends early.
+        var patched = Baseline;
+        var sof = patched.AsSpan().IndexOf(new byte[] { 0xFF, 0xC0 });
+        BinaryPrimitives.WriteUInt16BigEndian(patched.AsSpan(sof + 5), (ushort)height);
+        BinaryPrimitives.WriteUInt16BigEndian(patched.AsSpan(sof + 7), (ushort)width);
+
+        var error = Assert.Throws<FrameRejectedException>(() => Preparer.Prepare(FrameInput.Encoded(FrameEncoding.Jpeg, patched)));
+
+        Assert.Matches("incomplete or damaged|fewer than any complete JPEG", error.Message);
+    }
+
+    [Fact]
+    public void Prepare_JpegWithBitsFlippedInsideItsScan_RejectedAsCorrupt()
+    {
+        // The marker structure stays whole (no 0xFF byte is made); libjpeg's Huffman decoder reports the damage.
+        var damaged = Smooth;
+        var scan = damaged.AsSpan().IndexOf(new byte[] { 0xFF, 0xDA }) + 20;
+        for (var i = scan; i < damaged.Length - 2; i += 97)
+        {
+            if (damaged[i] is not (0xFF or 0xFE or 0x7F))
+            {
+                damaged[i] ^= 0x80;
+            }
+        }
+
+        var error = Assert.Throws<FrameRejectedException>(() => Preparer.Prepare(FrameInput.Encoded(FrameEncoding.Jpeg, damaged)));
+
+        Assert.Contains("libjpeg warning: Corrupt JPEG data", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -69,7 +154,7 @@ public sealed class ImageDecoderTests
 
         var error = Assert.Throws<FrameRejectedException>(() => Preparer.Prepare(FrameInput.Encoded(FrameEncoding.Jpeg, damaged)));
 
-        Assert.Contains("invalid marker 0xFF3C", error.Message, StringComparison.Ordinal);
+        Assert.Contains("libjpeg warning: Corrupt JPEG data", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
