@@ -1,3 +1,4 @@
+using VideoMatch.Engine;
 using Microsoft.Extensions.Options;
 
 namespace VideoMatch.Server;
@@ -32,25 +33,10 @@ internal sealed class LimitsOptionsValidator : IValidateOptions<LimitsOptions>
     public ValidateOptionsResult Validate(string? name, LimitsOptions options)
     {
         var problems = new List<string>();
-        if (options.MaxImageDimension is < 32 or > 65535)
-        {
-            problems.Add($"Limits:MaxImageDimension must be 32..65535 (got {options.MaxImageDimension}).");
-        }
-
-        if (options.MaxImagePixels < 1024)
-        {
-            problems.Add($"Limits:MaxImagePixels must be at least 1024 (got {options.MaxImagePixels}).");
-        }
-
-        if (options.MaxDecodeMegabytes < 1)
-        {
-            problems.Add($"Limits:MaxDecodeMegabytes must be at least 1 (got {options.MaxDecodeMegabytes}).");
-        }
-
-        if (options.MaxMessageBytes < 64 * 1024)
-        {
-            problems.Add($"Limits:MaxMessageBytes must be at least 65536 (got {options.MaxMessageBytes}).");
-        }
+        SettingRange.Check(problems, "Limits:MaxImageDimension", options.MaxImageDimension, 32, 65535, "pixels per side");
+        SettingRange.Check(problems, "Limits:MaxImagePixels", options.MaxImagePixels, 1024, 65535L * 65535, "pixels per image");
+        SettingRange.Check(problems, "Limits:MaxDecodeMegabytes", options.MaxDecodeMegabytes, 1, 1024 * 1024, "MiB");
+        SettingRange.Check(problems, "Limits:MaxMessageBytes", options.MaxMessageBytes, 64 * 1024, 1024 * 1024 * 1024, "bytes");
 
         return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
     }

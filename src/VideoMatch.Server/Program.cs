@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Microsoft.Extensions.Options;
 using VideoMatch.Server;
 using VideoMatch.Server.Hosting;
@@ -18,10 +19,42 @@ if (args.Any(a => a is "--help" or "-h" or "-?"))
     return 0;
 }
 
+// A stop signal at any moment of start-up ends the process cleanly: before the host listens for signals itself (which
+// it does once it starts), this handler keeps .NET from killing the process (exit 143) and stops the host once built.
+WebApplication? app = null;
+using var stopSignal = new CancellationTokenSource();
+void Stop(PosixSignalContext context)
+{
+    context.Cancel = true;
+    stopSignal.Cancel();
+    try
+    {
+        Volatile.Read(ref app)?.Lifetime.StopApplication();
+    }
+    catch (ObjectDisposedException)
+    {
+        // The host has already stopped.
+    }
+}
+
+using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
 try
 {
-    var app = ServerApp.Build(args);
-    app.Run();
+    var built = ServerApp.Build(args);
+    Volatile.Write(ref app, built);
+    if (stopSignal.IsCancellationRequested)
+    {
+        throw new OperationCanceledException(stopSignal.Token);
+    }
+
+    built.Run();
+    return 0;
+}
+catch (OperationCanceledException) when (stopSignal.IsCancellationRequested)
+{
+    // SIGTERM (or Ctrl+C) while the model loaded, checked itself or warmed up: a requested stop, not a failure.
+    Console.Error.WriteLine("VideoMatch server stopped before it was ready: a stop signal arrived during start-up.");
     return 0;
 }
 catch (Exception e) when (e is OptionsValidationException or InvalidOperationException or IOException or UnauthorizedAccessException)

@@ -1,3 +1,4 @@
+using VideoMatch.Engine;
 using Microsoft.Extensions.Options;
 
 namespace VideoMatch.Server;
@@ -36,7 +37,9 @@ public sealed class StreamingOptions
 
     internal TimeSpan ConfigTimeout => TimeSpan.FromSeconds(ConfigTimeoutSeconds);
 
-    internal TimeSpan ShutdownDrain => TimeSpan.FromSeconds(ShutdownDrainSeconds);
+    // Read while services are registered (the host's shutdown timeout), before validation refuses an out-of-range
+    // value with its message: clamped so that reading it cannot throw first.
+    internal TimeSpan ShutdownDrain => TimeSpan.FromSeconds(double.IsFinite(ShutdownDrainSeconds) ? Math.Clamp(ShutdownDrainSeconds, 0, 3600) : 0);
 }
 
 internal sealed class StreamingOptionsValidator : IValidateOptions<StreamingOptions>
@@ -44,20 +47,14 @@ internal sealed class StreamingOptionsValidator : IValidateOptions<StreamingOpti
     public ValidateOptionsResult Validate(string? name, StreamingOptions options)
     {
         var problems = new List<string>();
-        if (options.MaxPendingPairsPerStream is < 1 or > 1024)
-        {
-            problems.Add($"Streaming:MaxPendingPairsPerStream must be 1..1024 (got {options.MaxPendingPairsPerStream}).");
-        }
+        SettingRange.Check(problems, "Streaming:MaxPendingPairsPerStream", options.MaxPendingPairsPerStream, 1, 1024);
 
         if (!(options.ConfigTimeoutSeconds is > 0 and <= 3600))
         {
             problems.Add($"Streaming:ConfigTimeoutSeconds must be above 0 and at most 3600 (got {options.ConfigTimeoutSeconds}).");
         }
 
-        if (!(options.ShutdownDrainSeconds is >= 0 and <= 3600))
-        {
-            problems.Add($"Streaming:ShutdownDrainSeconds must be 0..3600 (got {options.ShutdownDrainSeconds}).");
-        }
+        SettingRange.Check(problems, "Streaming:ShutdownDrainSeconds", options.ShutdownDrainSeconds, 0, 3600, "seconds");
 
         return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
     }

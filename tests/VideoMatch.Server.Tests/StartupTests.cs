@@ -13,10 +13,11 @@ public sealed class StartupTests
     [InlineData("--Inference:ExecutionProvider=tpu", "must be 'cpu' or 'cuda'")]
     [InlineData("--Inference:ModelPath=/nonexistent/model", "does not exist")]
     [InlineData("--Inference:EmbeddedWidth=100", "multiples of 32")]
-    [InlineData("--Inference:GpuMemoryLimitMb=-1", "Inference:GpuMemoryLimitMb must be 0 (no limit) or more")]
+    [InlineData("--Inference:GpuMemoryLimitMb=-1", "Inference:GpuMemoryLimitMb must be 0..16777216 (0: no limit) (got -1)")]
     [InlineData("--Inference:CudnnConvAlgoSearch=Fastest", "Inference:CudnnConvAlgoSearch must be Exhaustive, Heuristic or Default")]
     [InlineData("--Inference:WarmUpBatchSizes:0=0", "Inference:WarmUpBatchSizes must hold positive batch sizes")]
-    [InlineData("--Limits:MaxMessageBytes=10", "Limits:MaxMessageBytes must be at least 65536")]
+    [InlineData("--Inference:FrameBankSlots=2000000000", "Inference:FrameBankSlots must be 0..65536")]
+    [InlineData("--Limits:MaxMessageBytes=10", "Limits:MaxMessageBytes must be 65536..1073741824 (bytes) (got 10)")]
     [InlineData("--Metrics:Url=http://127.0.0.1", "with an explicit, non-zero port and no path, or empty to turn metrics off")]
     [InlineData("--Metrics:Url=https://0.0.0.0:9464/metrics", "Metrics:Url must be http://HOST:PORT")]
     [InlineData("--urls=http://127.0.0.1:47123", "Metrics:Url uses port 47123, which the gRPC endpoints")]
@@ -34,6 +35,77 @@ public sealed class StartupTests
         // One line, no hosting stack trace and no "fail:" log before it.
         Assert.DoesNotContain("   at ", errors + output, StringComparison.Ordinal);
         Assert.DoesNotContain("fail:", errors + output, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("", 400)]
+    [InlineData("Now listening on", 0)]
+    [InlineData(" loaded: input ", 0)]
+    [InlineData(" loaded: input ", 700)]
+    public async Task Main_StopSignalDuringStartUp_ExitsCleanlyWithoutAStackTrace(string after, int delayMs)
+    {
+        // The embedded model warms up batches of 1 and 8 pairs (seconds on 2 cores): a SIGTERM at launch, while the
+        // host starts, right after the model loads, and in the middle of the warm-up.
+        using var process = Process.Start(Start(AppContext.BaseDirectory, ["--urls", "http://127.0.0.1:0", "--Metrics:Url=", "--Inference:WarmUpBatchSizes:0=8"]))!;
+        var output = new System.Text.StringBuilder();
+        process.OutputDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
+        process.ErrorDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        string Log()
+        {
+            lock (output)
+            {
+                return output.ToString();
+            }
+        }
+
+        await Limits.UntilAsync(() => process.HasExited || Log().Contains(after, StringComparison.Ordinal), $"the server to print '{after}'");
+        await Task.Delay(delayMs);
+        Assert.False(Log().Contains("; ready", StringComparison.Ordinal), "the stop should land during start-up; the server was already ready:\n" + Log());
+        using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
+        }
+
+        await process.WaitForExitAsync().WaitAsync(Limits.Call);
+        process.WaitForExit();
+
+        // A signal before the runtime runs any code of ours (the first few hundred milliseconds of a loaded machine)
+        // gets the system's default: exit 143 with nothing begun and nothing printed.
+        Assert.True(process.ExitCode is 0 or 1 || (process.ExitCode == 143 && Log().Trim().Length == 0), $"exit code {process.ExitCode}:\n{Log()}");
+        Assert.DoesNotContain("Unhandled exception", Log(), StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", Log(), StringComparison.Ordinal);
+    }
+
+    public static TheoryData<string, string> OutOfRangeSettings()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var (key, type) in VideoMatch.Server.Hosting.SettingsCatalog.Numeric())
+        {
+            data.Add(key, "-1");
+            data.Add(key, type == typeof(int) ? "2147483647" : type == typeof(long) ? "9223372036854775807" : "1e300");
+            if (type == typeof(double))
+            {
+                data.Add(key, "NaN");
+            }
+        }
+
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(OutOfRangeSettings))]
+    public void Build_NumericSettingOutOfRange_RefusedNamingTheSetting(string key, string value)
+    {
+        // Every numeric setting has both bounds: no value reaches arithmetic that overflows (FrameBankSlots =
+        // 2000000000 crashed a split model's start with an OverflowException, exit 134).
+        var error = Assert.ThrowsAny<Exception>(() => ServerApp.Build(["--urls", "http://127.0.0.1:0", "--Metrics:Url=", $"--{key}={value}"]));
+
+        Assert.IsType<Microsoft.Extensions.Options.OptionsValidationException>(error);
+        var setting = key.EndsWith(":0", StringComparison.Ordinal) ? key[..^2] : key;
+        Assert.Contains(setting, error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', error.Message);
     }
 
     [Fact]

@@ -25,23 +25,15 @@ public sealed class BatchingOptions
 /// <summary>Checks <see cref="BatchingOptions"/> at start.</summary>
 public sealed class BatchingOptionsValidator : IValidateOptions<BatchingOptions>
 {
+    /// <summary>The largest batch the batcher forms.</summary>
+    public const int MaxBatchSize = 256;
+
     public ValidateOptionsResult Validate(string? name, BatchingOptions options)
     {
         var problems = new List<string>();
-        if (options.MaxBatchSize is < 1 or > 256)
-        {
-            problems.Add($"Batching:MaxBatchSize must be 1..256 (got {options.MaxBatchSize}).");
-        }
-
-        if (!(options.MaxBatchDelayMs >= 0 && options.MaxBatchDelayMs <= 10_000))
-        {
-            problems.Add($"Batching:MaxBatchDelayMs must be 0..10000 milliseconds (got {options.MaxBatchDelayMs}).");
-        }
-
-        if (options.QueueCapacity < 1)
-        {
-            problems.Add($"Batching:QueueCapacity must be at least 1 (got {options.QueueCapacity}).");
-        }
+        SettingRange.Check(problems, "Batching:MaxBatchSize", options.MaxBatchSize, 1, MaxBatchSize);
+        SettingRange.Check(problems, "Batching:MaxBatchDelayMs", options.MaxBatchDelayMs, 0, 10_000, "milliseconds");
+        SettingRange.Check(problems, "Batching:QueueCapacity", options.QueueCapacity, 1, 65_536, "pairs");
 
         return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
     }

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using VideoMatch.Engine.Batching;
 
 namespace VideoMatch.Engine.Inference;
 
@@ -91,6 +92,11 @@ public sealed class InferenceOptions
 /// <summary>Checks <see cref="InferenceOptions"/> at start.</summary>
 public sealed class InferenceOptionsValidator : IValidateOptions<InferenceOptions>
 {
+    private const int MaxDeviceId = 255;
+    private const int MaxThreads = 1024;
+    private const int MaxEmbeddedSide = 4096;
+    private const long MaxGpuMemoryMb = 16L * 1024 * 1024;
+    private const int MaxFrameBankSlots = 65536;
     private static readonly string[] CudnnSearches = ["Exhaustive", "Heuristic", "Default"];
 
     public ValidateOptionsResult Validate(string? name, InferenceOptions options)
@@ -101,26 +107,16 @@ public sealed class InferenceOptionsValidator : IValidateOptions<InferenceOption
             problems.Add($"Inference:ExecutionProvider must be 'cpu' or 'cuda' (got '{options.ExecutionProvider}').");
         }
 
-        if (options.DeviceId < 0)
-        {
-            problems.Add($"Inference:DeviceId must be 0 or more (got {options.DeviceId}).");
-        }
-
-        if (options.IntraOpThreads < 0)
-        {
-            problems.Add($"Inference:IntraOpThreads must be 0 (automatic) or more (got {options.IntraOpThreads}).");
-        }
-
-        if (string.IsNullOrEmpty(options.ModelPath) &&
-            (options.EmbeddedWidth <= 0 || options.EmbeddedHeight <= 0 || options.EmbeddedWidth % 32 != 0 || options.EmbeddedHeight % 32 != 0))
+        SettingRange.Check(problems, "Inference:DeviceId", options.DeviceId, 0, MaxDeviceId, "a GPU ordinal");
+        SettingRange.Check(problems, "Inference:IntraOpThreads", options.IntraOpThreads, 0, MaxThreads, "0: automatic");
+        SettingRange.Check(problems, "Inference:EmbeddedWidth", options.EmbeddedWidth, 32, MaxEmbeddedSide, "pixels, a multiple of 32");
+        SettingRange.Check(problems, "Inference:EmbeddedHeight", options.EmbeddedHeight, 32, MaxEmbeddedSide, "pixels, a multiple of 32");
+        if (string.IsNullOrEmpty(options.ModelPath) && (options.EmbeddedWidth % 32 != 0 || options.EmbeddedHeight % 32 != 0))
         {
             problems.Add($"Inference:EmbeddedWidth and EmbeddedHeight must be positive multiples of 32 (got {options.EmbeddedWidth}×{options.EmbeddedHeight}).");
         }
 
-        if (options.GpuMemoryLimitMb < 0)
-        {
-            problems.Add($"Inference:GpuMemoryLimitMb must be 0 (no limit) or more (got {options.GpuMemoryLimitMb}).");
-        }
+        SettingRange.Check(problems, "Inference:GpuMemoryLimitMb", options.GpuMemoryLimitMb, 0, MaxGpuMemoryMb, "0: no limit");
 
         if (!CudnnSearches.Contains(options.CudnnConvAlgoSearch, StringComparer.OrdinalIgnoreCase))
         {
@@ -132,14 +128,10 @@ public sealed class InferenceOptionsValidator : IValidateOptions<InferenceOption
             problems.Add($"Inference:Precision must be 'fp32' or 'fp16' (got '{options.Precision}').");
         }
 
-        if (options.FrameBankSlots < 0)
+        SettingRange.Check(problems, "Inference:FrameBankSlots", options.FrameBankSlots, 0, MaxFrameBankSlots, "0: automatic");
+        if (options.WarmUpBatchSizes.Any(size => size is <= 0 or > BatchingOptionsValidator.MaxBatchSize))
         {
-            problems.Add($"Inference:FrameBankSlots must be 0 (automatic) or more (got {options.FrameBankSlots}).");
-        }
-
-        if (options.WarmUpBatchSizes.Any(size => size <= 0))
-        {
-            problems.Add($"Inference:WarmUpBatchSizes must hold positive batch sizes (got {string.Join(", ", options.WarmUpBatchSizes)}).");
+            problems.Add($"Inference:WarmUpBatchSizes must hold positive batch sizes of at most {BatchingOptionsValidator.MaxBatchSize} (got {string.Join(", ", options.WarmUpBatchSizes)}).");
         }
 
         if (!string.IsNullOrEmpty(options.ModelPath) && !File.Exists(options.ModelPath) && !Directory.Exists(options.ModelPath))

@@ -63,6 +63,8 @@ internal sealed partial class MatchingRuntime(
         }
 
         _matcher = openMatcher(options, batching.Value.MaxBatchSize);
+        // Loading and the self-check cannot be interrupted; a stop signal that arrived meanwhile ends the start here.
+        cancellationToken.ThrowIfCancellationRequested();
         var manifest = _matcher.Manifest;
         LogModelLoaded(manifest.Name, manifest.Input.Width, manifest.Input.Height, _matcher.ExecutionProvider);
         // Before the batcher starts: the matcher runs on one thread at a time.
@@ -77,6 +79,7 @@ internal sealed partial class MatchingRuntime(
             }
 
             LogSelfCheckPassed(report);
+            cancellationToken.ThrowIfCancellationRequested();
         }
 
         _preparer = new FramePreparer(manifest.Input.Width, manifest.Input.Height, limits.Value.MaxImageDimension, manifest.Input.RotateToFit,

@@ -73,6 +73,23 @@ internal static class SettingsCatalog
         return text.ToString();
     }
 
+    /// <summary>Every numeric setting (key and type; lists by their element type, at index 0), for the range checks' test.</summary>
+    public static IEnumerable<(string Key, Type Type)> Numeric()
+    {
+        foreach (var (section, type) in Sections)
+        {
+            foreach (var property in Settings(type))
+            {
+                var list = property.PropertyType.IsGenericType && property.PropertyType.GetGenericTypeDefinition() == typeof(IList<>);
+                var element = list ? property.PropertyType.GetGenericArguments()[0] : property.PropertyType;
+                if (element == typeof(int) || element == typeof(long) || element == typeof(double))
+                {
+                    yield return (list ? $"{section}:{property.Name}:0" : $"{section}:{property.Name}", element);
+                }
+            }
+        }
+    }
+
     private static IEnumerable<PropertyInfo> Settings(Type type) =>
         type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
             .Where(p => p.GetMethod is { IsPublic: true } && (p.SetMethod is { IsPublic: true } || (p.PropertyType != typeof(string) && typeof(IEnumerable).IsAssignableFrom(p.PropertyType))));

@@ -1,3 +1,4 @@
+using VideoMatch.Engine;
 using Microsoft.Extensions.Options;
 
 namespace VideoMatch.Server.Security;
@@ -81,20 +82,9 @@ internal sealed class SecurityOptionsValidator : IValidateOptions<SecurityOption
             problems.Add("Security:ApiKeys must be at least 16 characters each (no empty keys).");
         }
 
-        if (options.MaxHealthWatches < 0)
-        {
-            problems.Add($"Security:MaxHealthWatches must be 0 or more (got {options.MaxHealthWatches}).");
-        }
-
-        if (options.MaxStreamsPerConnection < 1)
-        {
-            problems.Add($"Security:MaxStreamsPerConnection must be at least 1 (got {options.MaxStreamsPerConnection}).");
-        }
-
-        if (!(options.MaxFramesPerSecondPerStream >= 0))
-        {
-            problems.Add($"Security:MaxFramesPerSecondPerStream must be 0 (no limit) or more (got {options.MaxFramesPerSecondPerStream}).");
-        }
+        SettingRange.Check(problems, "Security:MaxHealthWatches", options.MaxHealthWatches, 0, 100_000);
+        SettingRange.Check(problems, "Security:MaxStreamsPerConnection", options.MaxStreamsPerConnection, 1, 10_000);
+        SettingRange.Check(problems, "Security:MaxFramesPerSecondPerStream", options.MaxFramesPerSecondPerStream, 0, 1_000_000, "0: no limit");
 
         return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
     }
