@@ -149,6 +149,7 @@ internal static class ServiceRegistration
             options.MaxSendMessageSize = limits.MaxMessageBytes;
             options.EnableDetailedErrors = false;
             options.Interceptors.Add<MetricsInterceptor>();
+            options.Interceptors.Add<HealthWatchShutdown>();
             // gzip as before, but a body marked gzip that is not gzip is answered INVALID_ARGUMENT, not UNKNOWN.
             options.CompressionProviders = [new CheckedGzipProvider()];
         });

@@ -116,6 +116,31 @@ public sealed partial class ShutdownTests(ITestOutputHelper output)
         await deafWrites.WaitAsync(Limits.Call);
     }
 
+    [Theory]
+    [InlineData("")]
+    [InlineData("videomatch.v1.VideoMatcher")]
+    [InlineData("liveness")]
+    public async Task Sigterm_HealthWatch_HearsNotServingThenEndsCleanly(string service)
+    {
+        // Before: the watch was reset at SIGTERM (INTERNAL "RST_STREAM error code 2") and never heard NOT_SERVING.
+        await using var server = await ServerProcess.StartAsync(output, $"--Streaming:ShutdownDrainSeconds={DrainSeconds}", "--Inference:WarmUp=false");
+        using var channel = GrpcChannel.ForAddress(server.Address);
+        using var watch = new Grpc.Health.V1.Health.HealthClient(channel).Watch(new Grpc.Health.V1.HealthCheckRequest { Service = service }, deadline: Limits.Deadline);
+        Assert.True(await watch.ResponseStream.MoveNext());
+        Assert.Equal(Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving, watch.ResponseStream.Current.Status);
+
+        server.Terminate();
+        var heard = new List<Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus>();
+        while (await watch.ResponseStream.MoveNext())
+        {
+            heard.Add(watch.ResponseStream.Current.Status);
+        }
+
+        Assert.Equal(Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.NotServing, heard.LastOrDefault());
+        Assert.Equal(StatusCode.OK, watch.GetStatus().StatusCode);
+        Assert.Equal(0, await server.ExitCodeAsync());
+    }
+
     /// <summary>Sends the frames over and over until the server ends the call; what was answered, and how it ended.</summary>
     private static async Task<(List<ulong> Answered, int Drained, RpcException Ending)> RunUntilEndedAsync(VideoMatcher.VideoMatcherClient client, Image[] images)
     {

@@ -97,7 +97,8 @@ internal sealed class CallTrackingMiddleware(RequestDelegate next, CallTracker c
 }
 
 /// <summary>
-/// At shutdown: health watches end at once (their clients reconnect elsewhere), and every call still open once
+/// At shutdown: health watches end at once with NOT_SERVING (<see cref="HealthWatchShutdown"/>; their clients reconnect
+/// elsewhere), and every call still open once
 /// <see cref="StreamingOptions.ShutdownDrainSeconds"/> and a short grace have passed is aborted, so the host never
 /// waits on a client that stopped reading or a body that never ends.
 /// </summary>
@@ -122,7 +123,6 @@ internal sealed partial class ShutdownCoordinator(CallTracker calls, IOptions<St
 
     private async Task EndCallsAsync()
     {
-        calls.Abort((_, watch) => watch);
         await Task.Delay(streaming.Value.ShutdownDrain + Grace, CancellationToken.None).ConfigureAwait(false);
         var aborted = calls.Abort((_, _) => true, connections: true);
         if (aborted > 0)
