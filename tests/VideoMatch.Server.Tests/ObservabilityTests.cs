@@ -198,6 +198,54 @@ public sealed class ObservabilityTests
         Assert.False(after.ContainsKey("videomatch_errors_total{reason=\"call_cancelled\"}"), "a client's cancellation is no server error");
     }
 
+    [Fact]
+    public async Task Metrics_StreamsCancelledWithPairsInFlight_CountedAbandonedNotFailed()
+    {
+        // Before: 50 cancelled streams added 208 to errors_total{reason="pair_failed"}.
+        var metricsPort = Ports.Free();
+        await using var server = await LoopbackServer.StartAsync(false, $"--Metrics:Url=http://127.0.0.1:{metricsPort}", "--Inference:EmbeddedWidth=640", "--Inference:EmbeddedHeight=480");
+        using var channel = GrpcChannel.ForAddress(server.Address);
+        var client = new VideoMatcher.VideoMatcherClient(channel);
+        var video = new SyntheticVideo(seed: 15, width: 640, height: 480);
+        var frames = Enumerable.Range(0, 6).Select(i => video.Frame((ulong)i, new Vector2(i, 0))).ToArray();
+
+        async Task CancelWithPairsInFlightAsync()
+        {
+            using var cancelled = new CancellationTokenSource();
+            using var call = client.MatchStream(cancellationToken: cancelled.Token);
+            await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig() });
+            foreach (var frame in frames)
+            {
+                await call.RequestStream.WriteAsync(new StreamRequest { Frame = frame });
+            }
+
+            // FIRST_FRAME is back: the five pairs after it are read, queued or running.
+            Assert.True(await call.ResponseStream.MoveNext());
+            await cancelled.CancelAsync();
+        }
+
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => CancelWithPairsInFlightAsync())).WaitAsync(Limits.Call);
+        await Limits.UntilAsync(() => ScrapeAsync(metricsPort).Result["videomatch_calls_ended_by_client_total{reason=\"cancelled\"}"] >= 8, "the cancellations to be counted");
+        // The batcher runs pairs in order: once a later stream's pair is answered, every pair queued before it has
+        // been run or dropped.
+        using (var later = client.MatchStream(deadline: Limits.Deadline))
+        {
+            await later.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig() });
+            await later.RequestStream.WriteAsync(new StreamRequest { Frame = frames[0] });
+            await later.RequestStream.WriteAsync(new StreamRequest { Frame = frames[1] });
+            await later.RequestStream.CompleteAsync();
+            while (await later.ResponseStream.MoveNext())
+            {
+            }
+        }
+
+        await Limits.UntilAsync(() => ScrapeAsync(metricsPort).Result.GetValueOrDefault("videomatch_pairs_abandoned_total") > 0, "pairs in flight at the cancellations to be counted as abandoned");
+        var after = await ScrapeAsync(metricsPort);
+
+        Assert.Equal(0, after["videomatch_errors_total{reason=\"pair_failed\"}"]);
+        Assert.True(after["videomatch_pairs_matched_total"] >= 1, "the later stream's pair was matched");
+    }
+
     /// <summary>Reads the text exposition into "name{labels}" → value.</summary>
     internal static async Task<Dictionary<string, double>> ScrapeAsync(int port)
     {

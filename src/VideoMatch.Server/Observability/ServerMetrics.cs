@@ -10,7 +10,7 @@ internal static class ErrorReason
     /// <summary>A frame was answered INVALID (bad pixels, sizes, sequence).</summary>
     public const string InvalidFrame = "invalid_frame";
 
-    /// <summary>A pair was answered FAILED: the model threw, or its stream ended first.</summary>
+    /// <summary>A pair was answered FAILED (or MatchPair INTERNAL/UNAVAILABLE): the model threw, or the server stopped under it. A client that went away first is no failure: <see cref="ServerMetrics.PairAbandoned"/>.</summary>
     public const string PairFailed = "pair_failed";
 
     /// <summary>The model threw on a whole batch.</summary>
@@ -60,6 +60,7 @@ internal sealed class ServerMetrics : IBatchObserver, IDisposable
     private readonly Counter<long> _errors;
     private readonly Counter<long> _batches;
     private readonly Counter<long> _endedByClient;
+    private readonly Counter<long> _abandoned;
     private readonly Histogram<double> _batchSize;
     private readonly Histogram<double> _queueWait;
     private readonly Histogram<double> _inference;
@@ -82,6 +83,7 @@ internal sealed class ServerMetrics : IBatchObserver, IDisposable
         _dropped = CreateCounter("videomatch_frames_dropped_total", "{frame}", "Frames answered DROPPED because their stream had too many pairs in flight (Streaming:Overflow=Drop).");
         _errors = CreateCounter("videomatch_errors_total", "{error}", "Frames, pairs, batches and calls that ended without matches, by reason.");
         _endedByClient = CreateCounter("videomatch_calls_ended_by_client_total", "{call}", "Calls the client ended before their answer: cancelled or disconnected (reason=\"cancelled\"), or past its deadline (reason=\"deadline\"). Normal churn, not server errors.");
+        _abandoned = CreateCounter("videomatch_pairs_abandoned_total", "{pair}", "Pairs left unmatched because their client cancelled or disconnected first: normal churn, not errors.");
         _batches = CreateCounter("videomatch_batches_total", "{batch}", "Batches the model ran (warm-up not counted).");
         _batchSize = CreateHistogram("videomatch_batch_size", "{pair}", "Pairs per model run.", [1, 2, 4, 8, 16, 32, 64, 128]);
         _queueWait = CreateHistogram("videomatch_queue_wait_seconds", "s", "Time a pair waited in the batcher's queue before its batch ran; the autoscaling signal.", Exponential(0.0005, 2, 14));
@@ -135,6 +137,9 @@ internal sealed class ServerMetrics : IBatchObserver, IDisposable
     }
 
     public void FrameDropped() => _dropped.Add(1);
+
+    /// <summary>A pair whose client cancelled or disconnected before its answer: nobody reads it, nothing failed.</summary>
+    public void PairAbandoned() => _abandoned.Add(1);
 
     /// <summary>A call the client ended (<paramref name="deadline"/>: its deadline passed) rather than the server.</summary>
     public void CallEndedByClient(bool deadline) => _endedByClient.Add(1, Reason(deadline ? "deadline" : "cancelled"));

@@ -358,6 +358,12 @@ internal sealed partial class StreamSession
             _metrics.FrameDropped();
             return (new Outgoing(Answers.DrainExpired(frame0.Sequence, frame1.Sequence, _options.ShutdownDrainSeconds)), -1);
         }
+        catch (OperationCanceledException e) when (_call.IsCancellationRequested)
+        {
+            // The client cancelled or disconnected: nobody reads this answer, and nothing failed.
+            _metrics.PairAbandoned();
+            return (new Outgoing(Answers.Failed(frame0.Sequence, frame1.Sequence, e)), -1);
+        }
         catch (Exception e)
         {
             Interlocked.Increment(ref _failed);

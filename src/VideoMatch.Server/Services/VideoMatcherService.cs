@@ -70,6 +70,12 @@ internal sealed class VideoMatcherService(
                 Transform = transform,
             };
         }
+        catch (OperationCanceledException e) when (context.CancellationToken.IsCancellationRequested)
+        {
+            // The client cancelled, disconnected or ran out of time: churn, not a failure.
+            metrics.PairAbandoned();
+            throw new RpcException(Answers.PairFailure(0, 1, e));
+        }
         catch (Exception e) when (e is not RpcException)
         {
             // The same failure a stream answers with FAILED: UNAVAILABLE when stopping, INTERNAL for a model error.
