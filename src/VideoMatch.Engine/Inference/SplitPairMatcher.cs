@@ -250,17 +250,28 @@ public sealed class SplitPairMatcher : IPairMatcher
         while (done < count)
         {
             var run = _bank.Reserve(count - done, batch, out var start);
-            for (var k = 0; k < run; k++)
+            try
             {
-                var pixels = _pending[done + k].Pixels(_plane);
-                var target = _frames.AsSpan(k * _plane, _plane);
-                for (var p = 0; p < _plane; p++)
+                for (var k = 0; k < run; k++)
                 {
-                    target[p] = (byte)MathF.Min(MathF.Floor(pixels[p] * 255f + 0.5f), 255f);
+                    var pixels = _pending[done + k].Pixels(_plane);
+                    var target = _frames.AsSpan(k * _plane, _plane);
+                    for (var p = 0; p < _plane; p++)
+                    {
+                        target[p] = (byte)MathF.Min(MathF.Floor(pixels[p] * 255f + 0.5f), 255f);
+                    }
                 }
+
+                RunEncoder(start, run);
+            }
+            catch
+            {
+                // A failed run (a passing out-of-memory error on a GPU, the terminate flag) leaves its slots free again:
+                // kept reserved, every failure would shrink the bank until no batch fits.
+                _bank.ReleaseReserved(start, run);
+                throw;
             }
 
-            RunEncoder(start, run);
             for (var k = 0; k < run; k++)
             {
                 _bank.Assign(start + k, _pending[done + k]);

@@ -71,6 +71,28 @@ public sealed class SplitPairMatcherTests(Xunit.Abstractions.ITestOutputHelper o
     }
 
     [ExportedModelFact("tiny")]
+    public void Match_EncoderRunFails_ItsReservedSlotsAreFreeAgain()
+    {
+        using var split = OpenSplit(maxBatchSize: 2, slots: 8);
+        var frames = StreamFrames(4);
+        Run(split, [new PairInput(frames[0], frames[1], 0f, 0)]);
+        var held = split.Work.Bank().InUse;
+
+        // The terminate flag fails the next encoder run, as a passing out-of-memory error on a GPU would.
+        split.Terminate();
+        Assert.ThrowsAny<Exception>(() => Run(split, [new PairInput(frames[2], frames[3], 0f, 0)]));
+
+        Assert.Equal(2, held);
+        Assert.Equal(held, split.Work.Bank().InUse);
+        foreach (var frame in frames)
+        {
+            frame.Release();
+        }
+
+        Assert.Equal(0, split.Work.Bank().InUse);
+    }
+
+    [ExportedModelFact("tiny")]
     public void Match_KeyframeReusedByTenPairs_EncodedOnce()
     {
         using var split = OpenSplit(maxBatchSize: 2);
