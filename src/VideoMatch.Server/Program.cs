@@ -64,9 +64,9 @@ catch (Exception e) when (e is OptionsValidationException or InvalidOperationExc
     return 1;
 }
 
-// Kestrel reports a taken port as "Failed to bind to address …: address already in use."
+// Kestrel reports a taken port as an IOException ("Failed to bind to address …") around an AddressInUseException.
 static string Reason(Exception e) =>
-    e is IOException && e.Message.StartsWith("Failed to bind", StringComparison.Ordinal)
+    e is IOException { InnerException: Microsoft.AspNetCore.Connections.AddressInUseException }
         ? $"{e.Message.TrimEnd('.')}. Stop what uses it or pick another address with --urls (and Metrics:Url)."
         : e.Message;
 

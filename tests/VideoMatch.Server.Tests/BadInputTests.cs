@@ -268,6 +268,7 @@ public sealed class BadInputTests(ServerFactory server) : IClassFixture<ServerFa
         { "stream: length 0xFFFFFFFF", "MatchStream", [0, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3], null, StatusCode.ResourceExhausted, "Limits:MaxMessageBytes" },
         { "unary: length 0xFFFFFFFF", "MatchPair", [0, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3], null, StatusCode.ResourceExhausted, "4294967295 bytes" },
         { "unary: compressed without grpc-encoding", "MatchPair", Framed(1, [0x08, 0x01]), null, StatusCode.InvalidArgument, "no grpc-encoding" },
+        { "stream: compressed without grpc-encoding", "MatchStream", Framed(1, [0x08, 0x01]), null, StatusCode.InvalidArgument, "Message 1 of the stream is not a valid gRPC message" },
         { "unary: gzip flag on a body that is not gzip", "MatchPair", Framed(1, [0x08, 0x01, 0x02, 0x03]), "gzip", StatusCode.InvalidArgument, "not valid gzip" },
         { "stream: gzip flag on a body that is not gzip", "MatchStream", Framed(1, [0x08, 0x01, 0x02, 0x03]), "gzip", StatusCode.InvalidArgument, "not valid gzip" },
     };

@@ -29,6 +29,7 @@ internal sealed class MetricsInterceptor(ServerMetrics metrics) : Interceptor
         try
         {
             await continuation(requestStream, responseStream, context).ConfigureAwait(false);
+            CountIfClientEnded(context);
         }
         catch (Exception e)
         {
@@ -42,11 +43,21 @@ internal sealed class MetricsInterceptor(ServerMetrics metrics) : Interceptor
         try
         {
             await continuation(request, responseStream, context).ConfigureAwait(false);
+            CountIfClientEnded(context);
         }
         catch (Exception e)
         {
             Count(e, context);
             throw;
+        }
+    }
+
+    /// <summary>A streaming handler that returns once its client has gone (it stops quietly then): churn, counted as such.</summary>
+    private void CountIfClientEnded(ServerCallContext context)
+    {
+        if (context.CancellationToken.IsCancellationRequested)
+        {
+            metrics.CallEndedByClient(deadline: context.Deadline <= DateTime.UtcNow);
         }
     }
 

@@ -41,6 +41,23 @@ internal static class Answers
             $"Matching frames {sequence0} and {sequence1} failed: {error.Message}")),
     };
 
+    /// <summary>
+    /// What ends a call whose message gRPC's reader could not read, by the exception's type (null: not a reading
+    /// failure this maps; the caller lets it go). <paramref name="message"/> counts the stream's messages from 1.
+    /// </summary>
+    public static RpcException? ReadFailure(Exception error, long message) => error switch
+    {
+        Google.Protobuf.InvalidProtocolBufferException e => NotAStreamRequest(message, e.Message),
+        // Framing the reader refuses: a compressed flag other than 0 or 1, a message cut short.
+        InvalidDataException e => BadFraming(message, e.Message),
+        // The reader's own statuses: a message over the size limit, and a compressed flag without grpc-encoding.
+        RpcException { StatusCode: StatusCode.ResourceExhausted } e => MessageTooLarge(message, e.Status.Detail),
+        RpcException { StatusCode: StatusCode.Internal or StatusCode.Unimplemented } e => BadFraming(message, e.Status.Detail),
+        // A length prefix too large to read at all ("Message too large: N"); a broken connection cancels the call first.
+        IOException e => MessageTooLarge(message, e.Message),
+        _ => null,
+    };
+
     public static RpcException InvalidArgument(string detail) => new(new Status(StatusCode.InvalidArgument, detail));
 
     public static RpcException BeganWithoutConfig(StreamRequest first) => InvalidArgument(

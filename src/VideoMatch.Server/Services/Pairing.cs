@@ -3,8 +3,19 @@ using VideoMatch.Engine.Frames;
 
 namespace VideoMatch.Server.Services;
 
-/// <summary>A response in the making; a matched pair brings its points and linking radius for the track ids.</summary>
-internal readonly record struct Outgoing(Contracts.V1.StreamResponse Response, Engine.Inference.PairMatchResult? Matches = null, double TrackRadiusPx = 0);
+/// <summary>
+/// One frame's answer in the making, in frame order: a frame status made when the frame was read or its pair ended,
+/// or a matched pair. The writer turns it into the StreamResponse (<see cref="StreamSession"/>'s <c>Respond</c>), the
+/// one place a response is built, track ids and the keyframe flag included.
+/// </summary>
+internal readonly record struct Outgoing(Contracts.V1.StreamResponse? Status, MatchedPair? Pair = null, bool NewKeyframe = false)
+{
+    public static implicit operator Outgoing(Contracts.V1.StreamResponse status) => new(status);
+}
+
+/// <summary>A pair that came back matched: what its response says, and the radius that links its points to tracks.</summary>
+internal sealed record MatchedPair(ulong Sequence0, ulong Sequence1, long Timestamp0Us, long Timestamp1Us, double PreprocessMs,
+    Engine.Inference.PairMatchResult Matches, Engine.Inference.BatchTimings Timings, Contracts.V1.Transform? Transform, double TrackRadiusPx);
 
 /// <summary>Awaits a queued pair and builds its response, with the inliers keyframe mode judges by (−1: not matched). Never faults.</summary>
 internal delegate Task<(Outgoing Reply, int Inliers)> PairResponder(PairRequest pair);
@@ -171,7 +182,7 @@ internal sealed class KeyframePairing(StreamSettings settings, PairResponder res
                 }
 
                 replaced.Release();
-                reply.Response.Pair.NewKeyframe = true;
+                reply = reply with { NewKeyframe = true };
             }
 
             return reply;

@@ -38,6 +38,7 @@ internal sealed partial class StreamSession
     private bool? _rotate;
     private CancellationToken _drain;
     private CancellationToken _call;
+    private ulong? _lastSequence;
     private long _frames;
     private long _pairs;
     private long _rejected;
@@ -65,14 +66,15 @@ internal sealed partial class StreamSession
     }
 
     /// <param name="stopping">The server is shutting down: stop reading, answer what was read, end the call.</param>
+    /// <exception cref="RpcException">The status that ends the call, once every frame read has been answered.</exception>
     public async Task RunAsync(IAsyncStreamReader<StreamRequest> requests, CancellationToken cancellationToken, CancellationToken stopping = default)
     {
-        if (!await ReadConfigAsync(requests, cancellationToken, stopping).ConfigureAwait(false))
+        using var reader = new StreamRequestReader(requests, cancellationToken, stopping);
+        if (await reader.FirstAsync(_options.ConfigTimeoutSeconds).ConfigureAwait(false) is not { } first)
         {
             return;
         }
 
-        var first = requests.Current;
         if (first.PayloadCase != StreamRequest.PayloadOneofCase.Config)
         {
             throw Answers.BeganWithoutConfig(first);
@@ -85,199 +87,119 @@ internal sealed partial class StreamSession
         using var drain = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var draining = stopping.Register(() => drain.CancelAfter(_options.ShutdownDrain));
         _drain = drain.Token;
+        _call = cancellationToken;
         using Pairing pairing = _settings.Keyframes
             ? new KeyframePairing(_settings, MatchedAsync, _runtime.Batcher.EnqueueAsync, drain.Token)
             : new ConsecutivePairing(_settings.Match, MatchedAsync, drain.Token);
         var started = Stopwatch.GetTimestamp();
         LogStreamStarted(_settings.Name, _peer, _settings.Match.Threshold, _settings.Match.MaxMatches);
         _metrics.StreamStarted();
-        _call = cancellationToken;
         var writer = WriteLoopAsync(cancellationToken);
-        RpcException? ending = null;
         try
         {
-            ending = await ReadLoopAsync(requests, pairing, cancellationToken, stopping).ConfigureAwait(false);
+            while (await reader.NextAsync(_lastSequence).ConfigureAwait(false) is { } request)
+            {
+                await AcceptAsync(request, pairing, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is ChannelClosedException || cancellationToken.IsCancellationRequested)
+        {
+            // The writer ended or the call was cancelled: the client is gone, nothing more can be answered.
         }
         finally
         {
             _ordered.Writer.TryComplete();
-            // Everything already accepted is answered before the call ends, error or not.
+            // Everything already accepted is answered before the call ends, whatever ends it.
             await writer.ConfigureAwait(false);
             var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
             _metrics.StreamEnded();
             LogStreamEnded(_settings.Name, _frames, _pairs, _rejected, _dropped, _failed, seconds);
         }
-
-        if (ending is not null)
-        {
-            throw ending;
-        }
     }
 
-    /// <summary>
-    /// Waits for the first message within <see cref="StreamingOptions.ConfigTimeoutSeconds"/>; false when the client
-    /// ended the stream before sending anything.
-    /// </summary>
-    private async Task<bool> ReadConfigAsync(IAsyncStreamReader<StreamRequest> requests, CancellationToken cancellationToken, CancellationToken stopping)
+    /// <summary>One message after the config: a frame is answered (in order, now or once its pair ends); anything else ends the call.</summary>
+    private async Task AcceptAsync(StreamRequest request, Pairing pairing, CancellationToken cancellationToken)
     {
-        using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, stopping);
-        waiting.CancelAfter(_options.ConfigTimeout);
-        try
+        if (request.PayloadCase != StreamRequest.PayloadOneofCase.Frame)
         {
-            return await requests.MoveNext(waiting.Token).ConfigureAwait(false);
+            throw request.PayloadCase == StreamRequest.PayloadOneofCase.Config ? Answers.SecondConfig() : Answers.EmptyMessage();
         }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+
+        var frame = request.Frame;
+        _frames++;
+        _metrics.FramesReceived();
+        if (!_rate.TryTake())
         {
-            throw stopping.IsCancellationRequested ? Answers.ShuttingDownBeforeConfig() : Answers.NoConfigInTime(_options.ConfigTimeoutSeconds);
+            throw Answers.TooFast(_rate.Rate, frame.Sequence);
         }
-        catch (Google.Protobuf.InvalidProtocolBufferException e)
+
+        if (_lastSequence is { } last && frame.Sequence <= last)
         {
-            throw Answers.NotAStreamRequest(1, e.Message);
+            await RejectAsync(Answers.OutOfOrder(frame.Sequence, last), cancellationToken).ConfigureAwait(false);
+            return;
         }
-        catch (InvalidDataException e)
+
+        if (await PrepareAsync(frame, cancellationToken).ConfigureAwait(false) is { } prepared)
         {
-            throw Answers.BadFraming(1, e.Message);
-        }
-        catch (IOException e) when (TooLarge(e, cancellationToken))
-        {
-            throw Answers.MessageTooLarge(1, e.Message);
+            _lastSequence = frame.Sequence;
+            await PairAsync(pairing, prepared, cancellationToken).ConfigureAwait(false);
         }
     }
 
-    /// <summary>Reads frames until the client ends the stream; returns the status that ends the call, or null.</summary>
-    private async Task<RpcException?> ReadLoopAsync(IAsyncStreamReader<StreamRequest> requests, Pairing pairing, CancellationToken cancellationToken, CancellationToken stopping)
-    {
-        ulong? lastSequence = null;
-        // Only waiting for the next message stops at shutdown; a message already read is seen through.
-        using var reading = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, stopping);
-        try
-        {
-            while (await requests.MoveNext(reading.Token).ConfigureAwait(false))
-            {
-                var request = requests.Current;
-                if (request.PayloadCase != StreamRequest.PayloadOneofCase.Frame)
-                {
-                    return request.PayloadCase == StreamRequest.PayloadOneofCase.Config ? Answers.SecondConfig() : Answers.EmptyMessage();
-                }
-
-                var frame = request.Frame;
-                _frames++;
-                _metrics.FramesReceived();
-                if (!_rate.TryTake())
-                {
-                    return Answers.TooFast(_rate.Rate, frame.Sequence);
-                }
-
-                if (lastSequence is { } last && frame.Sequence <= last)
-                {
-                    await RejectAsync(Answers.OutOfOrder(frame.Sequence, last), cancellationToken).ConfigureAwait(false);
-                    continue;
-                }
-
-                // Waits below end with the drain time at shutdown: a frame already read is answered, never held.
-                (PreparedFrame? Frame, StreamResponse? Rejection) prepared;
-                try
-                {
-                    prepared = await PrepareAsync(frame, _drain).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (Draining)
-                {
-                    lastSequence = frame.Sequence;
-                    await DropAsync(Answers.DrainExpired(frame.Sequence, _options.ShutdownDrainSeconds), cancellationToken).ConfigureAwait(false);
-                    continue;
-                }
-
-                if (prepared.Frame is null)
-                {
-                    await RejectAsync(prepared.Rejection!, cancellationToken).ConfigureAwait(false);
-                    continue;
-                }
-
-                lastSequence = frame.Sequence;
-                if (!await PairAsync(pairing, prepared.Frame, cancellationToken).ConfigureAwait(false))
-                {
-                    return Answers.StoppingBeforeQueued();
-                }
-            }
-
-            return null;
-        }
-        catch (ChannelClosedException)
-        {
-            // The writer ended (client gone or server stopping); nothing more can be answered.
-            return null;
-        }
-        catch (Google.Protobuf.InvalidProtocolBufferException e)
-        {
-            return Answers.NotAStreamRequest(_frames + 2, e.Message);
-        }
-        catch (InvalidDataException e)
-        {
-            return Answers.BadFraming(_frames + 2, e.Message);
-        }
-        catch (IOException e) when (TooLarge(e, cancellationToken))
-        {
-            return Answers.MessageTooLarge(_frames + 2, e.Message);
-        }
-        catch (OperationCanceledException) when (stopping.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
-        {
-            return Answers.ShuttingDown(lastSequence);
-        }
-    }
-
-    /// <summary>The prepared frame, or the INVALID answer saying why it cannot be used.</summary>
-    private async ValueTask<(PreparedFrame? Frame, StreamResponse? Rejection)> PrepareAsync(Frame frame, CancellationToken cancellationToken)
+    /// <summary>The prepared frame; or null once the frame is answered INVALID (it cannot be used) or DROPPED (the drain time ran out first).</summary>
+    private async ValueTask<PreparedFrame?> PrepareAsync(Frame frame, CancellationToken cancellationToken)
     {
         try
         {
             // The stream's first usable frame decides whether frames are turned; later frames follow it, so every
-            // pair reaches the model in one orientation even if frame shapes change.
+            // pair reaches the model in one orientation even if frame shapes change. The wait for decode memory
+            // ends with the drain time at shutdown: a frame already read is answered, never held.
             var prepared = await _runtime.Preparer.PrepareAsync(ProtoMapping.ToFrameInput(frame.Image), frame.Sequence, frame.TimestampUs, _rotate,
-                _settings.Match.Letterbox, cancellationToken).ConfigureAwait(false);
+                _settings.Match.Letterbox, _drain).ConfigureAwait(false);
             _rotate ??= prepared.Rotated;
-            return (prepared, null);
+            return prepared;
         }
         catch (FrameRejectedException e)
         {
-            return (null, Answers.Invalid(frame.Sequence, e.Message));
+            await RejectAsync(Answers.Invalid(frame.Sequence, e.Message), cancellationToken).ConfigureAwait(false);
+            return null;
+        }
+        catch (OperationCanceledException) when (Draining)
+        {
+            _lastSequence = frame.Sequence;
+            await DropAsync(Answers.DrainExpired(frame.Sequence, _options.ShutdownDrainSeconds), cancellationToken).ConfigureAwait(false);
+            return null;
         }
     }
 
-    /// <summary>Pairs an accepted frame and queues the pair (or answers it at once); false if the batcher has stopped.</summary>
-    private async Task<bool> PairAsync(Pairing pairing, PreparedFrame frame, CancellationToken cancellationToken)
+    /// <summary>Pairs an accepted frame and queues the pair (or answers it at once).</summary>
+    /// <exception cref="RpcException">The batcher has stopped: the call ends UNAVAILABLE.</exception>
+    private async Task PairAsync(Pairing pairing, PreparedFrame frame, CancellationToken cancellationToken)
     {
         if (pairing.Reference(frame) is not { } reference)
         {
             await SendAsync(Answers.FirstFrame(frame.Sequence), cancellationToken).ConfigureAwait(false);
-            return true;
+            return;
         }
 
-        if (_options.Overflow == OverflowMode.Drop && !_pairSlots.Wait(0, CancellationToken.None))
+        bool slot;
+        try
+        {
+            slot = await TakePairSlotAsync().ConfigureAwait(false);
+        }
+        catch
         {
             pairing.Abandon(reference, frame);
-            Interlocked.Increment(ref _dropped);
-            _metrics.FrameDropped();
-            await SendAsync(Answers.Dropped(frame.Sequence, _options.MaxPendingPairsPerStream), cancellationToken).ConfigureAwait(false);
-            return true;
+            throw;
         }
 
-        if (_options.Overflow == OverflowMode.Wait)
+        if (!slot)
         {
-            try
-            {
-                await _pairSlots.WaitAsync(_drain).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (Draining)
-            {
-                pairing.Abandon(reference, frame);
-                await DropAsync(Answers.DrainExpired(frame.Sequence, _options.ShutdownDrainSeconds), cancellationToken).ConfigureAwait(false);
-                return true;
-            }
-            catch
-            {
-                pairing.Abandon(reference, frame);
-                throw;
-            }
+            pairing.Abandon(reference, frame);
+            await DropAsync(_options.Overflow == OverflowMode.Drop
+                ? Answers.Dropped(frame.Sequence, _options.MaxPendingPairsPerStream)
+                : Answers.DrainExpired(frame.Sequence, _options.ShutdownDrainSeconds), cancellationToken).ConfigureAwait(false);
+            return;
         }
 
         // The response takes its place in order first: if the batcher refuses the pair, it still answers.
@@ -288,6 +210,7 @@ internal sealed partial class StreamSession
         }
         catch
         {
+            // The writer ended (the client is gone): the pair is not needed.
             pair.CancelIfWaiting();
             throw;
         }
@@ -295,22 +218,35 @@ internal sealed partial class StreamSession
         try
         {
             await _runtime.Batcher.EnqueueAsync(pair, _drain).ConfigureAwait(false);
-            return true;
         }
         catch (ChannelClosedException)
         {
-            return false;
+            throw Answers.StoppingBeforeQueued();
         }
         catch (OperationCanceledException) when (Draining)
         {
             // The pair never got in; it is cancelled, so its response (in order already) says DROPPED.
-            return true;
         }
     }
 
-    /// <summary>gRPC's reader refusing a length prefix too large to read at all (not a connection that broke).</summary>
-    private static bool TooLarge(IOException e, CancellationToken call) =>
-        !call.IsCancellationRequested && e.Message.StartsWith("Message too large", StringComparison.Ordinal);
+    /// <summary>One of this stream's pair slots; false when none is to be had: all taken with Streaming:Overflow=Drop, or the drain time ran out while waiting.</summary>
+    private async ValueTask<bool> TakePairSlotAsync()
+    {
+        if (_options.Overflow == OverflowMode.Drop)
+        {
+            return _pairSlots.Wait(0, CancellationToken.None);
+        }
+
+        try
+        {
+            await _pairSlots.WaitAsync(_drain).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException) when (Draining)
+        {
+            return false;
+        }
+    }
 
     /// <summary>Shutdown's drain time ran out, the call itself goes on.</summary>
     private bool Draining => _drain.IsCancellationRequested && !_call.IsCancellationRequested;
@@ -322,7 +258,7 @@ internal sealed partial class StreamSession
         return SendAsync(dropped, cancellationToken);
     }
 
-    /// <summary>Awaits a pair and builds its response, with the inliers keyframe mode judges by (−1: not matched).</summary>
+    /// <summary>Awaits a pair, with the inliers keyframe mode judges by (−1: not matched). Never faults.</summary>
     private async Task<(Outgoing Reply, int Inliers)> MatchedAsync(PairRequest pair)
     {
         var (frame0, frame1) = (pair.Frame0, pair.Frame1);
@@ -335,41 +271,39 @@ internal sealed partial class StreamSession
             var transform = ProtoMapping.EstimateTransform(_settings.Match.Estimate, _settings.Match.InlierThresholdPx, outcome.Matches);
             Interlocked.Increment(ref _pairs);
             _metrics.PairMatched(outcome.Matches.Count);
-            var response = new StreamResponse
-            {
-                Pair = new PairMatches
-                {
-                    Sequence0 = frame0.Sequence,
-                    Sequence1 = frame1.Sequence,
-                    Timestamp0Us = frame0.TimestampUs,
-                    Timestamp1Us = frame1.TimestampUs,
-                    Matches = ProtoMapping.ToMatches(outcome.Matches),
-                    Timings = ProtoMapping.ToTimings(outcome.Timings, frame1.PreprocessMs),
-                    Transform = transform,
-                },
-            };
-            var inliers = transform is null ? outcome.Matches.Count : (int)transform.Inliers;
-            return (new Outgoing(response, outcome.Matches, TrackRadius(frame0)), inliers);
+            var matched = new MatchedPair(frame0.Sequence, frame1.Sequence, frame0.TimestampUs, frame1.TimestampUs, frame1.PreprocessMs,
+                outcome.Matches, outcome.Timings, transform, TrackRadius(frame0));
+            return (new Outgoing(null, matched), transform is null ? outcome.Matches.Count : (int)transform.Inliers);
         }
-        catch (OperationCanceledException) when (Draining)
+        catch (Exception e)
+        {
+            return (new Outgoing(Unmatched(frame0.Sequence, frame1.Sequence, e)), -1);
+        }
+    }
+
+    /// <summary>The answer to a pair that did not come back matched, counted by why.</summary>
+    private StreamResponse Unmatched(ulong sequence0, ulong sequence1, Exception error)
+    {
+        if (error is OperationCanceledException && Draining)
         {
             // Shutdown's drain time ran out with this pair still queued: answered, and counted as a drop.
             Interlocked.Increment(ref _dropped);
             _metrics.FrameDropped();
-            return (new Outgoing(Answers.DrainExpired(frame0.Sequence, frame1.Sequence, _options.ShutdownDrainSeconds)), -1);
+            return Answers.DrainExpired(sequence0, sequence1, _options.ShutdownDrainSeconds);
         }
-        catch (OperationCanceledException e) when (_call.IsCancellationRequested)
+
+        if (error is OperationCanceledException && _call.IsCancellationRequested)
         {
             // The client cancelled or disconnected: nobody reads this answer, and nothing failed.
             _metrics.PairAbandoned();
-            return (new Outgoing(Answers.Failed(frame0.Sequence, frame1.Sequence, e)), -1);
         }
-        catch (Exception e)
+        else
         {
             Interlocked.Increment(ref _failed);
             _metrics.Error(ErrorReason.PairFailed);
-            return (new Outgoing(Answers.Failed(frame0.Sequence, frame1.Sequence, e)), -1);
         }
+
+        return Answers.Failed(sequence0, sequence1, error);
     }
 
     /// <summary>The linking radius in pixels of <paramref name="shared"/>: the stream's, or the model's default scaled to the frame.</summary>
@@ -394,7 +328,7 @@ internal sealed partial class StreamSession
     }
 
     private Task SendAsync(StreamResponse response, CancellationToken cancellationToken) =>
-        _ordered.Writer.WriteAsync(Task.FromResult(new Outgoing(response)), cancellationToken).AsTask();
+        _ordered.Writer.WriteAsync(Task.FromResult<Outgoing>(response), cancellationToken).AsTask();
 
     private async Task WriteLoopAsync(CancellationToken cancellationToken)
     {
@@ -402,17 +336,11 @@ internal sealed partial class StreamSession
         {
             await foreach (var next in _ordered.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
             {
-                // A cancelled call stops waiting at once; its queued pairs are dropped by the batcher later.
+                // A cancelled call stops waiting at once; its queued pairs are dropped by the batcher later. A client
+                // that stops reading holds the write; at shutdown, calls still open after the drain time are aborted
+                // (ShutdownCoordinator), which ends it.
                 var reply = await next.WaitAsync(cancellationToken).ConfigureAwait(false);
-                if (_tracks is not null && reply.Matches is { } matches)
-                {
-                    var pair = reply.Response.Pair;
-                    pair.Matches.TrackIds.AddRange(_tracks.Link(pair.Sequence0, pair.Sequence1, matches.Keypoints0, matches.Keypoints1, reply.TrackRadiusPx));
-                }
-
-                // A client that stops reading holds this write; at shutdown, calls still open after the drain time
-                // are aborted (ShutdownCoordinator), which ends it.
-                await _responses.WriteAsync(reply.Response, cancellationToken).ConfigureAwait(false);
+                await _responses.WriteAsync(Respond(reply), cancellationToken).ConfigureAwait(false);
             }
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or InvalidOperationException)
@@ -420,6 +348,39 @@ internal sealed partial class StreamSession
             // The call is over (client cancelled or disconnected): stop the reader too.
             _ordered.Writer.TryComplete();
         }
+    }
+
+    /// <summary>
+    /// The one place a stream's response is built: a frame status as made, or a matched pair with its track ids (given
+    /// here, where pairs arrive in frame order) and keyframe flag.
+    /// </summary>
+    private StreamResponse Respond(in Outgoing reply)
+    {
+        if (reply.Pair is not { } matched)
+        {
+            return reply.Status!;
+        }
+
+        var matches = ProtoMapping.ToMatches(matched.Matches);
+        if (_tracks is not null)
+        {
+            matches.TrackIds.AddRange(_tracks.Link(matched.Sequence0, matched.Sequence1, matched.Matches.Keypoints0, matched.Matches.Keypoints1, matched.TrackRadiusPx));
+        }
+
+        return new StreamResponse
+        {
+            Pair = new PairMatches
+            {
+                Sequence0 = matched.Sequence0,
+                Sequence1 = matched.Sequence1,
+                Timestamp0Us = matched.Timestamp0Us,
+                Timestamp1Us = matched.Timestamp1Us,
+                Matches = matches,
+                Timings = ProtoMapping.ToTimings(matched.Timings, matched.PreprocessMs),
+                Transform = matched.Transform,
+                NewKeyframe = reply.NewKeyframe,
+            },
+        };
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Stream {Stream} from {Peer} started (threshold {Threshold}, max matches {MaxMatches})")]
