@@ -30,6 +30,9 @@ internal static class ServerApp
         // (normal during warm-up) say nothing the one-line start-up error and the readiness probe do not.
         builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
         builder.Logging.AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks", LogLevel.Critical);
+        // gRPC's per-call lines (a bad message, a client's cancellation) carry stack traces at Information and Debug;
+        // BadRequestLog writes one line per such call instead. Its warnings and errors (a handler that threw) stay.
+        builder.Logging.AddFilter("Grpc.AspNetCore.Server.ServerCallHandler", LogLevel.Warning);
         var security = builder.Configuration.GetSection(SecurityOptions.Section).Get<SecurityOptions>() ?? new SecurityOptions();
         var metrics = builder.Configuration.GetSection(MetricsOptions.Section).Get<MetricsOptions>() ?? new MetricsOptions();
         // Null when metrics are off, or when the setting is bad, which the options validation reports at start.
@@ -81,6 +84,7 @@ internal static class ServerApp
         _ = app.Services.GetRequiredService<IOptions<MetricsOptions>>().Value;
         var calls = app.Services.GetRequiredService<CallTracker>();
         app.Services.GetRequiredService<ServerMetrics>().TrackCalls(() => calls.Open);
+        app.UseMiddleware<BadRequestLog>();
         app.UseMiddleware<ApiKeyMiddleware>();
         app.UseMiddleware<CallTrackingMiddleware>();
         app.UseMiddleware<UnaryFramingMiddleware>();

@@ -127,10 +127,7 @@ internal sealed partial class ShutdownCoordinator(CallTracker calls, IOptions<St
         var aborted = calls.Abort((_, _) => true, connections: true);
         if (aborted > 0)
         {
-            LogAborted(aborted, streaming.Value.ShutdownDrainSeconds);
+            ServerLog.Aborted(logger, aborted, streaming.Value.ShutdownDrainSeconds);
         }
     }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Shutdown: {Calls} calls were still open {Seconds} s (Streaming:ShutdownDrainSeconds) after the stop signal and were aborted (a client not reading, or a request body that never ended)")]
-    private partial void LogAborted(int calls, double seconds);
 }

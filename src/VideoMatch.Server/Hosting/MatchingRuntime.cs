@@ -59,14 +59,14 @@ internal sealed partial class MatchingRuntime(
         var options = inference.Value;
         if (FramePreparer.DecoderProblem is { } decoders)
         {
-            LogDecoderMissing(decoders);
+            ServerLog.DecoderMissing(_logger, decoders);
         }
 
         _matcher = openMatcher(options, batching.Value.MaxBatchSize);
         // Loading and the self-check cannot be interrupted; a stop signal that arrived meanwhile ends the start here.
         cancellationToken.ThrowIfCancellationRequested();
         var manifest = _matcher.Manifest;
-        LogModelLoaded(manifest.Name, manifest.Input.Width, manifest.Input.Height, _matcher.ExecutionProvider);
+        ServerLog.ModelLoaded(_logger, manifest.Name, manifest.Input.Width, manifest.Input.Height, _matcher.ExecutionProvider);
         // Before the batcher starts: the matcher runs on one thread at a time.
         if (options.SelfCheck && SelfCheckFile(options, manifest) is { } selfCheck)
         {
@@ -74,11 +74,11 @@ internal sealed partial class MatchingRuntime(
             if (!report.Passed)
             {
                 NotReadyReason = $"The model failed its self-check on this machine, so the server does not report SERVING: {report}. Run videomatch verify on the model folder, or export it again.";
-                LogSelfCheckFailed(report);
+                ServerLog.SelfCheckFailed(_logger, report);
                 return;
             }
 
-            LogSelfCheckPassed(report);
+            ServerLog.SelfCheckPassed(_logger, report);
             cancellationToken.ThrowIfCancellationRequested();
         }
 
@@ -94,7 +94,7 @@ internal sealed partial class MatchingRuntime(
         }
         else
         {
-            LogReadyWithoutWarmUp(manifest.Name);
+            ServerLog.ReadyWithoutWarmUp(_logger, manifest.Name);
         }
 
         // Metrics count client traffic only, from here on.
@@ -162,7 +162,7 @@ internal sealed partial class MatchingRuntime(
 
         var elapsedMs = time.GetElapsedTime(started).TotalMilliseconds;
         WarmedUpBatchSizes = warmed;
-        LogWarmedUp(warmed, elapsedMs);
+        ServerLog.WarmedUp(_logger, warmed, elapsedMs);
     }
 
     private static InvalidOperationException NotReady() => new("The model is not loaded yet.");
@@ -178,22 +178,4 @@ internal sealed partial class MatchingRuntime(
         var folder = Directory.Exists(options.ModelPath) ? options.ModelPath : Path.GetDirectoryName(Path.GetFullPath(options.ModelPath))!;
         return Path.Combine(folder, export.SelfCheck);
     }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "JPEG frames will be answered INVALID: {Reason}")]
-    private partial void LogDecoderMissing(string reason);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Model {Report}")]
-    private partial void LogSelfCheckPassed(SelfCheckReport report);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "Model {Report}; the server stays NOT_SERVING")]
-    private partial void LogSelfCheckFailed(SelfCheckReport report);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Model {Model} loaded: input {Width}×{Height}, execution provider {Provider}")]
-    private partial void LogModelLoaded(string model, int width, int height, string provider);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Model {Model} not warmed up (Inference:WarmUp=false); ready")]
-    private partial void LogReadyWithoutWarmUp(string model);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Model warmed up (batch sizes {Sizes}) in {Milliseconds:F0} ms; ready")]
-    private partial void LogWarmedUp(IReadOnlyList<int> sizes, double milliseconds);
 }

@@ -60,9 +60,12 @@ internal sealed record StreamSettings(string Name, MatchSettings Match, bool Key
     /// and every control or formatting character (CR, LF, ESC of an ANSI sequence, a bidirectional override) written
     /// as its \uXXXX escape, so a name can neither forge a log line nor recolour a terminal.
     /// </summary>
-    public static string Printable(string name)
+    public static string Printable(string name) => Printable(name, MaxNameLength);
+
+    /// <summary>As <see cref="Printable(string)"/>, cut to <paramref name="maxLength"/> characters.</summary>
+    public static string Printable(string name, int maxLength)
     {
-        var length = Math.Min(name.Length, MaxNameLength);
+        var length = Math.Min(name.Length, maxLength);
         if (length < name.Length && char.IsHighSurrogate(name[length - 1]))
         {
             length--;

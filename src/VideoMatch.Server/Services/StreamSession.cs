@@ -92,7 +92,7 @@ internal sealed partial class StreamSession
             ? new KeyframePairing(_settings, MatchedAsync, _runtime.Batcher.EnqueueAsync, drain.Token)
             : new ConsecutivePairing(_settings.Match, MatchedAsync, drain.Token);
         var started = Stopwatch.GetTimestamp();
-        LogStreamStarted(_settings.Name, _peer, _settings.Match.Threshold, _settings.Match.MaxMatches);
+        ServerLog.StreamStarted(_logger, _settings.Name, _peer, _settings.Match.Threshold, _settings.Match.MaxMatches);
         _metrics.StreamStarted();
         var writer = WriteLoopAsync(cancellationToken);
         try
@@ -113,7 +113,7 @@ internal sealed partial class StreamSession
             await writer.ConfigureAwait(false);
             var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
             _metrics.StreamEnded();
-            LogStreamEnded(_settings.Name, _frames, _pairs, _rejected, _dropped, _failed, seconds);
+            ServerLog.StreamEnded(_logger, _settings.Name, _frames, _pairs, _rejected, _dropped, _failed, seconds);
         }
     }
 
@@ -323,7 +323,7 @@ internal sealed partial class StreamSession
     {
         _rejected++;
         _metrics.Error(ErrorReason.InvalidFrame);
-        LogFrameRejected(_settings.Name, rejection.Status.Sequence, rejection.Status.Message);
+        ServerLog.FrameRejected(_logger, _settings.Name, rejection.Status.Sequence, rejection.Status.Message);
         return SendAsync(rejection, cancellationToken);
     }
 
@@ -382,13 +382,4 @@ internal sealed partial class StreamSession
             },
         };
     }
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Stream {Stream} from {Peer} started (threshold {Threshold}, max matches {MaxMatches})")]
-    private partial void LogStreamStarted(string stream, string peer, float threshold, int maxMatches);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Stream {Stream} ended after {Seconds:F1} s: {Frames} frames, {Pairs} pairs matched, {Rejected} rejected, {Dropped} dropped, {Failed} failed")]
-    private partial void LogStreamEnded(string stream, long frames, long pairs, long rejected, long dropped, long failed, double seconds);
-
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Stream {Stream}: frame {Sequence} rejected: {Reason}")]
-    private partial void LogFrameRejected(string stream, ulong sequence, string reason);
 }
