@@ -116,6 +116,86 @@ public sealed partial class ShutdownTests(ITestOutputHelper output)
         await deafWrites.WaitAsync(Limits.Call);
     }
 
+    [Fact]
+    public async Task Sigterm_SlowReaderBesideAStuckStreamOnOneConnection_SlowReaderAnsweredInFullEndsUnavailable()
+    {
+        // A client that reads, but slowly (as every client on a loaded machine does), still holds answers when the drain
+        // time and the grace have passed. Before, every call still open then was aborted with its connection: the slow
+        // reader saw INTERNAL instead of its answers and UNAVAILABLE. Now only calls that make no progress are reset.
+        await using var server = await ServerProcess.StartAsync(output, "--Streaming:ShutdownDrainSeconds=1", "--Inference:WarmUp=false",
+            "--Inference:EmbeddedWidth=320", "--Inference:EmbeddedHeight=256");
+        using var channel = GrpcChannel.ForAddress(server.Address);
+        var client = new VideoMatcher.VideoMatcherClient(channel);
+        var video = new SyntheticVideo(seed: 63, width: 320, height: 256);
+
+        // On the same connection: a stream that never reads its answers.
+        using var stuck = client.MatchStream(deadline: Limits.Deadline);
+        await stuck.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig() });
+        var stuckWrites = Task.Run(async () =>
+        {
+            try
+            {
+                for (ulong i = 0; i < 200; i++)
+                {
+                    await stuck.RequestStream.WriteAsync(new StreamRequest { Frame = video.Frame(i, new Vector2(i % 5, 0)) });
+                }
+            }
+            catch (Exception e) when (e is RpcException or IOException or InvalidOperationException or System.Net.Http.HttpProtocolException)
+            {
+                // Reset once the server gives up on it.
+            }
+        });
+
+        using var slow = client.MatchStream(deadline: Limits.Deadline);
+        await slow.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig() });
+        var sent = 0UL;
+        var sending = Task.Run(async () =>
+        {
+            try
+            {
+                for (; sent < 20; sent++)
+                {
+                    await slow.RequestStream.WriteAsync(new StreamRequest { Frame = video.Frame(sent, new Vector2(sent % 7, 1)) });
+                }
+            }
+            catch (Exception e) when (e is RpcException or IOException or InvalidOperationException)
+            {
+                // The server stopped reading.
+            }
+        });
+        var answered = new List<ulong>();
+        Assert.True(await slow.ResponseStream.MoveNext());
+        answered.Add(slow.ResponseStream.Current.Status.Sequence);
+        await Limits.UntilAsync(() => sent >= 20, "20 frames to be sent");
+
+        server.Terminate();
+        RpcException? ending = null;
+        try
+        {
+            while (await slow.ResponseStream.MoveNext())
+            {
+                var response = slow.ResponseStream.Current;
+                answered.Add(response.Pair?.Sequence1 ?? response.Status.Sequence);
+                await Task.Delay(300);
+            }
+        }
+        catch (RpcException e)
+        {
+            ending = e;
+        }
+
+        output.WriteLine($"slow reader: {answered.Count} answers, ended {ending?.StatusCode}: {ending?.Status.Detail}");
+        Assert.NotNull(ending);
+        Assert.Equal(StatusCode.Unavailable, ending.StatusCode);
+        // Every frame the server read is answered in order (frames still in flight at the stop signal were not read).
+        Assert.Equal(Enumerable.Range(0, answered.Count).Select(i => (ulong)i), answered);
+        Assert.True(answered.Count >= 12, "enough answers were left for the slow reader to outlast the drain time and the grace");
+        Assert.Contains($"the last was {answered[^1]}", ending.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(0, await server.ExitCodeAsync());
+        await stuckWrites.WaitAsync(Limits.Call);
+        await sending.WaitAsync(Limits.Call);
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("videomatch.v1.VideoMatcher")]

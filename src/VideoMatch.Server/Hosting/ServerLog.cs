@@ -47,6 +47,6 @@ internal static partial class ServerLog
     [LoggerMessage(EventId = 16, Level = LogLevel.Debug, Message = "Call {Method} from {Peer} ended by its client (cancelled, disconnected or past its deadline)")]
     public static partial void CallEndedByClient(ILogger logger, string method, string peer);
 
-    [LoggerMessage(EventId = 20, Level = LogLevel.Warning, Message = "Shutdown: {Calls} calls were still open {Seconds} s (Streaming:ShutdownDrainSeconds) after the stop signal and were aborted (a client not reading, or a request body that never ended)")]
+    [LoggerMessage(EventId = 20, Level = LogLevel.Warning, Message = "Shutdown: {Calls} calls still open past the drain time ({Seconds} s, Streaming:ShutdownDrainSeconds) made no progress and were aborted (a client not reading, or a request body that never ended)")]
     public static partial void Aborted(ILogger logger, int calls, double seconds);
 }

@@ -33,6 +33,7 @@ internal sealed partial class StreamSession
     private readonly SemaphoreSlim _pairSlots;
     private readonly Channel<Task<Outgoing>> _ordered;
     private readonly string _peer;
+    private readonly CallActivity? _activity;
     private StreamSettings _settings = null!;
     private TrackLinker? _tracks;
     private bool? _rotate;
@@ -45,8 +46,11 @@ internal sealed partial class StreamSession
     private long _dropped;
     private long _failed;
 
-    public StreamSession(MatchingRuntime runtime, StreamingOptions options, FrameRateLimit rate, IServerStreamWriter<StreamResponse> responses, string peer, ServerMetrics metrics, ILogger logger)
+    /// <param name="activity">Told of every message read and response written, so that shutdown tells a finishing stream from a stuck one.</param>
+    public StreamSession(MatchingRuntime runtime, StreamingOptions options, FrameRateLimit rate, IServerStreamWriter<StreamResponse> responses, string peer, ServerMetrics metrics, ILogger logger,
+        CallActivity? activity = null)
     {
+        _activity = activity;
         _runtime = runtime;
         _options = options;
         _rate = rate;
@@ -120,6 +124,7 @@ internal sealed partial class StreamSession
     /// <summary>One message after the config: a frame is answered (in order, now or once its pair ends); anything else ends the call.</summary>
     private async Task AcceptAsync(StreamRequest request, Pairing pairing, CancellationToken cancellationToken)
     {
+        _activity?.Touch();
         if (request.PayloadCase != StreamRequest.PayloadOneofCase.Frame)
         {
             throw request.PayloadCase == StreamRequest.PayloadOneofCase.Config ? Answers.SecondConfig() : Answers.EmptyMessage();
@@ -341,6 +346,7 @@ internal sealed partial class StreamSession
                 // (ShutdownCoordinator), which ends it.
                 var reply = await next.WaitAsync(cancellationToken).ConfigureAwait(false);
                 await _responses.WriteAsync(Respond(reply), cancellationToken).ConfigureAwait(false);
+                _activity?.Touch();
             }
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or InvalidOperationException)

@@ -26,7 +26,8 @@ internal sealed class VideoMatcherService(
         EnsureReady();
         using var slot = connections.Acquire(context.GetHttpContext().Connection.Id ?? context.Peer);
         var rate = new FrameRateLimit(security.Value.MaxFramesPerSecondPerStream, time);
-        var session = new StreamSession(runtime, streaming.Value, rate, responseStream, context.Peer, metrics, logger);
+        var session = new StreamSession(runtime, streaming.Value, rate, responseStream, context.Peer, metrics, logger,
+            context.GetHttpContext().Features.Get<CallActivity>());
         await session.RunAsync(requestStream, context.CancellationToken, lifetime.ApplicationStopping).ConfigureAwait(false);
     }
 
