@@ -104,7 +104,7 @@ public sealed partial class LogTests(ITestOutputHelper output)
     /// <summary>One client, one HTTP/2 connection (h2c with prior knowledge).</summary>
     private static HttpClient Http2() => new(new SocketsHttpHandler()) { Timeout = Limits.Call };
 
-    private static async Task PostAsync(HttpClient http, string address, string method, byte[] body, string? encoding)
+    internal static async Task PostAsync(HttpClient http, string address, string method, byte[] body, string? encoding)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, $"{address}/videomatch.v1.VideoMatcher/{method}")
         {

@@ -21,6 +21,7 @@ internal sealed partial class MatchingRuntime(
     TimeProvider time,
     MatcherFactory openMatcher,
     ServerMetrics metrics,
+    IHostApplicationLifetime lifetime,
     ILoggerFactory loggers) : IHostedLifecycleService, IAsyncDisposable
 {
     private readonly ILogger _logger = loggers.CreateLogger<MatchingRuntime>();
@@ -48,7 +49,17 @@ internal sealed partial class MatchingRuntime(
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        // Not ready from the stop signal on, before any service's stopping work (health says NOT_SERVING, new calls
+        // get UNAVAILABLE) while streams drain.
+        lifetime.ApplicationStopping.Register(() =>
+        {
+            _ready = false;
+            metrics.ModelReady(false);
+        });
+        return Task.CompletedTask;
+    }
 
     /// <summary>
     /// Runs once every hosted service has started, Kestrel included: a taken port fails the start before the model
@@ -99,8 +110,8 @@ internal sealed partial class MatchingRuntime(
 
         // Metrics count client traffic only, from here on.
         _batcher.Observer = metrics;
-        _ready = true;
-        metrics.ModelReady(true);
+        _ready = !lifetime.ApplicationStopping.IsCancellationRequested;
+        metrics.ModelReady(_ready);
     }
 
     /// <summary>At the stop signal: not ready any more (health says NOT_SERVING, new calls get UNAVAILABLE) while streams drain.</summary>
