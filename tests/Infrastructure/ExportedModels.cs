@@ -110,7 +110,12 @@ internal static class ExportedModels
             "--height", height.ToString(System.Globalization.CultureInfo.InvariantCulture), "--width", width.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--extra-check", Path.Combine(checkpoint, "golden.safetensors"), .. options,
         ];
-        var (exit, output) = RunPython(TimeSpan.FromMinutes(5), args);
+        var (exit, output) = RunPython(Limits.Export, args);
+        if (exit == -1)
+        {
+            throw new TimeoutException($"Exporting fixture '{config}' ({string.Join(' ', options)}) ran past {Limits.Export.TotalMinutes:0} min (Limits.Export); the machine is loaded or export.py hung: {output}");
+        }
+
         if (exit != 0)
         {
             throw new InvalidOperationException($"export.py failed ({exit}): {output}");

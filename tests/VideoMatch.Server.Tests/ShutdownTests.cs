@@ -27,8 +27,10 @@ public sealed partial class ShutdownTests(ITestOutputHelper output)
         var channels = Enumerable.Range(0, 8).Select(_ => GrpcChannel.ForAddress(server.Address)).ToArray();
         var video = new SyntheticVideo(seed: 61, width: 320, height: 240);
         var frames = Enumerable.Range(0, 4).Select(i => video.Raw(new Vector2(i, 0))).ToArray();
-        var streams = Enumerable.Range(0, 64).Select(s => RunUntilEndedAsync(new VideoMatcher.VideoMatcherClient(channels[s % 8]), frames)).ToArray();
-        await Task.Delay(TimeSpan.FromSeconds(3));
+        var answers = 0;
+        var streams = Enumerable.Range(0, 64).Select(s => RunUntilEndedAsync(new VideoMatcher.VideoMatcherClient(channels[s % 8]), frames, () => Interlocked.Increment(ref answers))).ToArray();
+        // A backlog: every stream answered at least its first frame, and pairs queued behind.
+        await Limits.UntilAsync(() => Volatile.Read(ref answers) >= 128, "the 64 streams to be answered twice each on average");
 
         var stopped = Stopwatch.StartNew();
         server.Terminate();
@@ -70,8 +72,9 @@ public sealed partial class ShutdownTests(ITestOutputHelper output)
     [Fact]
     public async Task Sigterm_ClientsThatWouldHoldTheServer_ExitWithinTheDrainTime()
     {
+        var metricsPort = Ports.Free();
         await using var server = await ServerProcess.StartAsync(output, $"--Streaming:ShutdownDrainSeconds={DrainSeconds}", "--Inference:EmbeddedWidth=320",
-            "--Inference:EmbeddedHeight=256", "--Inference:WarmUp=false");
+            "--Inference:EmbeddedHeight=256", "--Inference:WarmUp=false", $"--Metrics:Url=http://127.0.0.1:{metricsPort}");
         using var channel = GrpcChannel.ForAddress(server.Address);
         var client = new VideoMatcher.VideoMatcherClient(channel);
 
@@ -99,7 +102,8 @@ public sealed partial class ShutdownTests(ITestOutputHelper output)
         var halfSent = RawHttp2.PostWithoutEndAsync(server.Port, "/videomatch.v1.VideoMatcher/MatchPair", TimeSpan.FromSeconds(30));
         var watch = new Grpc.Health.V1.Health.HealthClient(channel).Watch(new Grpc.Health.V1.HealthCheckRequest(), deadline: Limits.Deadline);
         Assert.True(await watch.ResponseStream.MoveNext());
-        await Task.Delay(2000);
+        // The silent and deaf streams and the watch are open calls on the server (the half-sent MatchPair is answered at once).
+        await Limits.UntilAsync(() => ObservabilityTests.ScrapeAsync(metricsPort).Result["videomatch_open_calls"] >= 3, "the three stuck calls to be open");
 
         var stopped = Stopwatch.StartNew();
         server.Terminate();
@@ -222,7 +226,7 @@ public sealed partial class ShutdownTests(ITestOutputHelper output)
     }
 
     /// <summary>Sends the frames over and over until the server ends the call; what was answered, and how it ended.</summary>
-    private static async Task<(List<ulong> Answered, int Drained, RpcException Ending)> RunUntilEndedAsync(VideoMatcher.VideoMatcherClient client, Image[] images)
+    private static async Task<(List<ulong> Answered, int Drained, RpcException Ending)> RunUntilEndedAsync(VideoMatcher.VideoMatcherClient client, Image[] images, Action answeredOne)
     {
         using var call = client.MatchStream(deadline: Limits.Deadline);
         var answered = new List<ulong>();
@@ -235,6 +239,7 @@ public sealed partial class ShutdownTests(ITestOutputHelper output)
                 {
                     var response = call.ResponseStream.Current;
                     answered.Add(response.Pair?.Sequence1 ?? response.Status.Sequence);
+                    answeredOne();
                     drained += response.Status?.Message.Contains("Streaming:ShutdownDrainSeconds", StringComparison.Ordinal) == true ? 1 : 0;
                     // A pair is matched or dropped by the drain; never failed because the model was stopped under it.
                     Assert.NotEqual(FrameStatusCode.Failed, response.Status?.Code ?? FrameStatusCode.Unspecified);

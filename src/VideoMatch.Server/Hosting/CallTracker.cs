@@ -128,15 +128,8 @@ internal sealed class CallTrackingMiddleware(RequestDelegate next, CallTracker c
 /// other open call: a stream still finishing on it would lose its answers.
 /// </summary>
 internal sealed partial class ShutdownCoordinator(CallTracker calls, IOptions<StreamingOptions> streaming, IHostApplicationLifetime lifetime, ILogger<ShutdownCoordinator> logger)
-    : IHostedLifecycleService
+    : IHostedService
 {
-    /// <summary>
-    /// After the last call has ended, before the server closes its connections: for the last answers and statuses to
-    /// reach clients. Closing a connection at the moment its last stream ends lost them now and then (the client saw
-    /// "the HTTP/2 server closed the connection" instead of its stream's last answers and UNAVAILABLE).
-    /// </summary>
-    public static readonly TimeSpan Linger = TimeSpan.FromMilliseconds(500);
-
     /// <summary>Past the drain time: for answers already made to reach clients that read.</summary>
     public static readonly TimeSpan Grace = TimeSpan.FromSeconds(2);
 
@@ -148,10 +141,7 @@ internal sealed partial class ShutdownCoordinator(CallTracker calls, IOptions<St
 
     private static readonly TimeSpan Check = TimeSpan.FromMilliseconds(250);
 
-    private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private CancellationTokenRegistration _stopping;
-
-    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -159,31 +149,7 @@ internal sealed partial class ShutdownCoordinator(CallTracker calls, IOptions<St
         return Task.CompletedTask;
     }
 
-    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-    /// <summary>
-    /// Runs before any hosted service stops, the web server included (which stops first and closes every connection):
-    /// holds the server open until every call has ended (or been aborted, <see cref="EndCallsAsync"/>), then
-    /// <see cref="Linger"/>.
-    /// </summary>
-    public async Task StoppingAsync(CancellationToken cancellationToken)
-    {
-        var open = calls.Open > 0;
-        while (calls.Open > 0 && !_ended.Task.IsCompleted)
-        {
-            await Task.WhenAny(_ended.Task, Task.Delay(Check, cancellationToken)).ConfigureAwait(false);
-            cancellationToken.ThrowIfCancellationRequested();
-        }
-
-        if (open)
-        {
-            await Task.Delay(Linger, cancellationToken).ConfigureAwait(false);
-        }
-    }
-
     public Task StopAsync(CancellationToken cancellationToken) => _stopping.DisposeAsync().AsTask();
-
-    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     private async Task EndCallsAsync()
     {
@@ -195,7 +161,6 @@ internal sealed partial class ShutdownCoordinator(CallTracker calls, IOptions<St
         }
 
         Report(calls.AbortAll());
-        _ended.TrySetResult();
     }
 
     private void Report(int aborted)

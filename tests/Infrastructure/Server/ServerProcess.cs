@@ -51,7 +51,6 @@ public sealed partial class ServerProcess : IAsyncDisposable
         }
 
         var server = new ServerProcess(Process.Start(start)!, output);
-        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         void Line(string? line)
         {
             if (line is null)
@@ -64,28 +63,52 @@ public sealed partial class ServerProcess : IAsyncDisposable
                 server._log.Append(System.Globalization.CultureInfo.InvariantCulture, $"[{server._clock.Elapsed.TotalSeconds,6:F2}] ").AppendLine(line);
             }
 
-            if (Listening().Match(line) is { Success: true } match)
+            // The gRPC address is listed first; the metrics port, when a test turns it on, after it.
+            if (server.Address.Length == 0 && Listening().Match(line) is { Success: true } match)
             {
                 server.Address = match.Groups[1].Value;
             }
 
-            if (line.Contains("; ready", StringComparison.Ordinal))
-            {
-                ready.TrySetResult();
-            }
         }
 
         server._process.OutputDataReceived += (_, e) => Line(e.Data);
         server._process.ErrorDataReceived += (_, e) => Line(e.Data);
         server._process.BeginOutputReadLine();
         server._process.BeginErrorReadLine();
-        await Task.WhenAny(ready.Task, server._process.WaitForExitAsync()).WaitAsync(Limits.Call);
-        if (!ready.Task.IsCompleted)
+        // Ready means what a probe sees: grpc.health.v1 says SERVING (the address comes from Kestrel's start-up line).
+        await Limits.UntilAsync(() => server._process.HasExited || server.Address.Length > 0, "the server to listen");
+        using var probe = server._process.HasExited ? null : Grpc.Net.Client.GrpcChannel.ForAddress(server.Address);
+        var health = probe is null ? null : new Grpc.Health.V1.Health.HealthClient(probe);
+        var stopwatch = Stopwatch.StartNew();
+        while (health is not null && !server._process.HasExited && !await IsServingAsync(health))
+        {
+            if (stopwatch.Elapsed > Limits.Call)
+            {
+                throw new TimeoutException($"The server at {server.Address} did not report SERVING within {Limits.Call.TotalSeconds:0} s (Limits.Call).");
+            }
+
+            await Task.Delay(50);
+        }
+
+        if (server._process.HasExited)
         {
             throw new InvalidOperationException($"The server exited before it was ready (exit code {server._process.ExitCode}).");
         }
 
         return server;
+    }
+
+    private static async Task<bool> IsServingAsync(Grpc.Health.V1.Health.HealthClient health)
+    {
+        try
+        {
+            var answer = await health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest(), deadline: DateTime.UtcNow.AddSeconds(5));
+            return answer.Status == Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving;
+        }
+        catch (Grpc.Core.RpcException)
+        {
+            return false;
+        }
     }
 
     /// <summary>SIGTERM, as Kubernetes and systemd stop a process.</summary>
