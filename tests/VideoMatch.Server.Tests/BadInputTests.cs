@@ -261,16 +261,16 @@ public sealed class BadInputTests(ServerFactory server) : IClassFixture<ServerFa
     /// <summary>Bodies no gRPC library would send: each gets a status a user can act on, never UNKNOWN.</summary>
     public static TheoryData<string, string, byte[], string?, StatusCode, string> GarbageBodies() => new()
     {
-        { "unary: not a MatchPairRequest", "MatchPair", Framed(0, [0xFF, 0xFF, 0xFF, 0xFF]), null, StatusCode.InvalidArgument, "not a valid videomatch.v1.MatchPairRequest" },
-        { "stream: first message not a StreamRequest", "MatchStream", Framed(0, [0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F]), null, StatusCode.InvalidArgument, "Message 1 of the stream is not a valid StreamRequest" },
-        { "unary: compressed flag 2", "MatchPair", Framed(2, [0x08, 0x01]), null, StatusCode.InvalidArgument, "compressed flag 2" },
-        { "stream: compressed flag 0xFF", "MatchStream", Framed(0xFF, [0x08, 0x01]), null, StatusCode.InvalidArgument, "Message 1 of the stream is not a valid gRPC message" },
+        { "unary: not a MatchPairRequest", "MatchPair", RawGrpc.Framed(0, [0xFF, 0xFF, 0xFF, 0xFF]), null, StatusCode.InvalidArgument, "not a valid videomatch.v1.MatchPairRequest" },
+        { "stream: first message not a StreamRequest", "MatchStream", RawGrpc.Framed(0, [0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F]), null, StatusCode.InvalidArgument, "Message 1 of the stream is not a valid StreamRequest" },
+        { "unary: compressed flag 2", "MatchPair", RawGrpc.Framed(2, [0x08, 0x01]), null, StatusCode.InvalidArgument, "compressed flag 2" },
+        { "stream: compressed flag 0xFF", "MatchStream", RawGrpc.Framed(0xFF, [0x08, 0x01]), null, StatusCode.InvalidArgument, "Message 1 of the stream is not a valid gRPC message" },
         { "stream: length 0xFFFFFFFF", "MatchStream", [0, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3], null, StatusCode.ResourceExhausted, "Limits:MaxMessageBytes" },
         { "unary: length 0xFFFFFFFF", "MatchPair", [0, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3], null, StatusCode.ResourceExhausted, "4294967295 bytes" },
-        { "unary: compressed without grpc-encoding", "MatchPair", Framed(1, [0x08, 0x01]), null, StatusCode.InvalidArgument, "no grpc-encoding" },
-        { "stream: compressed without grpc-encoding", "MatchStream", Framed(1, [0x08, 0x01]), null, StatusCode.InvalidArgument, "Message 1 of the stream is not a valid gRPC message" },
-        { "unary: gzip flag on a body that is not gzip", "MatchPair", Framed(1, [0x08, 0x01, 0x02, 0x03]), "gzip", StatusCode.InvalidArgument, "not valid gzip" },
-        { "stream: gzip flag on a body that is not gzip", "MatchStream", Framed(1, [0x08, 0x01, 0x02, 0x03]), "gzip", StatusCode.InvalidArgument, "not valid gzip" },
+        { "unary: compressed without grpc-encoding", "MatchPair", RawGrpc.Framed(1, [0x08, 0x01]), null, StatusCode.InvalidArgument, "no grpc-encoding" },
+        { "stream: compressed without grpc-encoding", "MatchStream", RawGrpc.Framed(1, [0x08, 0x01]), null, StatusCode.InvalidArgument, "Message 1 of the stream is not a valid gRPC message" },
+        { "unary: gzip flag on a body that is not gzip", "MatchPair", RawGrpc.Framed(1, [0x08, 0x01, 0x02, 0x03]), "gzip", StatusCode.InvalidArgument, "not valid gzip" },
+        { "stream: gzip flag on a body that is not gzip", "MatchStream", RawGrpc.Framed(1, [0x08, 0x01, 0x02, 0x03]), "gzip", StatusCode.InvalidArgument, "not valid gzip" },
     };
 
     [Theory]
@@ -278,18 +278,7 @@ public sealed class BadInputTests(ServerFactory server) : IClassFixture<ServerFa
     public async Task Garbage_gRPCBody_ClearStatusNotUnknown(string _, string method, byte[] body, string? encoding, StatusCode expected, string message)
     {
         using var client = server.CreateDefaultClient();
-        using var request = new HttpRequestMessage(HttpMethod.Post, $"/videomatch.v1.VideoMatcher/{method}")
-        {
-            Version = System.Net.HttpVersion.Version20,
-            Content = new ByteArrayContent(body),
-        };
-        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/grpc");
-        request.Headers.TryAddWithoutValidation("TE", "trailers");
-        if (encoding is not null)
-        {
-            request.Headers.TryAddWithoutValidation("grpc-encoding", encoding);
-        }
-
+        using var request = RawGrpc.Request("", method, body, encoding);
         using var response = await client.SendAsync(request).WaitAsync(Limits.Call);
         await response.Content.ReadAsByteArrayAsync().WaitAsync(Limits.Call);
         string? Header(string name) => response.Headers.TryGetValues(name, out var v) || response.TrailingHeaders.TryGetValues(name, out v) ? v.First() : null;
@@ -299,8 +288,4 @@ public sealed class BadInputTests(ServerFactory server) : IClassFixture<ServerFa
         Assert.True(status == expected, $"{status}: {detail}");
         Assert.Contains(message, detail, StringComparison.Ordinal);
     }
-
-    /// <summary>One gRPC length-prefixed message: flag, big-endian length, bytes.</summary>
-    private static byte[] Framed(byte flag, byte[] message) =>
-        [flag, (byte)(message.Length >> 24), (byte)(message.Length >> 16), (byte)(message.Length >> 8), (byte)message.Length, .. message];
 }

@@ -20,12 +20,12 @@ public sealed partial class LogTests(ITestOutputHelper output)
 
     public static TheoryData<string, string, byte[], string?> HostileBodies() => new()
     {
-        { "garbage MatchPair", "MatchPair", Framed(0, [0xFF, 0xFF, 0xFF, 0xFF]), null },
-        { "garbage stream message", "MatchStream", Framed(0, [0xFF, 0xFF, 0xFF, 0xFF]), null },
-        { "stream compressed without grpc-encoding", "MatchStream", Framed(1, [0x08, 0x01]), null },
+        { "garbage MatchPair", "MatchPair", RawGrpc.Framed(0, [0xFF, 0xFF, 0xFF, 0xFF]), null },
+        { "garbage stream message", "MatchStream", RawGrpc.Framed(0, [0xFF, 0xFF, 0xFF, 0xFF]), null },
+        { "stream compressed without grpc-encoding", "MatchStream", RawGrpc.Framed(1, [0x08, 0x01]), null },
         { "stream length 0xFFFFFFFF", "MatchStream", [0, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3], null },
-        { "MatchPair gzip that is not gzip", "MatchPair", Framed(1, [0x08, 0x01, 0x02, 0x03]), "gzip" },
-        { "MatchPair compressed flag 2", "MatchPair", Framed(2, [0x08, 0x01]), null },
+        { "MatchPair gzip that is not gzip", "MatchPair", RawGrpc.Framed(1, [0x08, 0x01, 0x02, 0x03]), "gzip" },
+        { "MatchPair compressed flag 2", "MatchPair", RawGrpc.Framed(2, [0x08, 0x01]), null },
     };
 
     [Theory]
@@ -57,7 +57,7 @@ public sealed partial class LogTests(ITestOutputHelper output)
         {
             for (var i = 0; i < 40; i++)
             {
-                await PostAsync(http, server.Address, "MatchPair", Framed(0, [0xFF, 0xFF, 0xFF, 0xFF]), null);
+                await PostAsync(http, server.Address, "MatchPair", RawGrpc.Framed(0, [0xFF, 0xFF, 0xFF, 0xFF]), null);
             }
         }
 
@@ -106,23 +106,8 @@ public sealed partial class LogTests(ITestOutputHelper output)
 
     internal static async Task PostAsync(HttpClient http, string address, string method, byte[] body, string? encoding)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, $"{address}/videomatch.v1.VideoMatcher/{method}")
-        {
-            Content = new ByteArrayContent(body),
-            Version = HttpVersion.Version20,
-            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
-        };
-        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/grpc");
-        request.Headers.TryAddWithoutValidation("TE", "trailers");
-        if (encoding is not null)
-        {
-            request.Headers.TryAddWithoutValidation("grpc-encoding", encoding);
-        }
-
+        using var request = RawGrpc.Request(address, method, body, encoding);
         using var response = await http.SendAsync(request).WaitAsync(Limits.Call);
         await response.Content.ReadAsByteArrayAsync().WaitAsync(Limits.Call);
     }
-
-    private static byte[] Framed(byte flag, byte[] message) =>
-        [flag, (byte)(message.Length >> 24), (byte)(message.Length >> 16), (byte)(message.Length >> 8), (byte)message.Length, .. message];
 }

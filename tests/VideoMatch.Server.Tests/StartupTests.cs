@@ -47,18 +47,7 @@ public sealed class StartupTests
         // The embedded model warms up batches of 1 and 8 pairs (seconds on 2 cores): a SIGTERM at launch, while the
         // host starts, right after the model loads, and in the middle of the warm-up.
         using var process = Process.Start(Start(AppContext.BaseDirectory, ["--urls", "http://127.0.0.1:0", "--Metrics:Url=", "--Inference:WarmUpBatchSizes:0=8"]))!;
-        var output = new System.Text.StringBuilder();
-        process.OutputDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
-        process.ErrorDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        string Log()
-        {
-            lock (output)
-            {
-                return output.ToString();
-            }
-        }
+        var Log = Capture(process);
 
         await Limits.UntilAsync(() => process.HasExited || Log().Contains(after, StringComparison.Ordinal), $"the server to print '{after}'");
         await Task.Delay(delayMs);
@@ -357,6 +346,23 @@ public sealed class StartupTests
         return (process.ExitCode, await errors, await output);
     }
 
+    /// <summary>Collects a started process's standard output and error as they come; the function reads what has come so far.</summary>
+    private static Func<string> Capture(Process process)
+    {
+        var output = new System.Text.StringBuilder();
+        process.OutputDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
+        process.ErrorDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return () =>
+        {
+            lock (output)
+            {
+                return output.ToString();
+            }
+        };
+    }
+
     /// <summary>
     /// Starts the server, waits until its output holds <paramref name="text"/> or it exits, then (still running)
     /// asks <paramref name="probe"/>; returns the output and the probe's answer (null when it had exited), and stops it.
@@ -364,18 +370,7 @@ public sealed class StartupTests
     private static async Task<(string Output, string? Answer)> RunUntilAsync(string[] settings, string text, Func<Task<string>> probe)
     {
         using var process = Process.Start(Start(AppContext.BaseDirectory, settings))!;
-        var output = new System.Text.StringBuilder();
-        process.OutputDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
-        process.ErrorDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        string Log()
-        {
-            lock (output)
-            {
-                return output.ToString();
-            }
-        }
+        var Log = Capture(process);
 
         try
         {
