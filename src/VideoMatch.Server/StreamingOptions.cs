@@ -29,13 +29,11 @@ public sealed class StreamingOptions
 
     /// <summary>
     /// At shutdown (SIGTERM) streams stop reading at once; pairs already read have this many seconds to be matched.
-    /// The rest are answered DROPPED, each naming the setting, and any call still open after that (a client that
-    /// stops reading, a body that never ends) is aborted, so shutdown never waits on a client. The host's shutdown
-    /// timeout is this plus 5 s. Default 10.
+    /// The rest are answered DROPPED, each naming the setting. 2 s later a call that has neither read nor written for
+    /// 2 s (a client that stops reading, a body that never ends) is reset, so shutdown never waits on a stuck client;
+    /// streams still delivering answers get up to 5 s more. The host's shutdown timeout is this plus 10 s. Default 10.
     /// </summary>
     public double ShutdownDrainSeconds { get; set; } = 10;
-
-    internal TimeSpan ConfigTimeout => TimeSpan.FromSeconds(ConfigTimeoutSeconds);
 
     // Read while services are registered (the host's shutdown timeout), before validation refuses an out-of-range
     // value with its message: clamped so that reading it cannot throw first.
