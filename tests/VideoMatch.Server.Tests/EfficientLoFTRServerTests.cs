@@ -1,4 +1,5 @@
 using Google.Protobuf;
+using Grpc.Core.Interceptors;
 using VideoMatch.Contracts.V1;
 using VideoMatch.Engine.Models;
 using VideoMatch.Tests;
@@ -72,7 +73,7 @@ public sealed class EfficientLoFTRServerTests
         await using var server = await LoopbackServer.StartAsync(false, $"--Metrics:Url=http://127.0.0.1:{metricsPort}",
             $"--Inference:ModelPath={ExportedModels.Folder("tiny", "--split")}", "--Batching:MaxBatchSize=2");
         using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(server.Address);
-        var client = new VideoMatcher.VideoMatcherClient(channel);
+        var client = new VideoMatcher.VideoMatcherClient(channel.Intercept(new DefaultDeadline()));
         var (image0, image1) = FixturePair("pd");
 
         // Frames 0..5 alternate between the pair's images: every pair is (0, 1)-like, 32 matches each way round.

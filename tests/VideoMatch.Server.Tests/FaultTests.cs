@@ -3,13 +3,14 @@ using System.Net;
 using System.Net.Sockets;
 using System.Numerics;
 using Grpc.Core;
+using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
 using Microsoft.Extensions.DependencyInjection;
 using VideoMatch.Contracts.V1;
 using VideoMatch.Engine.Batching;
 using VideoMatch.Engine.Inference;
-using VideoMatch.Tests;
 using VideoMatch.Server.Hosting;
+using VideoMatch.Tests;
 using Xunit.Abstractions;
 
 namespace VideoMatch.Server.Tests;
@@ -151,7 +152,7 @@ public sealed class FaultTests(ITestOutputHelper output)
         // A drain long enough for the backlog even on a loaded machine: this test is about pairs matched, not dropped.
         await using var server = await ServerProcess.StartAsync(output, "--Batching:MaxBatchSize=2", "--Inference:WarmUp=false", "--Streaming:ShutdownDrainSeconds=60");
         using var channel = GrpcChannel.ForAddress(server.Address);
-        using var call = new VideoMatcher.VideoMatcherClient(channel).MatchStream();
+        using var call = new VideoMatcher.VideoMatcherClient(channel.Intercept(new DefaultDeadline())).MatchStream();
         var video = new SyntheticVideo(seed: 60, width: 320, height: 240);
         await call.RequestStream.WriteAsync(new StreamRequest { Config = new StreamConfig() });
         for (ulong i = 0; i < 6; i++)

@@ -6,6 +6,7 @@ using System.Numerics;
 using System.Text.RegularExpressions;
 using Google.Protobuf;
 using Grpc.Core;
+using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
 using VideoMatch.Contracts.V1;
 using VideoMatch.Tests;
@@ -41,7 +42,7 @@ public sealed partial class HostileSoakTests(ITestOutputHelper output)
         await using var server = await ServerProcess.StartAsync(output, $"--Inference:EmbeddedWidth={Width}", $"--Inference:EmbeddedHeight={Height}",
             "--Inference:WarmUp=false", "--Streaming:ShutdownDrainSeconds=2");
         using var channel = GrpcChannel.ForAddress(server.Address, new GrpcChannelOptions { MaxSendMessageSize = null });
-        var client = new VideoMatcher.VideoMatcherClient(channel);
+        var client = new VideoMatcher.VideoMatcherClient(channel.Intercept(new DefaultDeadline()));
         using var probeChannel = GrpcChannel.ForAddress(server.Address);
         var health = new Grpc.Health.V1.Health.HealthClient(probeChannel);
         var video = new SyntheticVideo(seed: 71, width: Width, height: Height);
@@ -66,7 +67,7 @@ public sealed partial class HostileSoakTests(ITestOutputHelper output)
 
         // The end: streams open and sending when the stop signal comes, each on a connection of its own, as cameras are.
         var cameras = Enumerable.Range(0, 4).Select(_ => GrpcChannel.ForAddress(server.Address)).ToArray();
-        var open = cameras.Select(camera => OpenStreamAsync(new VideoMatcher.VideoMatcherClient(camera), frames)).ToArray();
+        var open = cameras.Select(camera => OpenStreamAsync(new VideoMatcher.VideoMatcherClient(camera.Intercept(new DefaultDeadline())), frames)).ToArray();
         await Limits.UntilAsync(() => open.All(s => s.Answered.Count > 2), "the last streams to be answered");
         var logged = server.Log[logBefore..];
         server.Terminate();

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Google.Protobuf;
+using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
 using SkiaSharp;
 using VideoMatch.Contracts.V1;
@@ -25,7 +26,7 @@ public sealed class ImageBombTests(ITestOutputHelper output)
     {
         await using var server = await ServerProcess.StartAsync(output, "--Inference:EmbeddedWidth=320", "--Inference:EmbeddedHeight=256", "--Inference:WarmUp=false");
         using var channel = GrpcChannel.ForAddress(server.Address, new GrpcChannelOptions { MaxSendMessageSize = null });
-        var client = new VideoMatcher.VideoMatcherClient(channel);
+        var client = new VideoMatcher.VideoMatcherClient(channel.Intercept(new DefaultDeadline()));
         // Probes come on a connection of their own, as kubelet's do.
         using var probeChannel = GrpcChannel.ForAddress(server.Address);
         var health = new Grpc.Health.V1.Health.HealthClient(probeChannel);

@@ -1,7 +1,8 @@
 using System.Net;
 using System.Numerics;
-using Grpc.Core;
 using System.Text.RegularExpressions;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
 using VideoMatch.Contracts.V1;
 using VideoMatch.Tests;
@@ -75,7 +76,7 @@ public sealed partial class LogTests(ITestOutputHelper output)
         // Before: 2.2 KB of stack trace per cancelled stream.
         await using var server = await ServerProcess.StartAsync(output, "--Inference:EmbeddedWidth=160", "--Inference:EmbeddedHeight=128", "--Inference:WarmUp=false");
         using var channel = GrpcChannel.ForAddress(server.Address);
-        var client = new VideoMatcher.VideoMatcherClient(channel);
+        var client = new VideoMatcher.VideoMatcherClient(channel.Intercept(new DefaultDeadline()));
         var video = new SyntheticVideo(seed: 21, width: 160, height: 128);
         var before = server.Log.Length;
 

@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Net;
 using System.Numerics;
 using Grpc.Core;
+using Grpc.Core.Interceptors;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
 using Microsoft.Extensions.DependencyInjection;
@@ -22,7 +23,7 @@ public sealed class ObservabilityTests
         var metricsPort = Ports.Free();
         await using var server = await LoopbackServer.StartAsync(false, $"--Metrics:Url=http://127.0.0.1:{metricsPort}");
         using var channel = GrpcChannel.ForAddress(server.Address);
-        var client = new VideoMatcher.VideoMatcherClient(channel);
+        var client = new VideoMatcher.VideoMatcherClient(channel.Intercept(new DefaultDeadline()));
         var video = new SyntheticVideo(seed: 11, width: 320, height: 240);
 
         // One stream: 6 good frames and one with a bad size (answered INVALID).
@@ -169,7 +170,7 @@ public sealed class ObservabilityTests
         var metricsPort = Ports.Free();
         await using var server = await LoopbackServer.StartAsync(false, $"--Metrics:Url=http://127.0.0.1:{metricsPort}");
         using var channel = GrpcChannel.ForAddress(server.Address);
-        var client = new VideoMatcher.VideoMatcherClient(channel);
+        var client = new VideoMatcher.VideoMatcherClient(channel.Intercept(new DefaultDeadline()));
 
         // Two streams that never send a config are open calls, though not (yet) streams.
         using var idle1 = client.MatchStream(deadline: Limits.Deadline);
@@ -205,7 +206,7 @@ public sealed class ObservabilityTests
         var metricsPort = Ports.Free();
         await using var server = await LoopbackServer.StartAsync(false, $"--Metrics:Url=http://127.0.0.1:{metricsPort}", "--Inference:EmbeddedWidth=640", "--Inference:EmbeddedHeight=480");
         using var channel = GrpcChannel.ForAddress(server.Address);
-        var client = new VideoMatcher.VideoMatcherClient(channel);
+        var client = new VideoMatcher.VideoMatcherClient(channel.Intercept(new DefaultDeadline()));
         var video = new SyntheticVideo(seed: 15, width: 640, height: 480);
         var frames = Enumerable.Range(0, 6).Select(i => video.Frame((ulong)i, new Vector2(i, 0))).ToArray();
 

@@ -2,12 +2,13 @@ using System.Numerics;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Grpc.Core;
+using Grpc.Core.Interceptors;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
-using VideoMatch.Client;
-using VideoMatch.Contracts.V1;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using VideoMatch.Client;
+using VideoMatch.Contracts.V1;
 using VideoMatch.Tests;
 
 namespace VideoMatch.Server.Tests;
@@ -153,7 +154,7 @@ public sealed class SecurityTests : IDisposable
     public async Task ApiKey_MissingOrWrong_Unauthenticated(string? key, string message)
     {
         using var server = new ServerFactory(new Dictionary<string, string?> { ["Security:ApiKeys:0"] = Key });
-        var client = new VideoMatcher.VideoMatcherClient(server.Channel);
+        var client = new VideoMatcher.VideoMatcherClient(server.Channel.Intercept(new DefaultDeadline()));
         var headers = key is null ? null : new Metadata { { "authorization", $"Bearer {key}" } };
 
         var error = await Assert.ThrowsAsync<RpcException>(() => client.GetModelInfoAsync(new GetModelInfoRequest(), headers, Limits.Deadline).ResponseAsync);
@@ -167,7 +168,7 @@ public sealed class SecurityTests : IDisposable
     {
         using var server = new ServerFactory(new Dictionary<string, string?> { ["Security:ApiKeys:0"] = "another-key-0123456789", ["Security:ApiKeys:1"] = Key });
         var headers = new Metadata { { "authorization", $"Bearer {Key}" } };
-        var client = new VideoMatcher.VideoMatcherClient(server.Channel);
+        var client = new VideoMatcher.VideoMatcherClient(server.Channel.Intercept(new DefaultDeadline()));
         var video = new SyntheticVideo(seed: 3, width: 160, height: 120);
 
         var info = await client.GetModelInfoAsync(new GetModelInfoRequest(), headers, Limits.Deadline);
@@ -184,7 +185,7 @@ public sealed class SecurityTests : IDisposable
     {
         await using var server = await LoopbackServer.StartAsync(false, "--Security:MaxStreamsPerConnection=2");
         using var channel = GrpcChannel.ForAddress(server.Address);
-        var client = new VideoMatcher.VideoMatcherClient(channel);
+        var client = new VideoMatcher.VideoMatcherClient(channel.Intercept(new DefaultDeadline()));
         using var first = await OpenAsync(client);
         using var second = await OpenAsync(client);
 
@@ -201,7 +202,7 @@ public sealed class SecurityTests : IDisposable
 
         var error = await Assert.ThrowsAsync<RpcException>(() => third.ResponseStream.MoveNext());
         using var otherChannel = GrpcChannel.ForAddress(server.Address);
-        var other = await Streams.RunAsync(new VideoMatcher.VideoMatcherClient(otherChannel), new StreamConfig(),
+        var other = await Streams.RunAsync(new VideoMatcher.VideoMatcherClient(otherChannel.Intercept(new DefaultDeadline())), new StreamConfig(),
             [new SyntheticVideo(4).Frame(0, Vector2.Zero), new SyntheticVideo(4).Frame(1, Vector2.One)]);
 
         Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);

@@ -1,3 +1,4 @@
+using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
@@ -37,7 +38,8 @@ public sealed class ServerFactory : WebApplicationFactory<Program>
         MaxSendMessageSize = null,
     });
 
-    public VideoMatcher.VideoMatcherClient Client => new(Channel);
+    /// <summary>A client whose calls get a deadline (<see cref="Limits.Call"/>) when the test gives none.</summary>
+    public VideoMatcher.VideoMatcherClient Client => new(Channel.Intercept(new DefaultDeadline()));
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {

@@ -1,10 +1,11 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Numerics;
+using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
 using VideoMatch.Contracts.V1;
-using Xunit.Abstractions;
 using VideoMatch.Tests;
+using Xunit.Abstractions;
 
 namespace VideoMatch.Server.Tests;
 
@@ -31,7 +32,7 @@ public sealed class SoakTests(ITestOutputHelper output)
         var seconds = double.Parse(Environment.GetEnvironmentVariable("VIDEOMATCH_SOAK_SECONDS") ?? "5", CultureInfo.InvariantCulture);
         await using var server = await LoopbackServer.StartAsync(false, "--Streaming:MaxPendingPairsPerStream=2");
         using var channel = GrpcChannel.ForAddress(server.Address);
-        var client = new VideoMatcher.VideoMatcherClient(channel);
+        var client = new VideoMatcher.VideoMatcherClient(channel.Intercept(new DefaultDeadline()));
 
         // Warm-up under the same load: ONNX Runtime's arena grows to the largest batch it has run, then stays.
         await RunAsync(client, TimeSpan.FromSeconds(3));
