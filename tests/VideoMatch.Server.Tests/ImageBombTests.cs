@@ -60,9 +60,9 @@ public sealed class ImageBombTests(ITestOutputHelper output)
             }
         });
         var runs = await Task.WhenAll(Enumerable.Range(0, StreamCount).Select(_ =>
-            Streams.RunAsync(client, new StreamConfig(), burst.Concat(burst).Select((image, i) => new Frame { Sequence = (ulong)i, Image = image }))));
+            Streams.RunAsync(client, new StreamConfig(), burst.Concat(burst).Select((image, i) => new Frame { Sequence = (ulong)i, Image = image })))).DefaultTimeout();
         await sampling.CancelAsync();
-        await sampler;
+        await sampler.DefaultTimeout();
         var after = server.Resident;
 
         output.WriteLine($"large PNG {large.Length >> 10} KiB; RSS baseline {baseline >> 20} MiB, peak {peak >> 20} MiB, after {after >> 20} MiB; slowest health check {slowestHealth.TotalMilliseconds:F0} ms");

@@ -81,7 +81,7 @@ public sealed class ServiceTests(ServerFactory server) : IClassFixture<ServerFac
     {
         var health = new Health.HealthClient(server.Channel);
 
-        var response = await health.CheckAsync(new HealthCheckRequest());
+        var response = await health.CheckAsync(new HealthCheckRequest(), deadline: Limits.Deadline);
 
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, response.Status);
     }

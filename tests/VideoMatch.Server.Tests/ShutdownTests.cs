@@ -119,7 +119,7 @@ public sealed partial class ShutdownTests(ITestOutputHelper output)
         // (past which Kestrel closes a connection a client keeps open after its stream ended).
         Assert.True(stopped.Elapsed < TimeSpan.FromSeconds(DrainSeconds + 12), $"exit took {stopped.Elapsed.TotalSeconds:F1} s");
         Assert.Contains("were aborted", server.Log, StringComparison.Ordinal);
-        await halfSent;
+        await halfSent.DefaultTimeout();
         await deafWrites.WaitAsync(Limits.Call);
     }
 
@@ -268,7 +268,7 @@ public sealed partial class ShutdownTests(ITestOutputHelper output)
             // The server ended the call (and reset its request side); the reader has its status.
         }
 
-        return (answered, drained, await reading);
+        return (answered, drained, await reading.DefaultTimeout());
     }
 
     [GeneratedRegex(@"the last was (\d+)")]

@@ -99,7 +99,7 @@ public sealed class SoakTests(ITestOutputHelper output)
             await call.RequestStream.CompleteAsync();
             await reading.WaitAsync(Limits.Call);
             return new StreamResult((long)sequence, answered, pairs);
-        }));
+        })).WaitAsync(duration + Limits.Call);
 
     private static long ResidentBytes()
     {
