@@ -141,6 +141,7 @@ internal static class ServiceRegistration
     {
         AddValidated<InferenceOptions, InferenceOptionsValidator>(services, configuration, InferenceOptions.Section);
         AddValidated<BatchingOptions, BatchingOptionsValidator>(services, configuration, BatchingOptions.Section);
+        services.AddOptions<BatchingOptions>().PostConfigure<IOptions<InferenceOptions>>((batching, inference) => batching.ChooseFor(inference.Value.IsCuda));
         AddValidated<StreamingOptions, StreamingOptionsValidator>(services, configuration, StreamingOptions.Section);
         AddValidated<LimitsOptions, LimitsOptionsValidator>(services, configuration, LimitsOptions.Section);
         AddValidated<SecurityOptions, SecurityOptionsValidator>(services, configuration, SecurityOptions.Section);

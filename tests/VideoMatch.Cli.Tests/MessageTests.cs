@@ -1,5 +1,10 @@
 using System.Net;
+using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using VideoMatch.Engine.Inference;
+using VideoMatch.Server;
+using VideoMatch.Server.Hosting;
 using VideoMatch.Cli.Tests.Video;
 using VideoMatch.Tests;
 
@@ -76,8 +81,19 @@ public sealed class MessageTests(LoopbackServer server) : IClassFixture<Loopback
 
         var message = Cli.Describe(e, "http://127.0.0.1:50051");
 
-        Assert.StartsWith("the server at http://127.0.0.1:50051 is shutting down: The server is shutting down; every frame", message, StringComparison.Ordinal);
+        Assert.StartsWith("the server at http://127.0.0.1:50051 is running but not serving: The server is shutting down; every frame", message, StringComparison.Ordinal);
         Assert.DoesNotContain("could not reach", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Describe_TransportFailure_SaysItCouldNotReachTheServer()
+    {
+        var e = new Grpc.Core.RpcException(new Grpc.Core.Status(Grpc.Core.StatusCode.Unavailable, "Error connecting to subchannel.",
+            new System.Net.Http.HttpRequestException("Connection refused (127.0.0.1:9)")));
+
+        var message = Cli.Describe(e, "http://127.0.0.1:9");
+
+        Assert.StartsWith("could not reach the server at http://127.0.0.1:9", message, StringComparison.Ordinal);
     }
 
     [Theory]
@@ -126,6 +142,36 @@ public sealed class MessageTests(LoopbackServer server) : IClassFixture<Loopback
 
         Assert.Equal(1, exit);
         Assert.DoesNotContain("..", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Info_ServerStillLoadingItsModel_ShowsNotServingAndWhatItIsDoing()
+    {
+        using var loaded = new ManualResetEventSlim();
+        await using var app = ServerApp.Build(TestServerSettings.Arguments("--urls", "http://127.0.0.1:0"), builder =>
+            builder.Services.AddSingleton<MatcherFactory>((options, size) =>
+            {
+                loaded.Wait(Limits.Call);
+                return ModelLoader.Open(options, size);
+            }));
+        // The start blocks in the model's load: Kestrel listens first, so the server is there but not serving.
+        var starting = Task.Run(() => app.StartAsync());
+        string? address = null;
+        await Limits.UntilAsync(() => (address = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
+            .Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault(a => !a.EndsWith(":0", StringComparison.Ordinal))) is not null, "the server to listen");
+
+        var (exit, output, error) = await CliTests.RunAsync("info", "--server", address!);
+        var (matchExit, _, matchError) = await CliTests.RunAsync("bench", "--seconds", "1", "--server", address!);
+        loaded.Set();
+        await starting.DefaultTimeout();
+        await app.StopAsync().DefaultTimeout();
+
+        Assert.True(exit == 2, error);
+        Assert.Contains("NOT_SERVING", output, StringComparison.Ordinal);
+        Assert.Contains("│ reason │ The server is loading its model; retry when grpc.health.v1 reports SERVING. │", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("could not reach", error, StringComparison.Ordinal);
+        Assert.Equal(1, matchExit);
+        Assert.Contains("is running but not serving: The server is loading its model", matchError, StringComparison.Ordinal);
     }
 
     [Fact]

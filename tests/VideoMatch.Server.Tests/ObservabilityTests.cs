@@ -18,6 +18,26 @@ public sealed class ObservabilityTests
 {
 
     [Fact]
+    public async Task Metrics_AfterWarmUp_ModelWorkCountsClientTrafficOnlyAsBatchesDo()
+    {
+        var metricsPort = Ports.Free();
+        await using var server = await LoopbackServer.StartAsync(false, $"--Metrics:Url=http://127.0.0.1:{metricsPort}", "--Inference:WarmUp=true");
+        using var channel = GrpcChannel.ForAddress(server.Address);
+        var client = new VideoMatcher.VideoMatcherClient(channel.Intercept(new DefaultDeadline()));
+        var video = new SyntheticVideo(seed: 12, width: 320, height: 240);
+
+        var before = await ScrapeAsync(metricsPort);
+        await client.MatchPairAsync(new MatchPairRequest { Image0 = video.Raw(Vector2.Zero), Image1 = video.Raw(new Vector2(3, 1)) });
+        var after = await ScrapeAsync(metricsPort);
+
+        // The warm-up ran 9 pairs (batches of 1 and 8); neither the batches nor the pairs the model ran count them.
+        Assert.Equal(0, before["videomatch_matcher_pairs_total"]);
+        Assert.Equal(0, before.GetValueOrDefault("videomatch_batches_total"));
+        Assert.Equal(1, after["videomatch_matcher_pairs_total"]);
+        Assert.Equal(1, after["videomatch_batches_total"]);
+    }
+
+    [Fact]
     public async Task Metrics_AfterRealTraffic_CountFramesPairsBatchesAndErrors()
     {
         var metricsPort = Ports.Free();

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Grpc.Core.Interceptors;
 using Microsoft.Extensions.DependencyInjection;
 using VideoMatch.Tests;
 
@@ -9,7 +10,7 @@ public sealed class StartupTests
 {
     [Theory]
     [InlineData("--Inference:ExecutionProvider=cuda", "CUDA execution provider could not start")]
-    [InlineData("--Batching:MaxBatchSize=0", "Batching:MaxBatchSize must be 1..256")]
+    [InlineData("--Batching:MaxBatchSize=-1", "Batching:MaxBatchSize must be 1..256 (pairs; 0 or unset: the execution provider's default) (got -1)")]
     [InlineData("--Inference:ExecutionProvider=tpu", "must be 'cpu' or 'cuda'")]
     [InlineData("--Inference:ModelPath=/nonexistent/model", "does not exist")]
     [InlineData("--Inference:EmbeddedWidth=100", "multiples of 32")]
@@ -40,13 +41,13 @@ public sealed class StartupTests
     [Theory]
     [InlineData("", 400)]
     [InlineData("Now listening on", 0)]
-    [InlineData(" loaded: input ", 0)]
-    [InlineData(" loaded: input ", 700)]
+    [InlineData(" loaded: ", 0)]
+    [InlineData(" loaded: ", 700)]
     public async Task Main_StopSignalDuringStartUp_ExitsCleanlyWithoutAStackTrace(string after, int delayMs)
     {
         // The embedded model warms up batches of 1 and 8 pairs (seconds on 2 cores): a SIGTERM at launch, while the
         // host starts, right after the model loads, and in the middle of the warm-up.
-        using var process = Process.Start(Start(AppContext.BaseDirectory, ["--urls", "http://127.0.0.1:0", "--Metrics:Url=", "--Inference:WarmUpBatchSizes:0=8"]))!;
+        using var process = Process.Start(Start(AppContext.BaseDirectory, ["--urls", "http://127.0.0.1:0", "--Metrics:Url=", "--Batching:MaxBatchSize=8", "--Inference:WarmUpBatchSizes:0=8"]))!;
         var Log = Capture(process);
 
         await Limits.UntilAsync(() => process.HasExited || Log().Contains(after, StringComparison.Ordinal), $"the server to print '{after}'");
@@ -208,7 +209,7 @@ public sealed class StartupTests
         var (exitCode, _, output) = await RunServerAsync("--help");
 
         Assert.Equal(0, exitCode);
-        Assert.Contains("--Batching:MaxBatchSize=8", output, StringComparison.Ordinal);
+        Assert.Contains("--Batching:MaxBatchSize=0", output, StringComparison.Ordinal);
         Assert.Contains("--Inference:WarmUpBatchSizes=", output, StringComparison.Ordinal);
         Assert.Contains("--Metrics:Url=http://127.0.0.1:9464", output, StringComparison.Ordinal);
         Assert.DoesNotContain("Now listening", output, StringComparison.Ordinal);
@@ -390,8 +391,48 @@ public sealed class StartupTests
     }
 }
 
-public sealed class WarmUpTests
+public sealed class WarmUpTests(Xunit.Abstractions.ITestOutputHelper output)
 {
+    [Fact]
+    public async Task Start_BatchSizeUnset_OnePairBatchesOnCpuSaidAtStartWithTheGraph()
+    {
+        await using var server = await ServerProcess.StartAsync(output, "--Inference:EmbeddedWidth=320", "--Inference:EmbeddedHeight=256");
+        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(server.Address);
+        var client = new VideoMatch.Contracts.V1.VideoMatcher.VideoMatcherClient(channel.Intercept(new DefaultDeadline()));
+
+        var info = await client.GetModelInfoAsync(new VideoMatch.Contracts.V1.GetModelInfoRequest());
+
+        Assert.Equal(1u, info.MaxBatchSize);
+        Assert.Equal("the embedded whole-pair graph, fp32", info.Graph);
+        Assert.Contains("loaded: the embedded whole-pair graph, fp32, input 320×256, execution provider cpu, batches of up to 1", server.Log, StringComparison.Ordinal);
+        Assert.Contains("Batching:MaxBatchSize 1, the default on the CPU (batching buys no speed on CPU cores", server.Log, StringComparison.Ordinal);
+        Assert.Contains("Model warmed up (batch sizes 1: 1 pairs, 0 frames encoded, not counted in metrics)", server.Log, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ChooseFor_Unset_TheProvidersDefaultAndWhy()
+    {
+        var cpu = new VideoMatch.Engine.Batching.BatchingOptions();
+        var cuda = new VideoMatch.Engine.Batching.BatchingOptions();
+
+        cpu.ChooseFor(cuda: false);
+        cuda.ChooseFor(cuda: true);
+
+        Assert.Equal((1, 8), (cpu.MaxBatchSize, cuda.MaxBatchSize));
+        Assert.StartsWith("Batching:MaxBatchSize 8, the default on CUDA", cuda.MaxBatchSizeChoice, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ChooseFor_Set_KeepsTheSettingAndSaysNothing()
+    {
+        var set = new VideoMatch.Engine.Batching.BatchingOptions { MaxBatchSize = 4 };
+
+        set.ChooseFor(cuda: true);
+
+        Assert.Equal(4, set.MaxBatchSize);
+        Assert.Null(set.MaxBatchSizeChoice);
+    }
+
     [Fact]
     public async Task Start_WarmUpBatchSizes_RunsEachSizeBeforeReady()
     {

@@ -14,13 +14,33 @@ internal sealed class CliContext(TextWriter output, TextWriter error, IVideoDeco
 
     public TextWriter Error { get; } = error;
 
+    /// <summary>Width of a table written to a file or pipe: wide enough that no row wraps mid-phrase.</summary>
+    private const int UnwrappedWidth = 400;
+
+    private IAnsiConsole? _tables;
+
     /// <summary>Human-facing rendering (tables, progress) goes to standard error, keeping standard output for data.</summary>
-    public IAnsiConsole Console { get; } = AnsiConsole.Create(new AnsiConsoleSettings
+    public IAnsiConsole Console { get; } = Create(error, ReferenceEquals(error, System.Console.Error) && !System.Console.IsErrorRedirected);
+
+    /// <summary>Tables that are the command's output (<c>info</c>, <c>bench</c>), on standard output, without colour.</summary>
+    public IAnsiConsole Tables => _tables ??= Create(Output, terminal: false);
+
+    private static IAnsiConsole Create(TextWriter writer, bool terminal)
     {
-        Out = new AnsiConsoleOutput(error),
-        Interactive = ReferenceEquals(error, System.Console.Error) && !System.Console.IsErrorRedirected ? InteractionSupport.Yes : InteractionSupport.No,
-        Ansi = ReferenceEquals(error, System.Console.Error) && !System.Console.IsErrorRedirected ? AnsiSupport.Detect : AnsiSupport.No,
-    });
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(writer),
+            Interactive = terminal ? InteractionSupport.Yes : InteractionSupport.No,
+            Ansi = terminal ? AnsiSupport.Detect : AnsiSupport.No,
+        });
+        if (!terminal && !(ReferenceEquals(writer, System.Console.Out) && !System.Console.IsOutputRedirected))
+        {
+            // A file or pipe has no width: Spectre's 80-column guess would wrap rows mid-phrase.
+            console.Profile.Width = UnwrappedWidth;
+        }
+
+        return console;
+    }
 
     public IVideoDecoder Decoder { get; } = decoder;
 
@@ -123,9 +143,10 @@ internal static class Cli
                 : $"the TLS handshake with {server} failed: {Innermost(e.Status.DebugException) ?? detail}";
         }
 
-        if (e.StatusCode == StatusCode.Unavailable && detail.StartsWith("The server is shutting down", StringComparison.Ordinal))
+        if (e.StatusCode == StatusCode.Unavailable && AnsweredByServer(e))
         {
-            return $"the server at {server} is shutting down: {detail}";
+            // The server is running and said why it serves nothing now: loading, warming up, stopping, failed self-check.
+            return $"the server at {server} is running but not serving: {detail}";
         }
 
         return e.StatusCode switch
@@ -135,6 +156,12 @@ internal static class Cli
             _ => $"the server answered {e.StatusCode}: {detail}",
         };
     }
+
+    /// <summary>
+    /// True when the status came from the server (its handler or its health service), false when the call never got
+    /// there: a transport failure carries the exception that broke the connection.
+    /// </summary>
+    internal static bool AnsweredByServer(RpcException e) => e.Status.DebugException is null;
 
     private static string? Innermost(Exception? e)
     {

@@ -15,6 +15,9 @@ public interface IPairMatcher : IDisposable
     /// <summary>Where it runs, for model info: <c>cpu</c> or <c>cuda:N</c>.</summary>
     string ExecutionProvider { get; }
 
+    /// <summary>Which graph serves and at what precision, for the start-up log and model info.</summary>
+    string Graph => Manifest.Name;
+
     /// <summary>Largest batch <see cref="Match"/> accepts.</summary>
     int MaxBatchSize { get; }
 

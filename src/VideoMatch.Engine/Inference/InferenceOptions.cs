@@ -86,7 +86,8 @@ public sealed class InferenceOptions
     /// <summary>Frame-bank slots of a split model (one frame's features each: 34 MB at 480×640). 0 (default): 4 × Batching:MaxBatchSize.</summary>
     public int FrameBankSlots { get; set; }
 
-    internal bool IsCuda => string.Equals(ExecutionProvider, "cuda", StringComparison.OrdinalIgnoreCase);
+    /// <summary>True when <see cref="ExecutionProvider"/> names CUDA.</summary>
+    public bool IsCuda => string.Equals(ExecutionProvider, "cuda", StringComparison.OrdinalIgnoreCase);
 }
 
 /// <summary>Checks <see cref="InferenceOptions"/> at start.</summary>

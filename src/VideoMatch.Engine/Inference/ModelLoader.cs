@@ -14,7 +14,9 @@ public static class ModelLoader
         if (string.IsNullOrEmpty(options.ModelPath))
         {
             var manifest = EmbeddedMatcherModel.Manifest(options.EmbeddedWidth, options.EmbeddedHeight);
-            return OnnxPairMatcher.Create(EmbeddedMatcherModel.Build(options.EmbeddedWidth, options.EmbeddedHeight), manifest, options, maxBatchSize);
+            var embedded = OnnxPairMatcher.Create(EmbeddedMatcherModel.Build(options.EmbeddedWidth, options.EmbeddedHeight), manifest, options, maxBatchSize);
+            embedded.Graph = "the embedded whole-pair graph, fp32";
+            return embedded;
         }
 
         try
@@ -22,21 +24,27 @@ public static class ModelLoader
             var folder = options.ModelPath;
             if (Directory.Exists(folder) && !File.Exists(Path.Combine(folder, ModelManifest.FileName)) && XFeatLighterGlueMatcher.Discover(folder) is { } found)
             {
-                return XFeatLighterGlueMatcher.Create(Path.Combine(folder, found.OnnxFile), Path.Combine(folder, found.MatcherFile), found, options, maxBatchSize);
+                var discovered = XFeatLighterGlueMatcher.Create(Path.Combine(folder, found.OnnxFile), Path.Combine(folder, found.MatcherFile), found, options, maxBatchSize);
+                discovered.Graph = $"XFeat extractor {found.OnnxFile} + LighterGlue matcher {found.MatcherFile}, fp32";
+                return discovered;
             }
 
             var (loaded, onnx) = ModelManifest.Load(options.ModelPath);
             if (loaded.Family == ModelFamily.XFeatLighterGlue)
             {
                 var file = Directory.Exists(options.ModelPath) ? Path.Combine(options.ModelPath, ModelManifest.FileName) : options.ModelPath;
-                return XFeatLighterGlueMatcher.Create(onnx, ModelManifest.Resolve(file, loaded.MatcherFile), loaded, options, maxBatchSize);
+                var xfeat = XFeatLighterGlueMatcher.Create(onnx, ModelManifest.Resolve(file, loaded.MatcherFile), loaded, options, maxBatchSize);
+                xfeat.Graph = $"XFeat extractor {loaded.OnnxFile} + LighterGlue matcher {loaded.MatcherFile}, fp32";
+                return xfeat;
             }
 
             var manifestFile = Directory.Exists(options.ModelPath) ? Path.Combine(options.ModelPath, ModelManifest.FileName) : options.ModelPath;
             if (options.UseSplit && options.Precision == "fp32" && loaded.Split is { } split)
             {
-                return SplitPairMatcher.Create(File.ReadAllBytes(ModelManifest.Resolve(manifestFile, split.EncoderFile)),
+                var matcher = SplitPairMatcher.Create(File.ReadAllBytes(ModelManifest.Resolve(manifestFile, split.EncoderFile)),
                     File.ReadAllBytes(ModelManifest.Resolve(manifestFile, split.MatcherFile)), loaded, options, maxBatchSize);
+                matcher.Graph = $"split graphs (encoder {split.EncoderFile} once per frame + matcher {split.MatcherFile}), fp32";
+                return matcher;
             }
 
             if (options.Precision == "fp16")
@@ -50,7 +58,11 @@ public static class ModelLoader
                 loaded = loaded with { Name = loaded.Name + "-fp16" };
             }
 
-            return OnnxPairMatcher.Create(File.ReadAllBytes(onnx), loaded, options, maxBatchSize);
+            var pair = OnnxPairMatcher.Create(File.ReadAllBytes(onnx), loaded, options, maxBatchSize);
+            pair.Graph = $"whole-pair graph {Path.GetFileName(onnx)}, {options.Precision}" + (loaded.Split is null ? "" : options.Precision == "fp16"
+                ? "; the folder's split graphs serve fp32 only"
+                : "; the folder's split graphs are off (Inference:UseSplit=false)");
+            return pair;
         }
         catch (InvalidDataException e)
         {

@@ -59,6 +59,9 @@ public sealed class OnnxPairMatcher : IPairMatcher
 
     public string ExecutionProvider { get; }
 
+    /// <inheritdoc/>
+    public string Graph { get; internal set; } = "";
+
     public int MaxBatchSize { get; }
 
     public ModelWork Work { get; } = new();

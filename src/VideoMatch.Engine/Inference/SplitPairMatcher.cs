@@ -72,6 +72,9 @@ public sealed class SplitPairMatcher : IPairMatcher
 
     public string ExecutionProvider { get; }
 
+    /// <inheritdoc/>
+    public string Graph { get; internal set; } = "";
+
     public int MaxBatchSize { get; }
 
     public ModelWork Work { get; }

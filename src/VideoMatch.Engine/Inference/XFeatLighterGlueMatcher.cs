@@ -49,6 +49,9 @@ public sealed class XFeatLighterGlueMatcher : IPairMatcher
 
     public string ExecutionProvider { get; }
 
+    /// <inheritdoc/>
+    public string Graph { get; internal set; } = "";
+
     public int MaxBatchSize { get; }
 
     public ModelWork Work { get; } = new();

@@ -32,8 +32,11 @@ internal sealed partial class MatchingRuntime(
 
     public bool IsReady => _ready;
 
-    /// <summary>Why the server will not become ready (a failed self-check), or null while it may.</summary>
-    public string? NotReadyReason { get; private set; }
+    private volatile string _phase = "loading its model";
+    private volatile string? _failed;
+
+    /// <summary>Why the server is not serving now, for callers and health: what it is doing, or why it never will.</summary>
+    public string NotReadyReason => _failed ?? $"The server is {_phase}; retry when grpc.health.v1 reports SERVING.";
 
     /// <summary>The batch sizes the warm-up ran, in order; empty without warm-up.</summary>
     public IReadOnlyList<int> WarmedUpBatchSizes { get; private set; } = [];
@@ -55,6 +58,7 @@ internal sealed partial class MatchingRuntime(
         // get UNAVAILABLE) while streams drain.
         lifetime.ApplicationStopping.Register(() =>
         {
+            _phase = "stopping";
             _ready = false;
             metrics.ModelReady(false);
         });
@@ -77,14 +81,20 @@ internal sealed partial class MatchingRuntime(
         // Loading and the self-check cannot be interrupted; a stop signal that arrived meanwhile ends the start here.
         cancellationToken.ThrowIfCancellationRequested();
         var manifest = _matcher.Manifest;
-        ServerLog.ModelLoaded(_logger, manifest.Name, manifest.Input.Width, manifest.Input.Height, _matcher.ExecutionProvider);
+        ServerLog.ModelLoaded(_logger, manifest.Name, _matcher.Graph, manifest.Input.Width, manifest.Input.Height, _matcher.ExecutionProvider, batching.Value.MaxBatchSize);
+        if (batching.Value.MaxBatchSizeChoice is { } choice)
+        {
+            ServerLog.BatchSizeChosen(_logger, choice);
+        }
+
         // Before the batcher starts: the matcher runs on one thread at a time.
         if (options.SelfCheck && SelfCheckFile(options, manifest) is { } selfCheck)
         {
+            _phase = $"running model {manifest.Name}'s self-check";
             var report = SelfCheck.Run(_matcher, selfCheck, SelfCheckTolerances.For(options.Precision));
             if (!report.Passed)
             {
-                NotReadyReason = $"The model failed its self-check on this machine, so the server does not report SERVING: {report}. Run videomatch verify on the model folder, or export it again.";
+                _failed = $"The model failed its self-check on this machine, so the server does not report SERVING: {report}. Run videomatch verify on the model folder, or export it again.";
                 ServerLog.SelfCheckFailed(_logger, report);
                 return;
             }
@@ -98,9 +108,9 @@ internal sealed partial class MatchingRuntime(
         _batcher = new PairBatcher(_matcher, batching.Value, time, loggers.CreateLogger<PairBatcher>());
         _batcher.Start();
         metrics.TrackQueue(() => _batcher.QueueLength);
-        metrics.TrackModel(_matcher.Work);
         if (options.WarmUp)
         {
+            _phase = $"warming up model {manifest.Name} (a first run of each batch size)";
             await WarmUpAsync(options.WarmUpBatchSizes, cancellationToken).ConfigureAwait(false);
         }
         else
@@ -108,8 +118,9 @@ internal sealed partial class MatchingRuntime(
             ServerLog.ReadyWithoutWarmUp(_logger, manifest.Name);
         }
 
-        // Metrics count client traffic only, from here on.
+        // Metrics count client traffic only, from here on: the batches, and the frames and pairs the model ran.
         _batcher.Observer = metrics;
+        metrics.TrackModel(_matcher.Work);
         _ready = !lifetime.ApplicationStopping.IsCancellationRequested;
         metrics.ModelReady(_ready);
     }
@@ -117,6 +128,7 @@ internal sealed partial class MatchingRuntime(
     /// <summary>At the stop signal: not ready any more (health says NOT_SERVING, new calls get UNAVAILABLE) while streams drain.</summary>
     public Task StoppingAsync(CancellationToken cancellationToken)
     {
+        _phase = "stopping";
         _ready = false;
         metrics.ModelReady(false);
         return Task.CompletedTask;
@@ -173,7 +185,8 @@ internal sealed partial class MatchingRuntime(
 
         var elapsedMs = time.GetElapsedTime(started).TotalMilliseconds;
         WarmedUpBatchSizes = warmed;
-        ServerLog.WarmedUp(_logger, warmed, elapsedMs);
+        var work = Matcher.Work;
+        ServerLog.WarmedUp(_logger, warmed, work.PairsMatched, work.FramesEncoded, elapsedMs);
     }
 
     private static InvalidOperationException NotReady() => new("The model is not loaded yet.");

@@ -18,7 +18,7 @@ internal sealed class ModelReadyHealthCheck(MatchingRuntime runtime) : IHealthCh
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
         Task.FromResult(runtime.IsReady
             ? HealthCheckResult.Healthy("Model loaded and warmed up.")
-            : HealthCheckResult.Unhealthy(runtime.NotReadyReason ?? "Model loading or server stopping."));
+            : HealthCheckResult.Unhealthy(runtime.NotReadyReason));
 }
 
 /// <summary>Alive while loading, warming up and serving; dead only when the batcher's loop has ended on an error.</summary>

@@ -67,6 +67,8 @@ internal sealed class ServerMetrics : IBatchObserver, IDisposable
     private Func<int>? _queueLengthSource;
     private Func<int>? _openCalls;
     private ModelWork? _work;
+    private long _encodedBefore;
+    private long _matchedBefore;
     private volatile bool _ready;
 
     public ServerMetrics(IMeterFactory meters)
@@ -91,8 +93,8 @@ internal sealed class ServerMetrics : IBatchObserver, IDisposable
         CreateObservableGauge("videomatch_open_calls", "{call}", "gRPC calls open now: every method, streams before their config and health watches included.", () => _openCalls?.Invoke() ?? 0);
         CreateObservableGauge("videomatch_queue_length", "{pair}", "Pairs waiting in the batcher's queue.", () => _queueLengthSource?.Invoke() ?? 0);
         CreateObservableGauge("videomatch_model_ready", "", "1 once the model is loaded and warmed up, 0 while loading or stopping.", () => _ready ? 1 : 0);
-        CreateObservableCounter("videomatch_frames_encoded_total", "{frame}", "Frames run through a per-frame encoder (a split model's, or XFeat's extractor), warm-up included; once per frame while its features stay cached.", () => _work?.FramesEncoded ?? 0);
-        CreateObservableCounter("videomatch_matcher_pairs_total", "{pair}", "Pairs run through the model's pair matcher, warm-up included.", () => _work?.PairsMatched ?? 0);
+        CreateObservableCounter("videomatch_frames_encoded_total", "{frame}", "Frames run through a per-frame encoder (a split model's, or XFeat's extractor), warm-up not counted; once per frame while its features stay cached.", () => _work is null ? 0 : _work.FramesEncoded - _encodedBefore);
+        CreateObservableCounter("videomatch_matcher_pairs_total", "{pair}", "Pairs run through the model's pair matcher, warm-up not counted.", () => _work is null ? 0 : _work.PairsMatched - _matchedBefore);
         CreateObservableCounter("videomatch_frame_bank_evictions_total", "{frame}", "Cached frame features dropped to make room in a full frame bank (those frames are encoded again if used).", () => _work?.Evictions ?? 0);
         CreateObservableGauge("videomatch_frame_bank_slots_in_use", "{slot}", "Frame-bank slots holding a frame's features (split models).", () => _work?.Bank().InUse ?? 0);
         CreateObservableGauge("videomatch_frame_bank_slots", "{slot}", "Frame-bank slots in all (Inference:FrameBankSlots; 0 without a split model).", () => _work?.Bank().Capacity ?? 0);
@@ -117,8 +119,16 @@ internal sealed class ServerMetrics : IBatchObserver, IDisposable
     /// <summary>Where the open-calls gauge reads from when scraped.</summary>
     public void TrackCalls(Func<int> open) => _openCalls = open;
 
-    /// <summary>Where the model-work counters and frame-bank gauges read from when scraped.</summary>
-    public void TrackModel(ModelWork work) => _work = work;
+    /// <summary>
+    /// Where the model-work counters and frame-bank gauges read from when scraped: from now on, so that work done
+    /// before (the warm-up) is not counted, as <c>videomatch_batches_total</c> does not count it.
+    /// </summary>
+    public void TrackModel(ModelWork work)
+    {
+        _encodedBefore = work.FramesEncoded;
+        _matchedBefore = work.PairsMatched;
+        _work = work;
+    }
 
     public void StreamStarted()
     {

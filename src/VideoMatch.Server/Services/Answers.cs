@@ -104,8 +104,8 @@ internal static class Answers
 
     public static RpcException ShuttingDownUnary() => new(new Status(StatusCode.Unavailable, "The server is shutting down; retry on another instance."));
 
-    public static RpcException NotReady(string? reason) => new(new Status(StatusCode.Unavailable,
-        reason ?? "The model is still loading or the server is stopping; retry when grpc.health.v1 reports SERVING."));
+    /// <summary>UNAVAILABLE with what the server is doing (loading, self-check, warm-up, stopping) or why it never serves.</summary>
+    public static RpcException NotReady(string reason) => new(new Status(StatusCode.Unavailable, reason));
 
     private static StreamResponse Frame(ulong sequence, FrameStatusCode code, string message) =>
         new() { Status = new FrameStatus { Sequence = sequence, Code = code, Message = message } };

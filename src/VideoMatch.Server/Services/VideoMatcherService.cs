@@ -102,6 +102,7 @@ internal sealed class VideoMatcherService(
             MaxImageDimension = (uint)limits.Value.MaxImageDimension,
             MaxMessageBytes = (ulong)limits.Value.MaxMessageBytes,
             RotatesToFit = manifest.Input.RotateToFit,
+            Graph = runtime.Matcher.Graph,
         });
     }
 

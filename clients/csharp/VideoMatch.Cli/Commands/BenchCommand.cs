@@ -59,7 +59,7 @@ internal static class BenchCommand
 
     private static void Render(CliContext context, BenchReport report)
     {
-        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(context.Output), Ansi = AnsiSupport.No, Interactive = InteractionSupport.No });
+        var console = context.Tables;
         var table = new Table().AddColumn("bench").AddColumn("result");
         table.AddRow("streams × target fps", $"{report.Streams} × {report.TargetFramesPerSecond}");
         table.AddRow("frames sent / answered / unanswered", $"{report.FramesSent} / {report.Responses} / {report.Unanswered}");

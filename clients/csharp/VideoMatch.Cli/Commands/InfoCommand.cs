@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
+using Grpc.Core;
 using Spectre.Console;
+using VideoMatch.Contracts.V1;
 
 namespace VideoMatch.Cli.Commands;
 
@@ -14,10 +16,29 @@ internal static class InfoCommand
         {
             using var client = Cli.Connect(parse);
             var health = await client.CheckHealthAsync(cancellationToken).ConfigureAwait(false);
-            var info = await client.GetModelInfoAsync(cancellationToken).ConfigureAwait(false);
             var table = new Table().AddColumn("server").AddColumn(parse.GetValue(Cli.Server)!);
-            table.AddRow("health", health.ToString().ToUpperInvariant());
+            table.AddRow("health", health switch
+            {
+                Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving => "SERVING",
+                Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.NotServing => "NOT_SERVING",
+                _ => health.ToString().ToUpperInvariant(),
+            });
+            var console = context.Tables;
+            ModelInfo info;
+            try
+            {
+                info = await client.GetModelInfoAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (RpcException e) when (Cli.AnsweredByServer(e) && e.StatusCode == StatusCode.Unavailable)
+            {
+                // Running, but not serving yet (loading, warming up), any more (stopping), or at all (a failed self-check).
+                table.AddRow("reason", e.Status.Detail);
+                console.Write(table);
+                return 2;
+            }
+
             table.AddRow("model", info.ModelName);
+            table.AddRow("graph", info.Graph);
             table.AddRow("input", $"{info.InputWidth}×{info.InputHeight}");
             table.AddRow("preferred pixel format", info.PreferredPixelFormat.ToString());
             table.AddRow("default threshold", info.DefaultMatchThreshold.ToString(CultureInfo.InvariantCulture));
@@ -26,7 +47,6 @@ internal static class InfoCommand
             table.AddRow("execution provider", info.ExecutionProvider);
             table.AddRow("max image side", info.MaxImageDimension.ToString(CultureInfo.InvariantCulture));
             table.AddRow("max message bytes", info.MaxMessageBytes.ToString(CultureInfo.InvariantCulture));
-            var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(context.Output), Ansi = AnsiSupport.No, Interactive = InteractionSupport.No });
             console.Write(table);
             return health == Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving ? 0 : 2;
         }));
