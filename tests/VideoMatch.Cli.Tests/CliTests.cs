@@ -40,6 +40,70 @@ public sealed class CliTests(LoopbackServer server) : IClassFixture<LoopbackServ
     }
 
     [Fact]
+    public async Task Match_PhoneSizedJpegs_DownscaledSaidSoAndMatchesInTheFilesOwnPixels()
+    {
+        // 4032×3024 (12.2 MP, a phone photo) is over the server's 8.8 MP limit: the CLI sends 3434×2575.
+        var image0 = WriteScene("a.jpg", 4032, 3024, Vector2.Zero, SKEncodedImageFormat.Jpeg);
+        var image1 = WriteScene("b.jpg", 4032, 3024, new Vector2(40, -24), SKEncodedImageFormat.Jpeg);
+        var picture = Path.Combine(_folder.FullName, "photos.png");
+
+        var (exit, output, error) = await RunAsync("match", image0, image1, "--server", server.Url, "--viz", picture, "--estimate", "similarity");
+
+        Assert.True(exit == 0, error);
+        Assert.Contains("a.jpg: 4032×3024 (12.2 MP) is over the server's default limit of 8.8 MP: sent at 3434×2575; matches are in the file's own pixels", error, StringComparison.Ordinal);
+        using var json = JsonDocument.Parse(output);
+        var matches = json.RootElement.GetProperty("matches").EnumerateArray().ToArray();
+        Assert.True(matches.Length > 100, $"{matches.Length} matches");
+        var motions = matches.Select(m => new Vector2(
+            m.GetProperty("keypoint_image_1").GetProperty("x").GetSingle() - m.GetProperty("keypoint_image_0").GetProperty("x").GetSingle(),
+            m.GetProperty("keypoint_image_1").GetProperty("y").GetSingle() - m.GetProperty("keypoint_image_0").GetProperty("y").GetSingle())).ToArray();
+        // Content moves by (−40, +24) file pixels; one sent pixel is 1.17 file pixels, and the model's grid is coarse.
+        Assert.True(motions.Count(d => Vector2.Distance(d, new Vector2(-40, 24)) < 4f) >= 0.8 * motions.Length, $"median {motions.OrderBy(d => d.X).ElementAt(motions.Length / 2)}");
+        Assert.True(matches.All(m => m.GetProperty("keypoint_image_0").GetProperty("x").GetSingle() is >= 0 and < 4032), "keypoints lie in the file's pixels");
+        var transform = json.RootElement.GetProperty("transform").EnumerateArray().Select(v => v.GetDouble()).ToArray();
+        Assert.InRange(transform[2], -44, -36);
+        Assert.InRange(transform[5], 20, 28);
+        using var drawn = SKBitmap.Decode(picture);
+        Assert.Equal(MatchPicture.MaxWidth, drawn.Width);
+    }
+
+    [Theory]
+    [InlineData("a.webp", SKEncodedImageFormat.Webp, "WEBP converted to PNG")]
+    [InlineData("a.bmp", SKEncodedImageFormat.Bmp, "BMP converted to PNG")]
+    public async Task Match_OtherFormats_ConvertedHereAndMatched(string name, SKEncodedImageFormat format, string note)
+    {
+        var image0 = format == SKEncodedImageFormat.Bmp ? await WriteBmpAsync(name, 400, 300, Vector2.Zero) : WriteScene(name, 400, 300, Vector2.Zero, format);
+        var image1 = WriteScenePng("b.png", 400, 300, new Vector2(5, -3));
+
+        var (exit, output, error) = await RunAsync("match", image0, image1, "--server", server.Url);
+
+        Assert.True(exit == 0, error);
+        Assert.Contains($"{name}: {note}", error, StringComparison.Ordinal);
+        using var json = JsonDocument.Parse(output);
+        Assert.True(json.RootElement.GetArrayLength() > 100, $"{json.RootElement.GetArrayLength()} matches");
+    }
+
+    [Fact]
+    public async Task Match_EmptyFileDirectoryOrNotAnImage_SaysWhichInOneLine()
+    {
+        var empty = Path.Combine(_folder.FullName, "empty.jpg");
+        await File.WriteAllBytesAsync(empty, []);
+        var text = Path.Combine(_folder.FullName, "notes.png");
+        await File.WriteAllTextAsync(text, "not an image");
+        var good = WriteScenePng("b.png", 320, 240, Vector2.Zero);
+
+        var emptyRun = await RunAsync("match", empty, good, "--server", server.Url);
+        var folderRun = await RunAsync("match", _folder.FullName, good, "--server", server.Url);
+        var textRun = await RunAsync("match", text, good, "--server", server.Url);
+
+        Assert.Equal((1, "videomatch: empty.jpg is empty (0 bytes).\n"), (emptyRun.Exit, emptyRun.Error.Replace("\r", "", StringComparison.Ordinal)));
+        Assert.Equal(1, folderRun.Exit);
+        Assert.Contains("is a directory; give an image file", folderRun.Error, StringComparison.Ordinal);
+        Assert.Equal(1, textRun.Exit);
+        Assert.Contains("notes.png is not an image this tool can read (JPEG, PNG, WebP, BMP, GIF or ICO)", textRun.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Match_JsonToFile_LeavesStandardOutputEmpty()
     {
         var image0 = WriteScenePng("a.png", 320, 240, Vector2.Zero);
@@ -211,7 +275,9 @@ public sealed class CliTests(LoopbackServer server) : IClassFixture<LoopbackServ
         return (exit, output.ToString(), error.ToString());
     }
 
-    private string WriteScenePng(string name, int width, int height, Vector2 offset)
+    private string WriteScenePng(string name, int width, int height, Vector2 offset) => WriteScene(name, width, height, offset, SKEncodedImageFormat.Png);
+
+    private string WriteScene(string name, int width, int height, Vector2 offset, SKEncodedImageFormat format)
     {
         var rgb = new byte[width * height * 3];
         new TexturedScene(seed: 77).RenderRgb(width, height, Matrix3x2.CreateTranslation(30 + offset.X, 20 + offset.Y), rgb);
@@ -227,9 +293,18 @@ public sealed class CliTests(LoopbackServer server) : IClassFixture<LoopbackServ
 
         var path = Path.Combine(_folder.FullName, name);
         using var image = SKImage.FromBitmap(bitmap);
-        using var data = image.Encode(SKEncodedImageFormat.Png, 100);
+        using var data = image.Encode(format, 95) ?? throw new InvalidOperationException($"SkiaSharp cannot write {format}");
         using var file = File.Create(path);
         data.SaveTo(file);
+        return path;
+    }
+
+    /// <summary>A BMP (SkiaSharp writes none): the scene as a PNG, converted by ffmpeg.</summary>
+    private async Task<string> WriteBmpAsync(string name, int width, int height, Vector2 offset)
+    {
+        var png = WriteScenePng(Path.ChangeExtension(name, ".src.png"), width, height, offset);
+        var path = Path.Combine(_folder.FullName, name);
+        await Ffmpeg("-v", "error", "-y", "-i", png, path);
         return path;
     }
 

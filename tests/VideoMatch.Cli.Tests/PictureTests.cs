@@ -22,7 +22,7 @@ public sealed class PictureTests : IDisposable
             .ToArray();
         var path = Path.Combine(_folder.FullName, "huge.png");
 
-        var summary = MatchPicture.Save(PictureImage.Of(photo0), PictureImage.Of(photo1), matches, path);
+        var summary = MatchPicture.Save(PictureImage.Of(photo0), PictureImage.Of(photo1), matches, path, "a.jpg (left) and b.jpg (right)");
 
         using var picture = SKBitmap.Decode(path);
         Assert.True(picture.Width <= MatchPicture.MaxWidth, $"{picture.Width} px wide");
@@ -39,7 +39,7 @@ public sealed class PictureTests : IDisposable
         using var photo1 = Flat(640, 480, SKColors.DarkOliveGreen);
         var path = Path.Combine(_folder.FullName, "shapes.png");
 
-        MatchPicture.Save(PictureImage.Of(photo0), PictureImage.Of(photo1), [], path);
+        MatchPicture.Save(PictureImage.Of(photo0), PictureImage.Of(photo1), [], path, "a.jpg (left) and b.jpg (right)");
 
         using var picture = SKBitmap.Decode(path);
         var imageHeight = picture.Height - 58;

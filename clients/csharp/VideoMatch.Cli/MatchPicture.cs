@@ -27,7 +27,8 @@ internal static class MatchPicture
     private const int Gap = 8;
     private const int Header = 58;
 
-    public static PictureSummary Save(PictureImage image0, PictureImage image1, IReadOnlyList<KeypointMatch> matches, string path)
+    /// <param name="caption">What the two images are (files, or a video's frames), first on the header line.</param>
+    public static PictureSummary Save(PictureImage image0, PictureImage image1, IReadOnlyList<KeypointMatch> matches, string path, string caption)
     {
         // One display height for both, then one scale so the whole fits the caps.
         var height = (double)Math.Min(MaxImageHeight, Math.Max(image0.Height, image1.Height));
@@ -78,7 +79,7 @@ internal static class MatchPicture
             }
         }
 
-        DrawHeader(canvas, width, matches.Count, lines.Count);
+        DrawHeader(canvas, width, caption, matches.Count, lines.Count);
         using var snapshot = surface.Snapshot();
         using var png = snapshot.Encode(SKEncodedImageFormat.Png, 100);
         var directory = Path.GetDirectoryName(Path.GetFullPath(path));
@@ -147,7 +148,7 @@ internal static class MatchPicture
             : new SKColor((byte)(230 - (380 * (s - 0.5f))), 230, 40);
     }
 
-    private static void DrawHeader(SKCanvas canvas, int width, int matches, int lines)
+    private static void DrawHeader(SKCanvas canvas, int width, string caption, int matches, int lines)
     {
         using var font = CliFont.Create(17);
         using var small = CliFont.Create(14);
@@ -155,7 +156,7 @@ internal static class MatchPicture
         var title = matches == 0 ? "no matches"
             : lines == matches ? string.Create(CultureInfo.InvariantCulture, $"{matches} matches, all drawn as lines")
             : string.Create(CultureInfo.InvariantCulture, $"{matches} matches as dots; lines for {lines} of them (the best per area of image 0)");
-        canvas.DrawText(title, 10, 22, SKTextAlign.Left, font, text);
+        canvas.DrawText($"{caption}: {title}", 10, 22, SKTextAlign.Left, font, text);
 
         // Legend: the colour scale of the scores.
         const float barLeft = 62;

@@ -78,7 +78,13 @@ public readonly record struct FrameScale(int VideoWidth, int VideoHeight, int Wi
     /// A frame0 → frame1 transform measured on the sent frames (row-major 3×3) in the video's pixels: S·M·S⁻¹ with
     /// S the sent-to-video map. Scaled so the last entry is 1.
     /// </summary>
-    public double[] ToVideo(IReadOnlyList<double> matrix)
+    public double[] ToVideo(IReadOnlyList<double> matrix) => ToOriginal(matrix, this, this);
+
+    /// <summary>
+    /// An image0 → image1 transform measured on two images sent at other sizes than their own (row-major 3×3), in
+    /// each image's own pixels: S₁·M·S₀⁻¹ with Sᵢ image i's sent-to-own map. Scaled so the last entry is 1.
+    /// </summary>
+    public static double[] ToOriginal(IReadOnlyList<double> matrix, FrameScale image0, FrameScale image1)
     {
         ArgumentNullException.ThrowIfNull(matrix);
         if (matrix.Count != 9)
@@ -86,9 +92,10 @@ public readonly record struct FrameScale(int VideoWidth, int VideoHeight, int Wi
             throw new ArgumentException($"A transform has 9 entries (row-major 3×3); this one has {matrix.Count}.", nameof(matrix));
         }
 
-        var (sx, sy) = (ScaleX, ScaleY);
+        var (sx, sy) = (image1.ScaleX, image1.ScaleY);
         double[] s = [sx, 0, (0.5 * sx) - 0.5, 0, sy, (0.5 * sy) - 0.5, 0, 0, 1];
-        double[] inverse = [1 / sx, 0, (0.5 / sx) - 0.5, 0, 1 / sy, (0.5 / sy) - 0.5, 0, 0, 1];
+        var (ix, iy) = (image0.ScaleX, image0.ScaleY);
+        double[] inverse = [1 / ix, 0, (0.5 / ix) - 0.5, 0, 1 / iy, (0.5 / iy) - 0.5, 0, 0, 1];
         var m = new double[9];
         for (var i = 0; i < 9; i++)
         {

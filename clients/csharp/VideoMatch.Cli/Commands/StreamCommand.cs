@@ -243,7 +243,7 @@ internal static class StreamCommand
                 using var image0 = MatchPicture.FromGray(pixels0, scale.Width, scale.Height);
                 using var image1 = MatchPicture.FromGray(pixels1, scale.Width, scale.Height);
                 MatchPicture.Save(new PictureImage(image0, source.Width, source.Height), new PictureImage(image1, source.Width, source.Height), matches,
-                    Path.Combine(VizDirectory!, $"pair-{pair.Sequence0:D6}-{pair.Sequence1:D6}.png"));
+                    Path.Combine(VizDirectory!, $"pair-{pair.Sequence0:D6}-{pair.Sequence1:D6}.png"), $"{Path.GetFileName(path)} frames {pair.Sequence0} (left) and {pair.Sequence1} (right)");
             }
         }
 
