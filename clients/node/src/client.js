@@ -1,5 +1,6 @@
 'use strict';
 // Node client for VideoMatch: loads protos/ at run time with @grpc/proto-loader (no code generation step).
+const fs = require('node:fs');
 const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
@@ -15,18 +16,41 @@ const definition = protoLoader.loadSync('videomatch/v1/videomatch.proto', {
 });
 const proto = grpc.loadPackageDefinition(definition).videomatch.v1;
 
-/** Builds an Image message: { gray|rgb|rgba: Buffer, width, height } raw pixels, or a JPEG/PNG Buffer. */
+const ACCEPTED = 'a JPEG or PNG file path, a JPEG or PNG Buffer, or raw pixels { gray|rgb|rgba: Buffer, width, height }';
+
+/** Reads an image file for imageMessage, with one line for each way a path can be wrong. */
+function readImageFile(file) {
+  let stat;
+  try {
+    stat = fs.statSync(file);
+  } catch {
+    throw new Error(`${file} does not exist`);
+  }
+  if (stat.isDirectory()) throw new Error(`${file} is a directory; give an image file`);
+  if (stat.size === 0) throw new Error(`${file} is empty (0 bytes)`);
+  return fs.readFileSync(file);
+}
+
+/**
+ * Builds an Image message from a JPEG or PNG file path (a string or URL), a JPEG/PNG Buffer, or raw pixels
+ * { gray|rgb|rgba: Buffer, width, height }. Other formats (WebP, BMP, ...) and photos over the server's pixel limit
+ * (Limits:MaxImagePixels, 4096×2160 by default) must be converted or downscaled first: Node has no image decoder
+ * built in (the server's answer names its limit).
+ */
 function imageMessage(image) {
+  const name = typeof image === 'string' || image instanceof URL ? String(image) : 'encoded image';
+  if (typeof image === 'string' || image instanceof URL) image = readImageFile(image);
   if (Buffer.isBuffer(image)) {
     if (image[0] === 0xff && image[1] === 0xd8) return { encoded: { encoding: 'IMAGE_ENCODING_JPEG', data: image } };
     if (image.subarray(0, 4).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47]))) return { encoded: { encoding: 'IMAGE_ENCODING_PNG', data: image } };
-    throw new Error('encoded image is neither JPEG nor PNG (by its first bytes)');
+    throw new Error(`${name} is neither JPEG nor PNG (by its first bytes): the server reads those two; convert it first (WebP, BMP, ...)`);
   }
+  if (image === null || typeof image !== 'object') throw new Error(`an image is ${ACCEPTED}; got ${image === null ? 'null' : typeof image}`);
   const [format, data] = image.gray ? ['PIXEL_FORMAT_GRAY8', image.gray]
     : image.rgb ? ['PIXEL_FORMAT_RGB24', image.rgb]
       : image.rgba ? ['PIXEL_FORMAT_RGBA32', image.rgba]
         : [null, null];
-  if (!format) throw new Error('raw images need one of gray, rgb or rgba (a Buffer) plus width and height');
+  if (!format) throw new Error(`an image is ${ACCEPTED}; this object has none of gray, rgb or rgba`);
   if (!(data instanceof Uint8Array)) throw new Error(`raw pixels must be 8-bit (a Buffer or Uint8Array), got ${data?.constructor?.name ?? typeof data}`);
   return { raw: { format, width: image.width, height: image.height, rowStride: image.rowStride || 0, data } };
 }

@@ -1,8 +1,11 @@
 'use strict';
 // Tests of the Node client against a running server (VIDEOMATCH_ADDRESS, default 127.0.0.1:50051).
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { VideoMatchClient } = require('../src/client');
+const { VideoMatchClient, imageMessage } = require('../src/client');
 const { texture, crop, medianMotion } = require('../support/scenes');
 
 const address = process.env.VIDEOMATCH_ADDRESS || '127.0.0.1:50051';
@@ -95,6 +98,29 @@ test('client', async (t) => {
     const result = await client.matchPair(crop(picture, 40, 30, 320, 240), crop(picture, 45, 33, 320, 240), { estimate: 'similarity', letterbox: true });
     assert.ok(result.count > 100);
     assert.ok(Math.abs(result.transform.matrix[2] + 5) < 0.3 && Math.abs(result.transform.matrix[5] + 3) < 0.3, `transform ${result.transform.matrix}`);
+  });
+
+  const photos = path.resolve(__dirname, '..', '..', '..', '..', 'shared', 'images');
+  await t.test('matchPair takes file paths, as users have them', { skip: !fs.existsSync(photos) && `no ${photos} (../shared)` }, async () => {
+    const result = await client.matchPair(path.join(photos, 'DSC_0410.jpg'), path.join(photos, 'DSC_0411.jpg'));
+    assert.ok(result.count > 100, `${result.count} matches`);
+  });
+
+  await t.test('a wrong image says what to pass, in one line', () => {
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'videomatch-node-'));
+    const empty = path.join(folder, 'empty.jpg');
+    const webp = path.join(folder, 'a.webp');
+    fs.writeFileSync(empty, '');
+    fs.writeFileSync(webp, Buffer.from('RIFF\0\0\0\0WEBPVP8 '));
+    try {
+      for (const [image, expected] of [[empty, /empty\.jpg is empty \(0 bytes\)/], [folder, /is a directory; give an image file/],
+        [path.join(folder, 'missing.png'), /missing\.png does not exist/], [webp, /a\.webp is neither JPEG nor PNG.*convert it first/],
+        [42, /an image is a JPEG or PNG file path, a JPEG or PNG Buffer, or raw pixels/], [{ width: 2, height: 2 }, /none of gray, rgb or rgba/]]) {
+        assert.throws(() => imageMessage(image), (error) => expected.test(error.message) && !error.message.includes('\n'));
+      }
+    } finally {
+      fs.rmSync(folder, { recursive: true });
+    }
   });
 
   await t.test('a threshold out of range is INVALID_ARGUMENT', async () => {

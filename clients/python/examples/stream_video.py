@@ -7,10 +7,11 @@ import os
 import subprocess
 import sys
 
+import grpc
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from videomatch_client import PairResult, VideoMatchClient  # noqa: E402
+from videomatch_client import PairResult, VideoMatchClient, describe_error  # noqa: E402
 
 video = sys.argv[1]
 address = sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1:50051"
@@ -28,12 +29,15 @@ def gray_frames(path, width, height):
         ffmpeg.kill()
 
 
-with VideoMatchClient(address) as client:
-    info = client.model_info()
-    pairs = 0
-    for result in client.stream(gray_frames(video, info.input_width, info.input_height), name=os.path.basename(video)):
-        if isinstance(result, PairResult):
-            pairs += 1
-            print(f"frames {result.sequence0}->{result.sequence1}: {len(result.matches)} matches "
-                  f"(queue {result.timings.queue_wait_ms:.0f} ms, model {result.timings.inference_ms:.0f} ms)")
-    print(f"{pairs} pairs")
+try:
+    with VideoMatchClient(address) as client:
+        info = client.model_info()
+        pairs = 0
+        for result in client.stream(gray_frames(video, info.input_width, info.input_height), name=os.path.basename(video)):
+            if isinstance(result, PairResult):
+                pairs += 1
+                print(f"frames {result.sequence0}->{result.sequence1}: {len(result.matches)} matches "
+                      f"(queue {result.timings.queue_wait_ms:.0f} ms, model {result.timings.inference_ms:.0f} ms)")
+        print(f"{pairs} pairs")
+except (grpc.RpcError, OSError, ValueError) as error:
+    sys.exit(f"videomatch: {describe_error(error, address)}")

@@ -1,6 +1,8 @@
 """Tests of the Python client against a running server (VIDEOMATCH_ADDRESS, default 127.0.0.1:50051)."""
 import os
+import subprocess
 import sys
+import tempfile
 import unittest
 
 import grpc
@@ -10,7 +12,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(__file__))
 
 from scenes import crop, texture  # noqa: E402
-from videomatch_client import FrameStatus, PairResult, VideoMatchClient  # noqa: E402
+from videomatch_client import FrameStatus, PairResult, VideoMatchClient, describe_error  # noqa: E402
+
+try:
+    from PIL import Image
+except ImportError:  # the client works without Pillow; the tests of what it adds skip
+    Image = None
 
 ADDRESS = os.environ.get("VIDEOMATCH_ADDRESS", "127.0.0.1:50051")
 
@@ -42,6 +49,51 @@ class ClientTest(unittest.TestCase):
         self.assertGreater(len(matches), 100)
         np.testing.assert_allclose(median_motion(matches), [-6, 4], atol=0.5)
         self.assertTrue(np.all(np.diff(matches.scores) <= 0), "sorted by score, highest first")
+
+    @unittest.skipIf(Image is None, "Pillow is not installed (apt install python3-pil)")
+    def test_match_pair_file_paths_and_pil_images_as_users_have_them(self):
+        with tempfile.TemporaryDirectory() as folder:
+            first, second = os.path.join(folder, "a.jpg"), os.path.join(folder, "b.webp")
+            Image.fromarray(crop(self.picture, 40, 30, 320, 240)).save(first, quality=95)
+            Image.fromarray(crop(self.picture, 46, 26, 320, 240)).save(second, lossless=True)
+            from_paths = self.client.match_pair(first, second)
+            from_pil = self.client.match_pair(Image.open(first), Image.open(second).convert("RGB"))
+        for matches in (from_paths, from_pil):
+            self.assertGreater(len(matches), 100)
+            np.testing.assert_allclose(median_motion(matches), [-6, 4], atol=0.5)
+
+    @unittest.skipIf(Image is None, "Pillow is not installed (apt install python3-pil)")
+    def test_match_pair_photo_over_the_pixel_limit_downscaled_with_keypoints_in_its_own_pixels(self):
+        big = texture(3024, 4032, seed=5)
+        with tempfile.TemporaryDirectory() as folder:
+            first, second = os.path.join(folder, "a.jpg"), os.path.join(folder, "b.jpg")
+            Image.fromarray(crop(big, 0, 0, 4000, 3000)).save(first, quality=95)
+            Image.fromarray(crop(big, 24, 12, 4000, 3000)).save(second, quality=95)
+            matches = self.client.match_pair(first, second)
+        self.assertGreater(len(matches), 100)
+        self.assertLess(float(matches.keypoints0[:, 0].max()), 4000)
+        self.assertGreater(float(matches.keypoints0[:, 0].max()), 3000, "keypoints are in the file's pixels, not the sent ones")
+        np.testing.assert_allclose(median_motion(matches), [-24, -12], atol=2)
+
+    def test_bad_images_say_what_to_pass_in_one_line(self):
+        with tempfile.TemporaryDirectory() as folder:
+            empty = os.path.join(folder, "empty.jpg")
+            open(empty, "wb").close()
+            cases = [(empty, "empty.jpg is empty (0 bytes)"), (folder, "is a directory; give an image file"),
+                     (os.path.join(folder, "missing.png"), "missing.png does not exist"),
+                     (np.zeros((8, 8)), "image arrays must be uint8, got float64"), (3.5, "an image must be a numpy uint8 array")]
+            for image, expected in cases:
+                with self.assertRaises((ValueError, TypeError, OSError)) as raised:
+                    self.client.match_pair(image, image)
+                self.assertIn(expected, describe_error(raised.exception))
+                self.assertNotIn("\n", describe_error(raised.exception))
+
+    def test_example_without_a_server_prints_one_line(self):
+        example = os.path.join(os.path.dirname(__file__), "..", "examples", "stream_numpy.py")
+        run = subprocess.run([sys.executable, example, "127.0.0.1:9"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(1, run.returncode)
+        self.assertEqual(1, len(run.stderr.strip().splitlines()), run.stderr)
+        self.assertIn("could not reach the server at 127.0.0.1:9", run.stderr)
 
     def test_match_pair_rgb_arrays_with_threshold_and_limit(self):
         rgb0 = np.stack([crop(self.picture, 40, 30, 320, 240)] * 3, axis=2)

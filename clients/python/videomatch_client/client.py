@@ -1,10 +1,11 @@
 """A small, typed wrapper over the generated VideoMatch stubs.
 
-Frames are numpy arrays (H×W gray, H×W×3 RGB, H×W×4 RGBA, all uint8) or encoded JPEG/PNG bytes; matches come
-back as numpy arrays in each image's original pixel coordinates.
+Frames are numpy arrays (H×W gray, H×W×3 RGB, H×W×4 RGBA, all uint8), encoded JPEG/PNG bytes, image file paths
+or PIL images; matches come back as numpy arrays in each image's original pixel coordinates.
 """
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -16,7 +17,13 @@ from google.protobuf import wrappers_pb2
 from videomatch.v1 import videomatch_pb2 as pb
 from videomatch.v1 import videomatch_pb2_grpc as pb_grpc
 
-ImageLike = Union[np.ndarray, bytes, bytearray, "pb.Image"]
+ImageLike = Union[np.ndarray, bytes, bytearray, str, "os.PathLike[str]", "PIL.Image.Image", "pb.Image"]
+
+#: The server's default Limits:MaxImagePixels (4096×2160): larger images are downscaled before sending.
+MAX_PIXELS = 4096 * 2160
+
+_ACCEPTED = ("a numpy uint8 array (H×W gray, H×W×3 RGB, H×W×4 RGBA), JPEG or PNG bytes, an image file path, "
+             "or a PIL image")
 
 
 @dataclass
@@ -91,22 +98,95 @@ class FrameStatus:
     message: str
 
 
+def describe_error(error: BaseException, address: str = "") -> str:
+    """One line for a failed call or a bad image, for scripts that print errors rather than tracebacks."""
+    if isinstance(error, grpc.RpcError) and hasattr(error, "code"):
+        code, details = error.code(), (error.details() or "").rstrip(". ")
+        where = f" at {address}" if address else ""
+        if code == grpc.StatusCode.UNAVAILABLE and details.lower().startswith("failed to connect"):
+            return f"could not reach the server{where}: {details}. Is it running?"
+        if code == grpc.StatusCode.UNAVAILABLE:
+            return f"the server{where} is running but not serving: {details}"
+        return f"the server{where} answered {code.name}: {details}"
+    return str(error)
+
+
 def image_message(image: ImageLike) -> "pb.Image":
-    """Builds an Image message from a numpy array (gray, RGB or RGBA uint8) or JPEG/PNG bytes."""
+    """Builds an Image message from a numpy array (gray, RGB or RGBA uint8), JPEG/PNG bytes, an image file path
+    or a PIL image. Use :func:`prepare_image` to also downscale images over the server's pixel limit."""
+    return prepare_image(image, max_pixels=None)[0]
+
+
+def prepare_image(image: ImageLike, max_pixels: Optional[int] = MAX_PIXELS) -> "tuple[pb.Image, float, float]":
+    """As :func:`image_message`, downscaling (aspect kept) an image of more than ``max_pixels`` pixels (None: never).
+    Returns ``(message, scale_x, scale_y)``: own pixels per sent pixel (1 when sent as is), for
+    :func:`to_own_pixels`. File paths of formats other than JPEG and PNG, and downscaling, need Pillow."""
     if isinstance(image, pb.Image):
-        return image
+        return image, 1.0, 1.0
+    if isinstance(image, (str, os.PathLike)):
+        return _prepare_file(os.fspath(image), max_pixels)
     if isinstance(image, (bytes, bytearray)):
-        data = bytes(image)
-        if data[:2] == b"\xff\xd8":
-            encoding = pb.IMAGE_ENCODING_JPEG
-        elif data[:4] == b"\x89PNG":
-            encoding = pb.IMAGE_ENCODING_PNG
-        else:
-            raise ValueError("encoded image is neither JPEG nor PNG (by its first bytes)")
-        return pb.Image(encoded=pb.EncodedImage(encoding=encoding, data=data))
+        return _prepare_encoded(bytes(image), "encoded image", max_pixels)
+    if _is_pil(image):
+        return _prepare_array(_pil_array(image), max_pixels)
+    if isinstance(image, np.ndarray):
+        return _prepare_array(image, max_pixels)
+    raise TypeError(f"an image must be {_ACCEPTED}; got {type(image).__name__}")
+
+
+def to_own_pixels(points: np.ndarray, scale_x: float, scale_y: float) -> np.ndarray:
+    """Keypoints of a sent (downscaled) image, (N, 2), in the image's own pixels (pixel centres at whole numbers)."""
+    if scale_x == 1.0 and scale_y == 1.0:
+        return points
+    return ((points + 0.5) * np.array([scale_x, scale_y], dtype=np.float64) - 0.5).astype(np.float32)
+
+
+def _own_transform(matrix: np.ndarray, scale0: "tuple[float, float]", scale1: "tuple[float, float]") -> np.ndarray:
+    """A sent-image0 → sent-image1 transform in the images' own pixels: S1·M·S0⁻¹ (Si: image i's sent-to-own map)."""
+    def sent_to_own(sx: float, sy: float) -> np.ndarray:
+        return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]], dtype=np.float64)
+    own = sent_to_own(*scale1) @ matrix @ np.linalg.inv(sent_to_own(*scale0))
+    return own / own[2, 2]
+
+
+def _prepare_file(path: str, max_pixels: Optional[int]) -> "tuple[pb.Image, float, float]":
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a directory; give an image file")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} does not exist")
+    with open(path, "rb") as file:
+        data = file.read()
+    if not data:
+        raise ValueError(f"{path} is empty (0 bytes)")
+    return _prepare_encoded(data, path, max_pixels)
+
+
+def _prepare_encoded(data: bytes, name: str, max_pixels: Optional[int]) -> "tuple[pb.Image, float, float]":
+    encoding = (pb.IMAGE_ENCODING_JPEG if data[:2] == b"\xff\xd8" else
+                pb.IMAGE_ENCODING_PNG if data[:4] == b"\x89PNG" else None)
+    pil = _pil()
+    if encoding is not None and (max_pixels is None or pil is None):
+        # Sent as is: the server decodes it (and names its pixel limit if it is over it).
+        return pb.Image(encoded=pb.EncodedImage(encoding=encoding, data=data)), 1.0, 1.0
+    if pil is None:
+        raise ValueError(f"{name} is neither JPEG nor PNG (by its first bytes); install Pillow (apt install python3-pil, "
+                         "or pip install pillow) to send other formats, or convert it")
+    import io
+    try:
+        opened = pil.open(io.BytesIO(data))
+        size = opened.size
+    except Exception:  # noqa: BLE001 - Pillow raises several types for a file it cannot read
+        raise ValueError(f"{name} is not an image: neither JPEG nor PNG, nor another format Pillow reads") from None
+    if encoding is not None and size[0] * size[1] <= max_pixels:
+        return pb.Image(encoded=pb.EncodedImage(encoding=encoding, data=data)), 1.0, 1.0
+    return _prepare_array(_pil_array(opened), max_pixels, jpeg=encoding == pb.IMAGE_ENCODING_JPEG)
+
+
+def _prepare_array(image: np.ndarray, max_pixels: Optional[int], jpeg: bool = False) -> "tuple[pb.Image, float, float]":
     array = np.ascontiguousarray(image)
     if array.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 arrays, got {array.dtype}")
+        hint = " (scale floats in [0, 1] with (array * 255).astype(np.uint8))" if array.dtype.kind == "f" else ""
+        raise ValueError(f"image arrays must be uint8, got {array.dtype}{hint}; an image is {_ACCEPTED}")
     if array.ndim == 2:
         pixel_format = pb.PIXEL_FORMAT_GRAY8
     elif array.ndim == 3 and array.shape[2] == 3:
@@ -114,9 +194,47 @@ def image_message(image: ImageLike) -> "pb.Image":
     elif array.ndim == 3 and array.shape[2] == 4:
         pixel_format = pb.PIXEL_FORMAT_RGBA32
     else:
-        raise ValueError(f"frames must be H×W, H×W×3 or H×W×4, got shape {array.shape}")
+        raise ValueError(f"image arrays must be H×W, H×W×3 or H×W×4, got shape {array.shape}")
     height, width = array.shape[:2]
-    return pb.Image(raw=pb.RawImage(format=pixel_format, width=width, height=height, data=array.tobytes()))
+    if max_pixels is not None and width * height > max_pixels:
+        pil = _pil()
+        if pil is None:
+            raise ValueError(f"a {width}×{height} image is over the server's limit of {max_pixels} pixels; install "
+                             "Pillow (apt install python3-pil, or pip install pillow) to have it downscaled, or "
+                             "downscale it first")
+        factor = (max_pixels / (width * height)) ** 0.5
+        sent = (max(1, int(width * factor)), max(1, int(height * factor)))
+        smaller = pil.fromarray(array).resize(sent, pil.BILINEAR)
+        # Compressed: raw pixels at the limit (26 MB in RGB) are over the server's message limit. JPEG for photos
+        # that were JPEG already, PNG (exact) for the rest.
+        import io
+        buffer = io.BytesIO()
+        if jpeg and smaller.mode != "RGBA":
+            smaller.save(buffer, format="JPEG", quality=95)
+        else:
+            smaller.save(buffer, format="PNG", compress_level=1)
+        encoding = pb.IMAGE_ENCODING_JPEG if jpeg and smaller.mode != "RGBA" else pb.IMAGE_ENCODING_PNG
+        return (pb.Image(encoded=pb.EncodedImage(encoding=encoding, data=buffer.getvalue())),
+                width / sent[0], height / sent[1])
+    return pb.Image(raw=pb.RawImage(format=pixel_format, width=width, height=height, data=array.tobytes())), 1.0, 1.0
+
+
+def _pil():
+    try:
+        from PIL import Image
+        return Image
+    except ImportError:
+        return None
+
+
+def _is_pil(image: object) -> bool:
+    pil = _pil()
+    return pil is not None and isinstance(image, pil.Image)
+
+
+def _pil_array(image: "PIL.Image.Image") -> np.ndarray:
+    mode = "L" if image.mode in ("1", "L", "I", "I;16", "F") else "RGBA" if "A" in image.mode else "RGB"
+    return np.asarray(image.convert(mode))
 
 
 class VideoMatchClient:
@@ -144,26 +262,36 @@ class VideoMatchClient:
 
     def match_pair(self, image0: ImageLike, image1: ImageLike, threshold: Optional[float] = None,
                    max_matches: int = 0, timeout: float = 60, estimate: Optional[str] = None,
-                   inlier_threshold_px: float = 0, letterbox: bool = False) -> Matches:
-        """Matches two images once (like the Hugging Face pipeline). Raises grpc.RpcError on bad input.
-        With ``estimate`` ("homography", "affine" or "similarity") use :meth:`match_pair_with_transform`, which
-        also returns the fitted transform; ``letterbox`` keeps each image's aspect ratio in the model input."""
+                   inlier_threshold_px: float = 0, letterbox: bool = False,
+                   max_pixels: Optional[int] = MAX_PIXELS) -> Matches:
+        """Matches two images once (like the Hugging Face pipeline). Images are numpy arrays, JPEG/PNG bytes, file
+        paths or PIL images; one over ``max_pixels`` (default: the server's 4096×2160 limit; None: never) is
+        downscaled here, aspect kept, and its keypoints come back in its own pixels. Raises grpc.RpcError on bad
+        input. With ``estimate`` ("homography", "affine" or "similarity") use :meth:`match_pair_with_transform`,
+        which also returns the fitted transform; ``letterbox`` keeps each image's aspect ratio in the model input."""
         return self.match_pair_with_transform(image0, image1, threshold, max_matches, timeout, estimate,
-                                              inlier_threshold_px, letterbox)[0]
+                                              inlier_threshold_px, letterbox, max_pixels)[0]
 
     def match_pair_with_transform(self, image0: ImageLike, image1: ImageLike, threshold: Optional[float] = None,
                                   max_matches: int = 0, timeout: float = 60, estimate: Optional[str] = None,
-                                  inlier_threshold_px: float = 0,
-                                  letterbox: bool = False) -> "tuple[Matches, Optional[Transform]]":
+                                  inlier_threshold_px: float = 0, letterbox: bool = False,
+                                  max_pixels: Optional[int] = MAX_PIXELS) -> "tuple[Matches, Optional[Transform]]":
         """As :meth:`match_pair`, returning ``(matches, transform)``; transform is None unless ``estimate`` is set."""
-        request = pb.MatchPairRequest(image0=image_message(image0), image1=image_message(image1), max_matches=max_matches,
+        message0, sx0, sy0 = prepare_image(image0, max_pixels)
+        message1, sx1, sy1 = prepare_image(image1, max_pixels)
+        request = pb.MatchPairRequest(image0=message0, image1=message1, max_matches=max_matches,
                                       estimate=_estimate(estimate), inlier_threshold_px=inlier_threshold_px,
                                       letterbox=letterbox)
         if threshold is not None:
             request.match_threshold.CopyFrom(wrappers_pb2.FloatValue(value=threshold))
         response = self._stub.MatchPair(request, timeout=timeout, metadata=self._metadata)
         transform = Transform.from_message(response.transform) if response.HasField("transform") else None
-        return Matches.from_message(response.matches), transform
+        matches = Matches.from_message(response.matches)
+        matches.keypoints0 = to_own_pixels(matches.keypoints0, sx0, sy0)
+        matches.keypoints1 = to_own_pixels(matches.keypoints1, sx1, sy1)
+        if transform is not None and transform.matrix is not None:
+            transform.matrix = _own_transform(transform.matrix, (sx0, sy0), (sx1, sy1))
+        return matches, transform
 
     def stream(self, frames: Iterable[ImageLike], threshold: Optional[float] = None, max_matches: int = 0,
                name: str = "", first_sequence: int = 0, estimate: Optional[str] = None,
