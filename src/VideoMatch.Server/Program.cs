@@ -65,10 +65,14 @@ catch (Exception e) when (e is OptionsValidationException or InvalidOperationExc
 }
 
 // Kestrel reports a taken port as an IOException ("Failed to bind to address …") around an AddressInUseException.
-static string Reason(Exception e) =>
-    e is IOException { InnerException: Microsoft.AspNetCore.Connections.AddressInUseException }
-        ? $"{e.Message.TrimEnd('.')}. Stop what uses it or pick another address with --urls (and Metrics:Url)."
-        : e.Message;
+// Settings name each problem in a sentence of its own; joined as sentences, not with .NET's "; ".
+static string Reason(Exception e) => e switch
+{
+    IOException { InnerException: Microsoft.AspNetCore.Connections.AddressInUseException } =>
+        $"{e.Message.TrimEnd('.')}. Stop what uses it or pick another address with --urls (and Metrics:Url).",
+    OptionsValidationException options => string.Join(" ", options.Failures.Select(f => f.TrimEnd() is var t && t.EndsWith('.') ? t : t + ".")),
+    _ => e.Message,
+};
 
 /// <summary>The server's entry point (public for the functional tests' host).</summary>
 public partial class Program;

@@ -36,6 +36,37 @@ public sealed class StartupTests
         // One line, no hosting stack trace and no "fail:" log before it.
         Assert.DoesNotContain("   at ", errors + output, StringComparison.Ordinal);
         Assert.DoesNotContain("fail:", errors + output, StringComparison.Ordinal);
+        Assert.DoesNotContain(".;", errors, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Main_SeveralBadSettings_EachASentenceWithoutDotSemicolon()
+    {
+        var (exitCode, errors, _) = await RunServerAsync("--urls=https://127.0.0.1:0", "--Metrics:Url=", "--Security:CertificatePath=/nonexistent/cert.pem");
+
+        Assert.Equal(1, exitCode);
+        Assert.Contains("could not start: Security:CertificatePath and Security:CertificateKeyPath go together: set both for TLS, or neither. Security:CertificatePath '/nonexistent/cert.pem' does not exist.", errors, StringComparison.Ordinal);
+        Assert.DoesNotContain(".;", errors, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Main_ModelPathIsAHuggingFaceCheckpoint_SaysToExportItFirst()
+    {
+        var folder = Directory.CreateTempSubdirectory("videomatch-hf-");
+        try
+        {
+            await File.WriteAllTextAsync(Path.Combine(folder.FullName, "config.json"), "{\"model_type\": \"efficientloftr\"}");
+            await File.WriteAllBytesAsync(Path.Combine(folder.FullName, "model.safetensors"), new byte[16]);
+
+            var (exitCode, errors, _) = await RunServerAsync("--Metrics:Url=", $"--Inference:ModelPath={folder.FullName}");
+
+            Assert.Equal(1, exitCode);
+            Assert.Contains($"'{folder.FullName}' is a Hugging Face checkpoint (config.json and its weights), not a model to serve: export it first with /usr/bin/python3 tools/export/export.py --checkpoint {folder.FullName} --out models/NAME", errors, StringComparison.Ordinal);
+        }
+        finally
+        {
+            folder.Delete(recursive: true);
+        }
     }
 
     [Theory]

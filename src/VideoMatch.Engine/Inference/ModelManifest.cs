@@ -203,6 +203,12 @@ public sealed record ModelManifest
     public static (ModelManifest Manifest, string OnnxPath) Load(string path)
     {
         var file = Directory.Exists(path) ? Path.Combine(path, FileName) : path;
+        if (!File.Exists(file) && Directory.Exists(path) && File.Exists(Path.Combine(path, "config.json"))
+            && (File.Exists(Path.Combine(path, "model.safetensors")) || File.Exists(Path.Combine(path, "pytorch_model.bin"))))
+        {
+            throw new InvalidDataException($"'{path}' is a Hugging Face checkpoint (config.json and its weights), not a model to serve: export it first with /usr/bin/python3 tools/export/export.py --checkpoint {path} --out models/NAME, then set Inference:ModelPath to models/NAME.");
+        }
+
         if (!File.Exists(file))
         {
             throw new InvalidDataException($"Model manifest '{file}' does not exist. Point Inference:ModelPath at a folder holding {FileName} and its ONNX file, at a folder with one xfeat*.onnx and one lighterglue*.onnx, or leave it empty for the embedded model.");
