@@ -40,10 +40,25 @@ def parse(argv: list) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def check_arguments(args: argparse.Namespace) -> str:
+    """What is wrong with the arguments before any work starts, in one line, or "" when nothing is."""
+    if args.top_k < 0:
+        return f"--top-k {args.top_k}: give 0 (every coarse cell) or a positive number of matches per pair"
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        return f"--out {args.out} is a file; give a folder (it is created, and files in it are replaced)"
+    if os.path.isfile(args.checkpoint):
+        return f"--checkpoint {args.checkpoint} is a file; give the folder that holds config.json and model.safetensors"
+    return ""
+
+
 def main(argv: list) -> int:
     args = parse(argv)
     if not args.checkpoint or not args.out:
         print("export.py needs --checkpoint DIR and --out DIR.\n" + checkpoints.DOWNLOAD_HINT, file=sys.stderr)
+        return 2
+    problem = check_arguments(args)
+    if problem:
+        print(f"export.py: {problem}", file=sys.stderr)
         return 2
     started = time.time()
     import torch
@@ -89,6 +104,8 @@ def main(argv: list) -> int:
           + (f", {fp16_file}" if fp16_file else "") + (", encoder.onnx, matcher.onnx" if split else "") + f", selfcheck.safetensors ({checks['pixel_values'].shape[0]} pairs, "
           f"{int((checks['matches'][:, 0] >= 0).sum())} matched slots), {manifest.FILE_NAME}; "
           f"{cfg.num_attention_layers} attention layers, {model.cells} cells, top-k {model.top_k}; {seconds:.1f} s")
+    print(f"note: the graph keeps only matches scoring above its coarse threshold {cfg.coarse_matching_threshold:g} (from config.json), "
+          "so a lower match threshold on the server adds none; higher ones filter")
     return 0
 
 

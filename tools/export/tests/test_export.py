@@ -36,6 +36,7 @@ class ExportTest(unittest.TestCase):
         self.assertEqual({"model.onnx", "videomatch-model.json", "selfcheck.safetensors"}, set(os.listdir(self.out)))
         self.assertIn("wrote", self.result.stdout)
         self.assertIn("top-k 64", self.result.stdout)
+        self.assertIn("keeps only matches scoring above its coarse threshold 0.2", self.result.stdout)
 
     def test_graph_has_a_dynamic_batch_static_shapes_and_no_slow_ops(self):
         graph = onnx.load(os.path.join(self.out, "model.onnx"))
@@ -60,6 +61,8 @@ class ExportTest(unittest.TestCase):
         self.assertEqual(64, manifest["maxMatches"])
         self.assertEqual(0.2, manifest["defaultThreshold"])
         self.assertEqual(64, len(manifest["export"]["configSha256"]))
+        self.assertEqual("tiny", manifest["export"]["checkpoint"], "the folder's name, not this machine's path")
+        self.assertEqual(64, len(manifest["export"]["checkpointSha256"]))
         self.assertEqual({"height": 128, "width": 160, "topK": 64, "fp16": False, "hfCompat": False, "fused": True, "split": False}, manifest["export"]["options"])
 
     def test_self_check_holds_inputs_and_outputs_of_the_module(self):
@@ -135,6 +138,21 @@ class CommandLineTest(unittest.TestCase):
             result = run("--checkpoint", temp, "--out", os.path.join(temp, "out"))
         self.assertEqual(1, result.returncode)
         self.assertIn("has no model.safetensors", result.stderr)
+
+    def test_bad_arguments_are_refused_in_one_line_before_any_work(self):
+        with tempfile.TemporaryDirectory() as temp:
+            config = os.path.join(temp, "config.json")
+            with open(config, "w") as f:
+                f.write("{}")
+            cases = [(("--checkpoint", temp, "--out", config), "--out " + config + " is a file; give a folder"),
+                     (("--checkpoint", temp, "--out", os.path.join(temp, "out"), "--top-k", "-1"), "--top-k -1: give 0 (every coarse cell) or a positive"),
+                     (("--checkpoint", config, "--out", os.path.join(temp, "out")), "is a file; give the folder that holds config.json")]
+            for args, expected in cases:
+                result = run(*args)
+                self.assertEqual(2, result.returncode, result.stderr)
+                self.assertIn(expected, result.stderr)
+                self.assertNotIn("Traceback", result.stderr)
+                self.assertEqual(1, len(result.stderr.strip().splitlines()), result.stderr)
 
     @skip_unless("tiny")
     def test_size_not_a_multiple_of_32_is_refused_in_one_line(self):

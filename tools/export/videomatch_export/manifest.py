@@ -44,7 +44,8 @@ def write(folder: str, model: EfficientLoFTR, name: str, checkpoint: str, option
         "export": {
             "tool": f"videomatch_export {__version__}",
             "torch": torch.__version__,
-            "checkpoint": os.path.abspath(checkpoint),
+            # The folder's name, not its path (which is the exporting machine's); the sha256 says which weights.
+            "checkpoint": os.path.basename(os.path.normpath(checkpoint)),
             "checkpointSha256": sha256_of(os.path.join(checkpoint, "model.safetensors")),
             "configSha256": model.cfg.sha256,
             "options": options,
