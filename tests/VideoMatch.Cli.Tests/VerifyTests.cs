@@ -18,6 +18,21 @@ public sealed class VerifyTests
         Assert.All(lines, l => Assert.Contains(": passed:", l, StringComparison.Ordinal));
         Assert.Contains("fp32 split", error, StringComparison.Ordinal);
         Assert.Contains("-fp16 on cpu", output, StringComparison.Ordinal);
+        // Each line names its graph.
+        Assert.StartsWith("fp32, whole-pair graph model.onnx, fp32", lines[0], StringComparison.Ordinal);
+        Assert.StartsWith("fp32 split, split graphs (encoder encoder.onnx once per frame + matcher matcher.onnx), fp32", lines[1], StringComparison.Ordinal);
+        Assert.StartsWith("fp16, whole-pair graph model-fp16.onnx, fp16", lines[2], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Verify_Help_ListsOnlyWhatVerifyUses()
+    {
+        var (exit, output, _) = await CliTests.RunAsync("verify", "--help");
+
+        Assert.Equal(0, exit);
+        Assert.Contains("--provider", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("--server", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("--api-key", output, StringComparison.Ordinal);
     }
 
     [ExportedModelFact("tiny")]

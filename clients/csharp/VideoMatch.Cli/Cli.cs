@@ -54,30 +54,29 @@ internal static class Cli
     {
         Description = "Server address (http:// plaintext, https:// TLS). Default: $VIDEOMATCH_SERVER or http://127.0.0.1:50051.",
         DefaultValueFactory = _ => Environment.GetEnvironmentVariable("VIDEOMATCH_SERVER") is { Length: > 0 } url ? url : "http://127.0.0.1:50051",
-        Recursive = true,
     };
 
     public static readonly Option<string?> ApiKey = new("--api-key")
     {
         Description = "Bearer token for servers that require one. Default: $VIDEOMATCH_API_KEY.",
         DefaultValueFactory = _ => Environment.GetEnvironmentVariable("VIDEOMATCH_API_KEY"),
-        Recursive = true,
     };
 
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, IVideoDecoder decoder, CancellationToken cancellationToken = default)
     {
         var context = new CliContext(output, error, decoder);
-        var root = new RootCommand("VideoMatch: keypoint matching between images and video frames, served over gRPC.")
+        Command[] calling = [MatchCommand.Create(context), StreamCommand.Create(context), BenchCommand.Create(context), InfoCommand.Create(context),
+            Stabilization.StabilizeCommand.Create(context)];
+        var root = new RootCommand("VideoMatch: keypoint matching between images and video frames, served over gRPC.");
+        // --server and --api-key on the commands that call a server only (verify runs the model here).
+        foreach (var command in calling)
         {
-            MatchCommand.Create(context),
-            StreamCommand.Create(context),
-            BenchCommand.Create(context),
-            InfoCommand.Create(context),
-            Stabilization.StabilizeCommand.Create(context),
-            VerifyCommand.Create(context),
-        };
-        root.Add(Server);
-        root.Add(ApiKey);
+            command.Add(Server);
+            command.Add(ApiKey);
+            root.Add(command);
+        }
+
+        root.Add(VerifyCommand.Create(context));
         var configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
         return await root.Parse(args).InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
     }

@@ -52,7 +52,8 @@ internal static class VerifyCommand
                 table.AddRow(name, report.Passed ? "passed" : "[red]FAILED[/]", $"{report.MatchedSlots}", $"{report.MismatchedSlots}",
                     $"{report.MaxScoreDifference:G3} (≤ {report.Tolerances.ScoreDifference:G3})",
                     $"{report.MaxKeypointDifferencePx:G3} ({report.KeypointOutliers} > {report.Tolerances.KeypointDifferencePx:G3})");
-                context.Output.WriteLine(report.ToString());
+                // Each line names its graph: the fp32 and split reports are otherwise alike.
+                context.Output.WriteLine($"{name}, {matcher.Graph}: {report}");
             }
 
             context.Console.Write(table);
