@@ -66,6 +66,31 @@ public sealed class StabilizeTests(LoopbackServer server) : IClassFixture<Loopba
     }
 
     [Fact]
+    public void CameraPath_SteadyPanWithoutShake_NoCorrectionEvenAtTheEnds()
+    {
+        var pairs = Enumerable.Range(0, 30).Select(t => t == 0 ? null : new double[] { 1, 0, -4, 0, 1, 1, 0, 0, 1 }).ToList();
+
+        var path = CameraPath.Smooth(pairs, radius: 15);
+
+        for (var t = 0; t < 30; t++)
+        {
+            Assert.Equal(0, path.CorrectionAtCentre(t, Width, Height), 0.01);
+        }
+    }
+
+    [Fact]
+    public void CameraMotion_RightwardPan_RisesInXAsTheCameraMoves()
+    {
+        // A camera panning right by 3 px per frame: the content moves left, each pair's transform is x − 3.
+        var pairs = Enumerable.Range(0, 11).Select(t => t == 0 ? null : new double[] { 1, 0, -3, 0, 1, 0, 0, 0, 1 }).ToList();
+
+        var (x, y) = Stabilization.BeforeAfterPicture.CameraMotion(CameraPath.Smooth(pairs, radius: 2), smoothed: false);
+
+        Assert.Equal(30, x[^1] - x[0], 0.01);
+        Assert.All(y, v => Assert.Equal(0, v, 0.01));
+    }
+
+    [Fact]
     public async Task Stream_KeyframesAndTrackIds_WritesThemOnEachLine()
     {
         var views = Enumerable.Range(0, 5).Select(i => CameraMotion.View(Width, Height, 0, 1, new Vector2(2 * i, i))).ToArray();

@@ -79,7 +79,10 @@ public sealed class CameraPath
         var smoothed = new Similarity[count];
         for (var t = 0; t < count; t++)
         {
-            var (from, to) = (Math.Max(0, t - radius), Math.Min(count - 1, t + radius));
+            // A window centred on t, narrower near the ends: a one-sided window there would pull the path towards the
+            // frames after (or before) it, warping the first and last frames of a steady pan by half a window's motion.
+            var reach = Math.Min(radius, Math.Min(t, count - 1 - t));
+            var (from, to) = (t - reach, t + reach);
             double logScale = 0, angle = 0, tx = 0, ty = 0;
             for (var k = from; k <= to; k++)
             {

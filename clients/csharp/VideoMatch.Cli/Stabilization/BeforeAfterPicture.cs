@@ -5,8 +5,8 @@ namespace VideoMatch.Cli.Stabilization;
 
 /// <summary>
 /// The before/after picture: the average of all input frames beside the average of all stabilized frames (shake
-/// blurs the first, a steady camera keeps the second sharp), above a plot of the camera path's x and y, measured
-/// (thin) and smoothed (thick).
+/// blurs the first, a steady camera keeps the second sharp), above a plot of the camera's motion in x and y against
+/// the frame number, measured (thin) and smoothed (thick).
 /// </summary>
 internal static class BeforeAfterPicture
 {
@@ -44,6 +44,16 @@ internal static class BeforeAfterPicture
         canvas.DrawImage(image, where, new SKSamplingOptions(SKFilterMode.Linear));
     }
 
+    /// <summary>
+    /// The camera's motion per frame, in pixels: the opposite of the image content's (the path's), so a camera that
+    /// pans right plots rising x. Measured, or smoothed.
+    /// </summary>
+    internal static (double[] X, double[] Y) CameraMotion(CameraPath camera, bool smoothed)
+    {
+        var path = smoothed ? camera.Smoothed : camera.Path;
+        return (path.Select(s => -s.Tx).ToArray(), path.Select(s => -s.Ty).ToArray());
+    }
+
     private static void DrawPath(SKCanvas canvas, CameraPath camera, SKRect where, SKFont font, SKPaint text)
     {
         var count = camera.Path.Count;
@@ -52,15 +62,36 @@ internal static class BeforeAfterPicture
             return;
         }
 
-        var values = camera.Path.Concat(camera.Smoothed).SelectMany(s => new[] { s.Tx, s.Ty }).ToArray();
+        var (x, y) = CameraMotion(camera, smoothed: false);
+        var (smoothX, smoothY) = CameraMotion(camera, smoothed: true);
+        var values = x.Concat(y).Concat(smoothX).Concat(smoothY).ToArray();
         var (low, high) = (values.Min(), values.Max());
         var span = Math.Max(high - low, 1e-6);
-        canvas.DrawText($"camera path: x (blue), y (red); measured thin, smoothed thick; {low:F0} to {high:F0} px", where.Left, where.Top + 14, SKTextAlign.Left, font, text);
-        var plot = new SKRect(where.Left, where.Top + 24, where.Right, where.Bottom);
-        Line(canvas, plot, count, t => camera.Path[t].Tx, low, span, SKColors.SteelBlue, 1);
-        Line(canvas, plot, count, t => camera.Smoothed[t].Tx, low, span, SKColors.Navy, 3);
-        Line(canvas, plot, count, t => camera.Path[t].Ty, low, span, SKColors.IndianRed, 1);
-        Line(canvas, plot, count, t => camera.Smoothed[t].Ty, low, span, SKColors.DarkRed, 3);
+        canvas.DrawText("camera motion (the image moves the opposite way): x, right (blue); y, down (red); measured thin, smoothed thick",
+            where.Left, where.Top + 14, SKTextAlign.Left, font, text);
+        // Room for the pixel labels on the left and the frame axis below.
+        const float axisLeft = 56;
+        const float axisBelow = 34;
+        var plot = new SKRect(where.Left + axisLeft, where.Top + 24, where.Right, where.Bottom - axisBelow);
+        using var small = CliFont.Create(12);
+        using var axis = new SKPaint { Color = SKColors.Gray, StrokeWidth = 1, IsStroke = true };
+        canvas.DrawLine(plot.Left, plot.Top, plot.Left, plot.Bottom, axis);
+        canvas.DrawLine(plot.Left, plot.Bottom, plot.Right, plot.Bottom, axis);
+        canvas.DrawText($"{high:F0} px", plot.Left - 4, plot.Top + 10, SKTextAlign.Right, small, text);
+        canvas.DrawText($"{low:F0} px", plot.Left - 4, plot.Bottom, SKTextAlign.Right, small, text);
+        for (var k = 0; k <= 4; k++)
+        {
+            var frame = (int)Math.Round((count - 1) * k / 4.0);
+            var at = plot.Left + (plot.Width * frame / (count - 1));
+            canvas.DrawLine(at, plot.Bottom, at, plot.Bottom + 4, axis);
+            canvas.DrawText($"{frame}", at, plot.Bottom + 16, k == 4 ? SKTextAlign.Right : SKTextAlign.Center, small, text);
+        }
+
+        canvas.DrawText("frame", plot.MidX, plot.Bottom + 31, SKTextAlign.Center, small, text);
+        Line(canvas, plot, count, t => x[t], low, span, SKColors.SteelBlue, 1);
+        Line(canvas, plot, count, t => smoothX[t], low, span, SKColors.Navy, 3);
+        Line(canvas, plot, count, t => y[t], low, span, SKColors.IndianRed, 1);
+        Line(canvas, plot, count, t => smoothY[t], low, span, SKColors.DarkRed, 3);
     }
 
     private static void Line(SKCanvas canvas, SKRect plot, int count, Func<int, double> value, double low, double span, SKColor colour, float stroke)
