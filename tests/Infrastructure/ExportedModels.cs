@@ -83,7 +83,7 @@ internal static class ExportedModels
                 File.Copy(file, Path.Combine(copy, Path.GetFileName(file)), overwrite: true);
             }
 
-            var tools = Path.Combine(RepositoryRoot(), "tools", "export");
+            var tools = Path.Combine(Repository.Root, "tools", "export");
             var (exit, output) = RunPython(TimeSpan.FromMinutes(1), "-c",
                 "import sys; sys.path.insert(0, sys.argv[1]); from videomatch_export import safetensors_io as s; " +
                 "t, m = s.read(sys.argv[2]); k = t['keypoints'].copy(); k[:, 1, :, 0] += 2.0 / " + Size(config).Width.ToString(System.Globalization.CultureInfo.InvariantCulture) +
@@ -103,7 +103,7 @@ internal static class ExportedModels
         var checkpoint = Checkpoint(config) ?? throw new InvalidOperationException($"fixture {config} is absent");
         var (height, width) = Size(config);
         var folder = Path.Combine(Root, $"{config}-{Exports.Count}-{string.Join('_', options).Replace("-", "", StringComparison.Ordinal)}");
-        var script = Path.Combine(RepositoryRoot(), "tools", "export", "export.py");
+        var script = Path.Combine(Repository.Root, "tools", "export", "export.py");
         string[] args =
         [
             script, "--checkpoint", checkpoint, "--out", folder,
@@ -153,19 +153,6 @@ internal static class ExportedModels
         }
 
         return (process.ExitCode, output.Result + errors.Result);
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "VideoMatch.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("The repository root (VideoMatch.sln) was not found above the test binaries.");
     }
 }
 

@@ -57,6 +57,9 @@ internal static class SettingsCatalog
         return problems;
     }
 
+    /// <summary>Every setting's key ("Section:Key"), for the docs check.</summary>
+    public static IEnumerable<string> Keys() => Sections.SelectMany(s => Settings(s.Options).Select(p => $"{s.Section}:{p.Name}"));
+
     /// <summary>Every setting with its default, one per line, for <c>--help</c>.</summary>
     public static string Describe()
     {
