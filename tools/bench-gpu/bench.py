@@ -242,7 +242,13 @@ def step_export(args, settings, entry) -> None:
         command = [sys.executable, os.path.join(EXPORT, "export.py"), "--checkpoint", checkpoint, "--out", out,
                    "--height", str(settings["height"]), "--width", str(settings["width"]), "--name", f"eloftr-{variant}"] + extra
         started = time.time()
-        subprocess.run(command, check=True)
+        run = subprocess.run(command, capture_output=True, text=True)
+        sys.stdout.write(run.stdout)
+        sys.stderr.write(run.stderr)
+        if run.returncode != 0:
+            # Said in the record, not only on the console: the last lines of export.py's own message.
+            reason = " | ".join(run.stderr.strip().splitlines()[-3:]) or f"exit code {run.returncode}, nothing on stderr"
+            raise RuntimeError(f"export.py ({variant}) with {sys.executable} failed: {reason}")
         exported.append(f"{variant} {time.time() - started:.0f} s")
     entry["detail"] = "exported: " + ", ".join(exported)
 

@@ -75,6 +75,19 @@ class DryRunTest(unittest.TestCase):
         self.assertEqual(after["steps"]["server"], self.results["steps"]["server"])
         self.assertEqual(after["steps"]["parity"]["status"], "ok")
 
+    def test_failed_export_says_why_in_the_record(self):
+        with tempfile.TemporaryDirectory(prefix="bench-gpu-broken-") as out:
+            os.makedirs(os.path.join(out, "checkpoint"))
+            with open(os.path.join(out, "checkpoint", "config.json"), "w") as f:
+                f.write("{}")
+            with open(os.path.join(out, "checkpoint", "model.safetensors"), "wb") as f:
+                f.write(b"not safetensors")
+            subprocess.run([sys.executable, BENCH, "--out", out, "--dry-run", "--only", "export"], capture_output=True, text=True, timeout=300)
+            with open(os.path.join(out, "export.json")) as f:
+                detail = json.load(f)["detail"]
+        self.assertIn("export.py (fp32) with", detail)
+        self.assertIn("failed: export.py:", detail)
+
     def test_unknown_step_is_refused_naming_the_steps(self):
         refused = subprocess.run([sys.executable, BENCH, "--out", self.out, "--only", "warp"], capture_output=True, text=True, timeout=60)
         self.assertEqual(refused.returncode, 2)
