@@ -175,6 +175,20 @@ public sealed class MessageTests(LoopbackServer server) : IClassFixture<Loopback
     }
 
     [Fact]
+    public async Task Info_TheServersMetricsPort_SaysItIsNotTheGrpcPort()
+    {
+        var metricsPort = Ports.Free();
+        await using var metrics = await LoopbackServer.StartAsync(false, $"--Metrics:Url=http://127.0.0.1:{metricsPort}");
+
+        var (exit, output, error) = await CliTests.RunAsync("info", "--server", $"http://127.0.0.1:{metricsPort}");
+
+        Assert.Equal(1, exit);
+        Assert.Equal("", output);
+        Assert.Contains($"http://127.0.0.1:{metricsPort} speaks HTTP/1.1 only, so it is not a VideoMatch gRPC port; it may be the metrics port", error, StringComparison.Ordinal);
+        Assert.Single(error.Trim().Split('\n'));
+    }
+
+    [Fact]
     public async Task Info_HttpsAgainstPlaintextServer_SaysToUseHttp()
     {
         var address = server.Url.Replace("http://", "https://", StringComparison.Ordinal);

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 
-namespace VideoMatch.Server.Tests;
+namespace VideoMatch.Tests;
 
 internal static class Ports
 {
