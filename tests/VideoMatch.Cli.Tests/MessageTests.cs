@@ -131,7 +131,7 @@ public sealed class MessageTests(LoopbackServer server) : IClassFixture<Loopback
         var (exit, _, error) = await CliTests.RunAsync("match", text, text, "--server", server.Url);
 
         Assert.Equal(1, exit);
-        Assert.Contains("is neither JPEG nor PNG", error, StringComparison.Ordinal);
+        Assert.Contains("a.png is not an image this tool can read (JPEG, PNG, WebP, BMP, GIF or ICO)", error, StringComparison.Ordinal);
         Assert.DoesNotContain("(Parameter", error, StringComparison.Ordinal);
     }
 
