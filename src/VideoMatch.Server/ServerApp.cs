@@ -43,7 +43,11 @@ internal static class ServerApp
             // gRPC needs HTTP/2; plaintext endpoints then speak it with prior knowledge (h2c). The metrics port
             // speaks HTTP/1.1, which Prometheus and Kubernetes' HTTP probes use.
             kestrel.ConfigureEndpointDefaults(endpoint =>
-                endpoint.Protocols = endpoint.IPEndPoint?.Port == metricsPort ? HttpProtocols.Http1 : HttpProtocols.Http2);
+            {
+                endpoint.Protocols = endpoint.IPEndPoint?.Port == metricsPort ? HttpProtocols.Http1 : HttpProtocols.Http2;
+                // Outermost, on the raw socket: clients still sending when a connection closes keep what they had not read.
+                endpoint.Use(LingeringClose.Use);
+            });
             if (certificates is not null)
             {
                 ConfigureTls(kestrel, certificates);

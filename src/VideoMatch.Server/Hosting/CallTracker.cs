@@ -134,7 +134,7 @@ internal sealed partial class ShutdownCoordinator(CallTracker calls, IOptions<St
     public static readonly TimeSpan Grace = TimeSpan.FromSeconds(2);
 
     /// <summary>The host's own limit, which must not cut the drain short; past it Kestrel resets what is left.</summary>
-    public static TimeSpan HostTimeout(StreamingOptions streaming) => streaming.ShutdownDrain + Grace + Finishing + TimeSpan.FromSeconds(3);
+    public static TimeSpan HostTimeout(StreamingOptions streaming) => streaming.ShutdownDrain + Grace + Finishing + LingeringClose.Linger + TimeSpan.FromSeconds(3);
 
     /// <summary>Past the drain time and the grace: how long calls that still make progress may take to finish.</summary>
     public static readonly TimeSpan Finishing = TimeSpan.FromSeconds(5);

@@ -1,0 +1,93 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using VideoMatch.Server.Hosting;
+using VideoMatch.Tests;
+
+namespace VideoMatch.Server.Tests;
+
+/// <summary>
+/// A server that stops (and whose process ends) while a client is still sending: the socket stays open, and what the
+/// client sends is read and dropped, until the client stops or <see cref="LingeringClose.Linger"/> passes, so its
+/// writes never meet a closed socket (a gRPC client would then report that instead of the status it had not read).
+/// </summary>
+public sealed class LingeringCloseTests
+{
+    private static readonly byte[] Goodbye = "the last answers and the status"u8.ToArray();
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task ServerStopsWhileClientStillSends_ClientFinishesWithoutAReset(bool lingering)
+    {
+        var app = await StartAsync(lingering);
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(Endpoint(app)).DefaultTimeout();
+        var received = new byte[Goodbye.Length];
+        for (var at = 0; at < received.Length;)
+        {
+            at += await client.ReceiveAsync(received.AsMemory(at), SocketFlags.None).AsTask().DefaultTimeout();
+        }
+
+        // The server stops, and its process ends (its sockets close), while the client still sends for 300 ms (a gRPC
+        // client's request stream writes on until its reader has the status), then stops sending and stays connected.
+        var stopping = Task.Run(async () =>
+        {
+            await app.StopAsync();
+            await app.DisposeAsync();
+        });
+        var failure = await Record.ExceptionAsync(async () =>
+        {
+            for (var until = DateTime.UtcNow.AddMilliseconds(300); DateTime.UtcNow < until;)
+            {
+                await client.SendAsync(new byte[4096], SocketFlags.None);
+                await Task.Delay(20);
+            }
+        });
+        await stopping.DefaultTimeout();
+
+        Assert.Equal(Goodbye, received);
+        if (lingering)
+        {
+            // Stopping waited for the client to finish (or Linger): its writes never met a closed socket.
+            Assert.Null(failure);
+        }
+        else
+        {
+            // Closed under the client: its next write fails (EPIPE or ECONNRESET), which a gRPC client reports instead of
+            // the status it had not read yet.
+            Assert.IsType<SocketException>(failure);
+        }
+    }
+
+    private static async Task<WebApplication> StartAsync(bool lingering)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0, listen =>
+        {
+            if (lingering)
+            {
+                listen.Use(LingeringClose.Use);
+            }
+
+            // Writes its last bytes and is done, without reading what the client sends.
+            listen.Run(async connection => await connection.Transport.Output.WriteAsync(Goodbye));
+        }));
+        var app = builder.Build();
+        await app.StartAsync().DefaultTimeout();
+        return app;
+    }
+
+    private static IPEndPoint Endpoint(WebApplication app)
+    {
+        var address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+        return new IPEndPoint(IPAddress.Loopback, address.Port);
+    }
+}
