@@ -1,9 +1,9 @@
 'use strict';
 // Node client for VideoMatch: loads protos/ at run time with @grpc/proto-loader (no code generation step).
-const fs = require('node:fs');
 const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
+const { MAX_PIXELS, prepareImage, toOwn, transformToOwn } = require('./images');
 
 const PROTO_ROOT = path.resolve(__dirname, '..', '..', '..', 'protos');
 const definition = protoLoader.loadSync('videomatch/v1/videomatch.proto', {
@@ -16,43 +16,13 @@ const definition = protoLoader.loadSync('videomatch/v1/videomatch.proto', {
 });
 const proto = grpc.loadPackageDefinition(definition).videomatch.v1;
 
-const ACCEPTED = 'a JPEG or PNG file path, a JPEG or PNG Buffer, or raw pixels { gray|rgb|rgba: Buffer, width, height }';
-
-/** Reads an image file for imageMessage, with one line for each way a path can be wrong. */
-function readImageFile(file) {
-  let stat;
-  try {
-    stat = fs.statSync(file);
-  } catch {
-    throw new Error(`${file} does not exist`);
-  }
-  if (stat.isDirectory()) throw new Error(`${file} is a directory; give an image file`);
-  if (stat.size === 0) throw new Error(`${file} is empty (0 bytes)`);
-  return fs.readFileSync(file);
-}
-
 /**
  * Builds an Image message from a JPEG or PNG file path (a string or URL), a JPEG/PNG Buffer, or raw pixels
- * { gray|rgb|rgba: Buffer, width, height }. Other formats (WebP, BMP, ...) and photos over the server's pixel limit
- * (Limits:MaxImagePixels, 4096×2160 by default) must be converted or downscaled first: Node has no image decoder
- * built in (the server's answer names its limit).
+ * { gray|rgb|rgba: Buffer, width, height }. Other formats (WebP, BMP, ...) must be converted first. matchPair also
+ * downscales photos over the server's pixel limit (see prepareImage).
  */
 function imageMessage(image) {
-  const name = typeof image === 'string' || image instanceof URL ? String(image) : 'encoded image';
-  if (typeof image === 'string' || image instanceof URL) image = readImageFile(image);
-  if (Buffer.isBuffer(image)) {
-    if (image[0] === 0xff && image[1] === 0xd8) return { encoded: { encoding: 'IMAGE_ENCODING_JPEG', data: image } };
-    if (image.subarray(0, 4).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47]))) return { encoded: { encoding: 'IMAGE_ENCODING_PNG', data: image } };
-    throw new Error(`${name} is neither JPEG nor PNG (by its first bytes): the server reads those two; convert it first (WebP, BMP, ...)`);
-  }
-  if (image === null || typeof image !== 'object') throw new Error(`an image is ${ACCEPTED}; got ${image === null ? 'null' : typeof image}`);
-  const [format, data] = image.gray ? ['PIXEL_FORMAT_GRAY8', image.gray]
-    : image.rgb ? ['PIXEL_FORMAT_RGB24', image.rgb]
-      : image.rgba ? ['PIXEL_FORMAT_RGBA32', image.rgba]
-        : [null, null];
-  if (!format) throw new Error(`an image is ${ACCEPTED}; this object has none of gray, rgb or rgba`);
-  if (!(data instanceof Uint8Array)) throw new Error(`raw pixels must be 8-bit (a Buffer or Uint8Array), got ${data?.constructor?.name ?? typeof data}`);
-  return { raw: { format, width: image.width, height: image.height, rowStride: image.rowStride || 0, data } };
+  return prepareImage(image, null).message;
 }
 
 /** Matches as arrays of [x, y] pairs in original pixels, best score first. */
@@ -111,15 +81,29 @@ class VideoMatchClient {
   }
 
   /**
-   * Matches two images once. Rejects with a gRPC error (code 3, INVALID_ARGUMENT) on bad input. `estimate`
-   * ('homography', 'affine' or 'similarity') adds `transform`; `letterbox` keeps each image's aspect ratio.
+   * Matches two images once: file paths, JPEG/PNG Buffers or raw pixels. A photo over `maxPixels` (default the
+   * server's 4096×2160 limit; null: never) is downscaled here, aspect kept, and its keypoints and transform come back
+   * in its own pixels. Rejects with a gRPC error (code 3, INVALID_ARGUMENT) on bad input. `estimate` ('homography',
+   * 'affine' or 'similarity') adds `transform`; `letterbox` keeps each image's aspect ratio.
    */
-  matchPair(image0, image1, { threshold, maxMatches = 0, estimate, inlierThresholdPx = 0, letterbox = false } = {}) {
-    const request = { image0: imageMessage(image0), image1: imageMessage(image1), maxMatches, inlierThresholdPx, letterbox };
+  matchPair(image0, image1, { threshold, maxMatches = 0, estimate, inlierThresholdPx = 0, letterbox = false, maxPixels = MAX_PIXELS } = {}) {
+    const sent0 = prepareImage(image0, maxPixels);
+    const sent1 = prepareImage(image1, maxPixels);
+    const request = { image0: sent0.message, image1: sent1.message, maxMatches, inlierThresholdPx, letterbox };
     if (estimate !== undefined) request.estimate = estimateName(estimate);
     if (threshold !== undefined) request.matchThreshold = { value: threshold };
-    return new Promise((resolve, reject) => this.stub.matchPair(request, this.metadata, (error, response) =>
-      (error ? reject(error) : resolve({ ...toMatches(response.matches), timings: response.timings, transform: toTransform(response.transform) }))));
+    return new Promise((resolve, reject) => this.stub.matchPair(request, this.metadata, (error, response) => {
+      if (error) {
+        reject(error);
+        return;
+      }
+      const matches = toMatches(response.matches);
+      matches.keypoints0 = matches.keypoints0.map((p) => toOwn(p, sent0.scaleX, sent0.scaleY));
+      matches.keypoints1 = matches.keypoints1.map((p) => toOwn(p, sent1.scaleX, sent1.scaleY));
+      const transform = toTransform(response.transform);
+      if (transform?.matrix) transform.matrix = transformToOwn(transform.matrix, sent0, sent1);
+      resolve({ ...matches, timings: response.timings, transform });
+    }));
   }
 
   /**
@@ -176,4 +160,4 @@ class VideoMatchClient {
   }
 }
 
-module.exports = { VideoMatchClient, imageMessage, proto, grpc };
+module.exports = { VideoMatchClient, imageMessage, prepareImage, MAX_PIXELS, proto, grpc };

@@ -106,6 +106,28 @@ test('client', async (t) => {
     assert.ok(result.count > 100, `${result.count} matches`);
   });
 
+  await t.test('a phone-sized photo is downscaled here, its keypoints in its own pixels', async () => {
+    const jpeg = require('jpeg-js');
+    const big = texture(3024 + 12, 4032 + 24, 5);
+    const photo = (x, y) => {
+      const { gray } = crop(big, x, y, 4032, 3024);
+      const rgba = Buffer.alloc(gray.length * 4, 255);
+      for (let i = 0; i < gray.length; i++) rgba[4 * i] = rgba[4 * i + 1] = rgba[4 * i + 2] = gray[i];
+      return jpeg.encode({ data: rgba, width: 4032, height: 3024 }, 92).data;
+    };
+    const [first, second] = [photo(0, 0), photo(24, 12)];
+
+    const result = await client.matchPair(first, second, { estimate: 'similarity' });
+
+    assert.ok(result.count > 100, `${result.count} matches`);
+    assert.ok(Math.max(...result.keypoints0.map((p) => p[0])) > 2900, 'keypoints in the photo\'s pixels, not the sent ones');
+    const [dx, dy] = medianMotion(result);
+    assert.ok(Math.abs(dx + 24) < 2 && Math.abs(dy + 12) < 2, `median motion (${dx}, ${dy})`);
+    assert.ok(Math.abs(result.transform.matrix[2] + 24) < 2, `transform ${result.transform.matrix}`);
+    // Sent as it is, the server refuses it, naming its limit.
+    await assert.rejects(client.matchPair(first, second, { maxPixels: null }), (error) => error.code === 3 && /Limits:MaxImagePixels/.test(error.details));
+  });
+
   await t.test('a wrong image says what to pass, in one line', () => {
     const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'videomatch-node-'));
     const empty = path.join(folder, 'empty.jpg');

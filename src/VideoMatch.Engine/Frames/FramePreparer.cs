@@ -68,7 +68,7 @@ public sealed class FramePreparer
         if ((long)input.Width * input.Height > MaxPixels)
         {
             throw new FrameRejectedException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"Image size {input.Width}×{input.Height} ({(long)input.Width * input.Height} pixels) exceeds the server's limit of {MaxPixels} pixels per image; downscale the frame first."));
+                $"Image size {input.Width}×{input.Height} ({(long)input.Width * input.Height} pixels) exceeds the server's limit of {MaxPixels} pixels per image (Limits:MaxImagePixels); downscale the frame first."));
         }
 
         return PrepareRaw(input, sequence, timestampUs, started, rotate, letterbox);

@@ -220,7 +220,7 @@ internal static class ImageDecoder
         if ((long)width * height > maxPixels)
         {
             throw new FrameRejectedException(string.Create(CultureInfo.InvariantCulture,
-                $"The {name} image is {width}×{height} ({(long)width * height} pixels), over the server's limit of {maxPixels} pixels per image; downscale it first."));
+                $"The {name} image is {width}×{height} ({(long)width * height} pixels), over the server's limit of {maxPixels} pixels per image (Limits:MaxImagePixels); downscale it first (the videomatch CLI and the Python and Node clients do that for you)."));
         }
 
         var least = LeastEncodedBytes(encoding, width, height, data);
