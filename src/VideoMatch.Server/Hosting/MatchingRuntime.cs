@@ -29,6 +29,8 @@ internal sealed partial class MatchingRuntime(
     private PairBatcher? _batcher;
     private FramePreparer? _preparer;
     private volatile bool _ready;
+    private readonly Lock _stopLock = new();
+    private Task? _stopped;
 
     public bool IsReady => _ready;
 
@@ -141,18 +143,27 @@ internal sealed partial class MatchingRuntime(
     /// ended, each frame answered or dropped by the drain time): a batch still running serves nobody, so it is
     /// ended rather than waited for; on a slow machine one batch of a large model takes many seconds.
     /// </summary>
-    public async Task StopAsync(CancellationToken cancellationToken)
+    public Task StopAsync(CancellationToken cancellationToken)
     {
-        _ready = false;
-        metrics.ModelReady(false);
-        if (_batcher is not null)
+        // One stop, shared: the host's stop and the container's disposal can overlap (a test host disposed while it
+        // stops), and the batcher must not be disposed under a stop that is still ending it.
+        lock (_stopLock)
         {
-            await _batcher.AbandonAsync(cancellationToken).ConfigureAwait(false);
+            return _stopped ??= StopOnceAsync(cancellationToken);
         }
     }
 
     public async ValueTask DisposeAsync()
     {
+        try
+        {
+            await StopAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // The host's stop was cut short; what is left is disposed below all the same.
+        }
+
         if (_batcher is not null)
         {
             await _batcher.DisposeAsync().ConfigureAwait(false);
@@ -187,6 +198,16 @@ internal sealed partial class MatchingRuntime(
         WarmedUpBatchSizes = warmed;
         var work = Matcher.Work;
         ServerLog.WarmedUp(_logger, warmed, work.PairsMatched, work.FramesEncoded, elapsedMs);
+    }
+
+    private async Task StopOnceAsync(CancellationToken cancellationToken)
+    {
+        _ready = false;
+        metrics.ModelReady(false);
+        if (_batcher is not null)
+        {
+            await _batcher.AbandonAsync(cancellationToken).ConfigureAwait(false);
+        }
     }
 
     private static InvalidOperationException NotReady() => new("The model is not loaded yet.");
