@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -77,8 +78,14 @@ public sealed class LingeringCloseTests
                 listen.Use(LingeringClose.Use);
             }
 
-            // Writes its last bytes and is done, without reading what the client sends.
-            listen.Run(async connection => await connection.Transport.Output.WriteAsync(Goodbye));
+            // Writes its last bytes, then ends when the server stops (as HTTP/2 ends a connection at shutdown), without
+            // reading what the client sends.
+            listen.Run(async connection =>
+            {
+                await connection.Transport.Output.WriteAsync(Goodbye);
+                var stopping = connection.Features.Get<IConnectionLifetimeNotificationFeature>()!.ConnectionClosedRequested;
+                await Task.Delay(Timeout.Infinite, stopping).ContinueWith(_ => { }, TaskScheduler.Default);
+            });
         }));
         var app = builder.Build();
         await app.StartAsync().DefaultTimeout();
