@@ -27,7 +27,8 @@ public sealed class LingeringCloseTests
     [InlineData(false)]
     public async Task ServerStopsWhileClientStillSends_ClientFinishesWithoutAReset(bool lingering)
     {
-        var app = await StartAsync(lingering);
+        var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var app = await StartAsync(lingering, ended);
         using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         await client.ConnectAsync(Endpoint(app)).DefaultTimeout();
         var received = new byte[Goodbye.Length];
@@ -36,8 +37,9 @@ public sealed class LingeringCloseTests
             at += await client.ReceiveAsync(received.AsMemory(at), SocketFlags.None).AsTask().DefaultTimeout();
         }
 
-        // The server stops, and its process ends (its sockets close), while the client still sends for 300 ms (a gRPC
-        // client's request stream writes on until its reader has the status), then stops sending and stays connected.
+        // The server stops, and its process ends (its sockets close), while the client still sends: until 300 ms after
+        // the server is done with the connection (a gRPC client's request stream writes on until its reader has the
+        // status), then it stops sending and stays connected. Timed from the server's end, so load does not change it.
         var stopping = Task.Run(async () =>
         {
             await app.StopAsync();
@@ -45,6 +47,12 @@ public sealed class LingeringCloseTests
         });
         var failure = await Record.ExceptionAsync(async () =>
         {
+            while (!ended.Task.IsCompleted)
+            {
+                await client.SendAsync(new byte[4096], SocketFlags.None);
+                await Task.Delay(20);
+            }
+
             for (var until = DateTime.UtcNow.AddMilliseconds(300); DateTime.UtcNow < until;)
             {
                 await client.SendAsync(new byte[4096], SocketFlags.None);
@@ -67,7 +75,7 @@ public sealed class LingeringCloseTests
         }
     }
 
-    private static async Task<WebApplication> StartAsync(bool lingering)
+    private static async Task<WebApplication> StartAsync(bool lingering, TaskCompletionSource ended)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -85,6 +93,7 @@ public sealed class LingeringCloseTests
                 await connection.Transport.Output.WriteAsync(Goodbye);
                 var stopping = connection.Features.Get<IConnectionLifetimeNotificationFeature>()!.ConnectionClosedRequested;
                 await Task.Delay(Timeout.Infinite, stopping).ContinueWith(_ => { }, TaskScheduler.Default);
+                ended.SetResult();
             });
         }));
         var app = builder.Build();

@@ -25,7 +25,7 @@ public static class ModelLoader
             if (Directory.Exists(folder) && !File.Exists(Path.Combine(folder, ModelManifest.FileName)) && XFeatLighterGlueMatcher.Discover(folder) is { } found)
             {
                 var discovered = XFeatLighterGlueMatcher.Create(Path.Combine(folder, found.OnnxFile), Path.Combine(folder, found.MatcherFile), found, options, maxBatchSize);
-                discovered.Graph = $"XFeat extractor {found.OnnxFile} + LighterGlue matcher {found.MatcherFile}, fp32";
+                discovered.Graph = XFeatGraph(found);
                 return discovered;
             }
 
@@ -34,7 +34,7 @@ public static class ModelLoader
             {
                 var file = Directory.Exists(options.ModelPath) ? Path.Combine(options.ModelPath, ModelManifest.FileName) : options.ModelPath;
                 var xfeat = XFeatLighterGlueMatcher.Create(onnx, ModelManifest.Resolve(file, loaded.MatcherFile), loaded, options, maxBatchSize);
-                xfeat.Graph = $"XFeat extractor {loaded.OnnxFile} + LighterGlue matcher {loaded.MatcherFile}, fp32";
+                xfeat.Graph = XFeatGraph(loaded);
                 return xfeat;
             }
 
@@ -69,6 +69,8 @@ public static class ModelLoader
             throw new InvalidOperationException(e.Message, e);
         }
     }
+
+    private static string XFeatGraph(ModelManifest manifest) => $"XFeat extractor {manifest.OnnxFile} + LighterGlue matcher {manifest.MatcherFile}, fp32";
 
     /// <summary>Writes the embedded model and its manifest into <paramref name="folder"/>, as a model folder to serve or inspect.</summary>
     public static string WriteEmbedded(string folder, int width, int height)

@@ -58,12 +58,7 @@ internal sealed partial class MatchingRuntime(
     {
         // Not ready from the stop signal on, before any service's stopping work (health says NOT_SERVING, new calls
         // get UNAVAILABLE) while streams drain.
-        lifetime.ApplicationStopping.Register(() =>
-        {
-            _phase = "stopping";
-            _ready = false;
-            metrics.ModelReady(false);
-        });
+        lifetime.ApplicationStopping.Register(StopServing);
         return Task.CompletedTask;
     }
 
@@ -130,9 +125,7 @@ internal sealed partial class MatchingRuntime(
     /// <summary>At the stop signal: not ready any more (health says NOT_SERVING, new calls get UNAVAILABLE) while streams drain.</summary>
     public Task StoppingAsync(CancellationToken cancellationToken)
     {
-        _phase = "stopping";
-        _ready = false;
-        metrics.ModelReady(false);
+        StopServing();
         return Task.CompletedTask;
     }
 
@@ -200,10 +193,16 @@ internal sealed partial class MatchingRuntime(
         ServerLog.WarmedUp(_logger, warmed, work.PairsMatched, work.FramesEncoded, elapsedMs);
     }
 
-    private async Task StopOnceAsync(CancellationToken cancellationToken)
+    private void StopServing()
     {
+        _phase = "stopping";
         _ready = false;
         metrics.ModelReady(false);
+    }
+
+    private async Task StopOnceAsync(CancellationToken cancellationToken)
+    {
+        StopServing();
         if (_batcher is not null)
         {
             await _batcher.AbandonAsync(cancellationToken).ConfigureAwait(false);
