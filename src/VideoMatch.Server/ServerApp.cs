@@ -186,7 +186,7 @@ internal static class ServiceRegistration
         var streaming = configuration.GetSection(StreamingOptions.Section).Get<StreamingOptions>() ?? new StreamingOptions();
         services.Configure<HostOptions>(host => host.ShutdownTimeout = ShutdownCoordinator.HostTimeout(streaming));
         services.AddSingleton<ServerMetrics>();
-        services.AddSingleton<MatcherFactory>(ModelLoader.Open);
+        services.AddSingleton<MatcherFactory>((options, maxBatchSize) => ModelLoader.Open(options, maxBatchSize));
         services.AddSingleton<MatchingRuntime>();
         services.AddHostedService(provider => provider.GetRequiredService<MatchingRuntime>());
         return services;

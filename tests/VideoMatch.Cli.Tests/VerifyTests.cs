@@ -42,26 +42,127 @@ public sealed class VerifyTests
 
         Assert.Equal(1, exit);
         Assert.Contains("FAILED", output, StringComparison.Ordinal);
-        Assert.Contains("largest keypoint difference 2 px", output, StringComparison.Ordinal);
+        // Every image-1 point moved by 2 px: at least that far, for every match (near-duplicate matches 2 px apart may pair crosswise).
+        var moved = System.Text.RegularExpressions.Regex.Match(output, @"largest keypoint difference ([0-9.]+) px \(([0-9]+) above 0.001 px");
+        Assert.True(moved.Success && double.Parse(moved.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) >= 2, output);
     }
 
     [Fact]
-    public async Task Verify_FolderWithoutSelfCheck_SaysOnlyExportsHaveOne()
+    public async Task Verify_EmbeddedModelFolder_PassesItsOwnSelfCheck()
     {
         var folder = Directory.CreateTempSubdirectory("videomatch-verify-").FullName;
         try
         {
             VideoMatch.Engine.Inference.ModelLoader.WriteEmbedded(folder, 64, 64);
 
-            var (exit, _, error) = await CliTests.RunAsync("verify", folder);
+            var (exit, output, error) = await CliTests.RunAsync("verify", folder);
 
-            Assert.Equal(1, exit);
-            Assert.Contains("has no self-check", error, StringComparison.Ordinal);
+            Assert.True(exit == 0, output + error);
+            Assert.Contains(": passed:", output, StringComparison.Ordinal);
         }
         finally
         {
             Directory.Delete(folder, recursive: true);
         }
+    }
+
+    [Theory]
+    [InlineData("missing", "does not exist: give a model folder written by tools/export/export.py")]
+    [InlineData("empty folder", "holds no videomatch-model.json: give a model folder written by tools/export/export.py")]
+    [InlineData("checkpoint", "is a Hugging Face checkpoint (config.json and its weights), not a model folder: export it first with /usr/bin/python3 tools/export/export.py --checkpoint")]
+    [InlineData("no self-check", "names no self-check (export.selfCheck)")]
+    [InlineData("self-check deleted", "names self-check file 'selfcheck.safetensors', which does not exist")]
+    [InlineData("self-check cut", "does not fit its data offsets")]
+    [InlineData("self-check a FIFO", "is empty or not a regular file (a device or a FIFO)")]
+    [InlineData("self-check /dev/zero", "lies outside the model folder")]
+    [InlineData("manifest cut", "is not valid: ")]
+    [InlineData("output renamed", "it has no output 'match_scores'")]
+    public async Task Verify_FolderThatDoesNotCheckOut_OneLineSayingWhatIsWrong(string damage, string message)
+    {
+        var root = Directory.CreateTempSubdirectory("videomatch-verify-").FullName;
+        try
+        {
+            var folder = Path.Combine(root, "model");
+            Damage(folder, damage);
+
+            var (exit, output, error) = await CliTests.RunAsync("verify", folder);
+
+            Assert.True(exit == 1, output + error);
+            Assert.Contains(message, error, StringComparison.Ordinal);
+            Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.DoesNotContain("please report", error, StringComparison.Ordinal);
+            Assert.DoesNotContain("Inference:", error, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [SharedDataFact("models/xfeat-lighterglue/xfeat_2048_640x360.onnx")]
+    public async Task Verify_XFeatFolder_SaysThereIsNothingToVerify()
+    {
+        var folder = Path.GetDirectoryName(SharedData.Find("models/xfeat-lighterglue/xfeat_2048_640x360.onnx"))!;
+
+        var (exit, _, error) = await CliTests.RunAsync("verify", folder);
+
+        Assert.Equal(1, exit);
+        Assert.Contains("XFeat + LighterGlue (xfeat_2048_640x360.onnx + ", error, StringComparison.Ordinal);
+        Assert.Contains("come without a self-check, so there is nothing to verify; serve the folder as it is.", error, StringComparison.Ordinal);
+    }
+
+    private static void Damage(string folder, string damage)
+    {
+        if (damage == "missing")
+        {
+            return;
+        }
+
+        Directory.CreateDirectory(folder);
+        if (damage == "empty folder")
+        {
+            return;
+        }
+
+        if (damage == "checkpoint")
+        {
+            File.WriteAllText(Path.Combine(folder, "config.json"), "{}");
+            File.WriteAllBytes(Path.Combine(folder, "model.safetensors"), new byte[16]);
+            return;
+        }
+
+        VideoMatch.Engine.Inference.ModelLoader.WriteEmbedded(folder, 64, 64);
+        var manifest = Path.Combine(folder, "videomatch-model.json");
+        var selfCheck = Path.Combine(folder, "selfcheck.safetensors");
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(manifest))!;
+        switch (damage)
+        {
+            case "no self-check":
+                json["export"]!["selfCheck"] = "";
+                break;
+            case "self-check deleted":
+                File.Delete(selfCheck);
+                break;
+            case "self-check cut":
+                File.WriteAllBytes(selfCheck, File.ReadAllBytes(selfCheck)[..4000]);
+                break;
+            case "self-check a FIFO":
+                File.Delete(selfCheck);
+                using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", selfCheck))
+                {
+                    mkfifo.WaitForExit();
+                }
+
+                break;
+            case "self-check /dev/zero":
+                json["export"]!["selfCheck"] = "/dev/zero";
+                break;
+            case "output renamed":
+                json["outputs"]!["scores"] = "match_scores";
+                break;
+        }
+
+        File.WriteAllText(manifest, damage == "manifest cut" ? json.ToJsonString()[..120] : json.ToJsonString());
     }
 
     [Fact]

@@ -61,7 +61,7 @@ public sealed class StartupTests
             var (exitCode, errors, _) = await RunServerAsync("--Metrics:Url=", $"--Inference:ModelPath={folder.FullName}");
 
             Assert.Equal(1, exitCode);
-            Assert.Contains($"'{folder.FullName}' is a Hugging Face checkpoint (config.json and its weights), not a model to serve: export it first with /usr/bin/python3 tools/export/export.py --checkpoint {folder.FullName} --out models/NAME", errors, StringComparison.Ordinal);
+            Assert.Contains($"'{folder.FullName}' is a Hugging Face checkpoint (config.json and its weights), not a model folder: export it first with /usr/bin/python3 tools/export/export.py --checkpoint {folder.FullName} --out models/NAME", errors, StringComparison.Ordinal);
         }
         finally
         {

@@ -104,6 +104,11 @@ def main(argv: list) -> int:
           + (f", {fp16_file}" if fp16_file else "") + (", encoder.onnx, matcher.onnx" if split else "") + f", selfcheck.safetensors ({checks['pixel_values'].shape[0]} pairs, "
           f"{int((checks['matches'][:, 0] >= 0).sum())} matched slots), {manifest.FILE_NAME}; "
           f"{cfg.num_attention_layers} attention layers, {model.cells} cells, top-k {model.top_k}; {seconds:.1f} s")
+    if fp16_file:
+        # The fp16 graph cannot run here (torch runs no fp16 convolutions on CPU, and ONNX Runtime is not a dependency):
+        # the server checks it at start and stays NOT_SERVING when it fails, so say how to check it before then.
+        print(f"WARNING: {fp16_file} is not checked by the exporter: run `videomatch verify {args.out}` where it will serve "
+              "(it judges fp16 by the share of fp32's matches kept; the server runs the same check at start)", file=sys.stderr)
     print(f"note: the graph keeps only matches scoring above its coarse threshold {cfg.coarse_matching_threshold:g} (from config.json), "
           "so a lower match threshold on the server adds none; higher ones filter")
     return 0

@@ -101,7 +101,7 @@ internal static class Cli
                 await context.Error.WriteLineAsync($"videomatch: {message}").ConfigureAwait(false);
                 return 1;
             }
-            catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException or FormatException)
+            catch (Exception e) when (e is IOException or InvalidDataException or InvalidOperationException or UnauthorizedAccessException or FormatException)
             {
                 await context.Error.WriteLineAsync($"videomatch: {e.Message}").ConfigureAwait(false);
                 return 1;

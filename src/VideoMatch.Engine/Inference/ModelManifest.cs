@@ -138,6 +138,9 @@ public sealed record ModelManifest
     /// <summary>The manifest's file name inside a model folder.</summary>
     public const string FileName = "videomatch-model.json";
 
+    /// <summary>Largest manifest read: a real one is a few kilobytes.</summary>
+    public const int MaxManifestBytes = 1 << 20;
+
     public string Name { get; init; } = "";
 
     public ModelFamily Family { get; init; } = ModelFamily.Dense;
@@ -173,6 +176,10 @@ public sealed record ModelManifest
     /// <summary>Coarse cell size in input pixels.</summary>
     public int CoarseStride { get; init; } = 8;
 
+    /// <summary>The manifest file this was read from (<see cref="Load"/>); empty for a manifest made in code.</summary>
+    [JsonIgnore]
+    public string SourceFile { get; init; } = "";
+
     /// <summary>Slots per pair in the outputs.</summary>
     [JsonIgnore]
     public int Cells => Input.Width / CoarseStride * (Input.Height / CoarseStride);
@@ -206,12 +213,23 @@ public sealed record ModelManifest
         if (!File.Exists(file) && Directory.Exists(path) && File.Exists(Path.Combine(path, "config.json"))
             && (File.Exists(Path.Combine(path, "model.safetensors")) || File.Exists(Path.Combine(path, "pytorch_model.bin"))))
         {
-            throw new InvalidDataException($"'{path}' is a Hugging Face checkpoint (config.json and its weights), not a model to serve: export it first with /usr/bin/python3 tools/export/export.py --checkpoint {path} --out models/NAME, then set Inference:ModelPath to models/NAME.");
+            throw new InvalidDataException($"'{path}' is a Hugging Face checkpoint (config.json and its weights), not a model folder: export it first with /usr/bin/python3 tools/export/export.py --checkpoint {path} --out models/NAME, and use models/NAME.");
+        }
+
+        if (!Directory.Exists(path) && !File.Exists(path))
+        {
+            throw new InvalidDataException($"'{path}' does not exist: give a model folder written by tools/export/export.py, or one holding one xfeat*.onnx and one lighterglue*.onnx.");
         }
 
         if (!File.Exists(file))
         {
-            throw new InvalidDataException($"Model manifest '{file}' does not exist. Point Inference:ModelPath at a folder holding {FileName} and its ONNX file, at a folder with one xfeat*.onnx and one lighterglue*.onnx, or leave it empty for the embedded model.");
+            throw new InvalidDataException($"'{path}' holds no {FileName}: give a model folder written by tools/export/export.py, or one holding one xfeat*.onnx and one lighterglue*.onnx.");
+        }
+
+        var length = new FileInfo(file).Length;
+        if (length is 0 or > MaxManifestBytes)
+        {
+            throw new InvalidDataException($"Model manifest '{file}' is {(length == 0 ? "empty or not a regular file (a device or a FIFO)" : $"{length} bytes, more than a manifest's {MaxManifestBytes}")}: export the model again.");
         }
 
         ModelManifest? manifest;
@@ -236,20 +254,80 @@ public sealed record ModelManifest
             Resolve(file, manifest.MatcherFile);
         }
 
-        return (manifest, onnx);
+        return (manifest with { SourceFile = Path.GetFullPath(file) }, onnx);
     }
 
-    /// <summary>The full path of <paramref name="relative"/> beside manifest file <paramref name="file"/>.</summary>
-    /// <exception cref="InvalidDataException">The file does not exist.</exception>
-    public static string Resolve(string file, string relative)
+    /// <summary>
+    /// The full path of <paramref name="relative"/> in the folder of manifest file <paramref name="file"/>. A model
+    /// folder is trusted only as far as it checks out: the name must stay inside the folder (no absolute path, no
+    /// <c>..</c> out of it, no link whose target lies outside), and the file must be a regular file with content, so a
+    /// device (<c>/dev/zero</c>) or a FIFO is never read.
+    /// </summary>
+    /// <param name="what">What the file is, for the message: "ONNX file", "self-check file".</param>
+    /// <exception cref="InvalidDataException">The name leaves the folder, or the file is missing, empty or not regular.</exception>
+    public static string Resolve(string file, string relative, string what = "ONNX file")
     {
-        var path = Path.GetFullPath(relative, Path.GetDirectoryName(Path.GetFullPath(file))!);
-        if (!File.Exists(path))
+        var folder = Path.GetDirectoryName(Path.GetFullPath(file))!;
+        var path = Path.GetFullPath(relative, folder);
+        var problem = FileProblem(folder, relative, path);
+        return problem is null ? path : throw new InvalidDataException($"Model manifest '{file}' names {what} '{relative}', which {problem}.");
+    }
+
+    /// <summary>Why <paramref name="path"/> (named <paramref name="relative"/> in <paramref name="folder"/>) may not be read as a model file, or null.</summary>
+    private static string? FileProblem(string folder, string relative, string path)
+    {
+        if (string.IsNullOrWhiteSpace(relative))
         {
-            throw new InvalidDataException($"Model manifest '{file}' names ONNX file '{path}', which does not exist.");
+            return "is empty";
         }
 
-        return path;
+        if (Path.IsPathRooted(relative) || !Inside(folder, path))
+        {
+            return "lies outside the model folder: name files relative to the manifest, inside its folder";
+        }
+
+        var info = new FileInfo(path);
+        if (!info.Exists)
+        {
+            return Directory.Exists(path) ? "is a folder, not a file" : "does not exist";
+        }
+
+        if (info.LinkTarget is not null)
+        {
+            var target = info.ResolveLinkTarget(returnFinalTarget: true);
+            if (target is null || !target.Exists)
+            {
+                return "is a link to nothing";
+            }
+
+            if (!Inside(folder, target.FullName))
+            {
+                return $"is a link to '{target.FullName}', outside the model folder";
+            }
+
+            info = new FileInfo(target.FullName);
+        }
+
+        // A FIFO, a socket and a device all report no length: nothing a model file can be.
+        return info.Length == 0 ? "is empty or not a regular file (a device or a FIFO)" : null;
+    }
+
+    private static bool Inside(string folder, string path) =>
+        path.StartsWith(Path.TrimEndingDirectorySeparator(folder) + Path.DirectorySeparatorChar, StringComparison.Ordinal);
+
+    /// <summary>
+    /// The self-check file of a dense model folder (tools/export writes one; the server and <c>videomatch verify</c>
+    /// require it), checked as every file the manifest names.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The manifest names none, or the file it names may not be read.</exception>
+    public string SelfCheckPath(string file)
+    {
+        if (Export is not { SelfCheck.Length: > 0 } export)
+        {
+            throw new InvalidDataException($"Model manifest '{file}' names no self-check (export.selfCheck), so nothing shows that its graphs compute what the manifest says: export the model again with tools/export/export.py, which writes one.");
+        }
+
+        return Resolve(file, export.SelfCheck, "self-check file");
     }
 
     /// <summary>Writes this manifest as JSON.</summary>

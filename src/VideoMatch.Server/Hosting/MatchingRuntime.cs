@@ -85,21 +85,12 @@ internal sealed partial class MatchingRuntime(
         }
 
         // Before the batcher starts: the matcher runs on one thread at a time.
-        if (options.SelfCheck && SelfCheckFile(options, manifest) is { } selfCheck)
+        if (!SelfChecked(options, manifest))
         {
-            _phase = $"running model {manifest.Name}'s self-check";
-            var report = SelfCheck.Run(_matcher, selfCheck, SelfCheckTolerances.For(options.Precision));
-            if (!report.Passed)
-            {
-                _failed = $"The model failed its self-check on this machine, so the server does not report SERVING: {report}. Run videomatch verify on the model folder, or export it again.";
-                ServerLog.SelfCheckFailed(_logger, report);
-                return;
-            }
-
-            ServerLog.SelfCheckPassed(_logger, report);
-            cancellationToken.ThrowIfCancellationRequested();
+            return;
         }
 
+        cancellationToken.ThrowIfCancellationRequested();
         _preparer = new FramePreparer(manifest.Input.Width, manifest.Input.Height, limits.Value.MaxImageDimension, manifest.Input.RotateToFit,
             limits.Value.MaxImagePixels, new DecodeBudget(limits.Value.MaxDecodeMegabytes * 1024L * 1024));
         _batcher = new PairBatcher(_matcher, batching.Value, time, loggers.CreateLogger<PairBatcher>());
@@ -211,15 +202,52 @@ internal sealed partial class MatchingRuntime(
 
     private static InvalidOperationException NotReady() => new("The model is not loaded yet.");
 
-    /// <summary>The self-check file of an exported model (tools/export writes one), or null.</summary>
-    private static string? SelfCheckFile(InferenceOptions options, ModelManifest manifest)
+    /// <summary>
+    /// Runs a model folder's self-check: a folder is trusted only as far as it checks out. False (the server stays
+    /// NOT_SERVING, with the reason) when the check fails or cannot run: no self-check named, a file that is missing,
+    /// cut, foreign or outside the folder. The embedded model is built here and needs none; XFeat + LighterGlue come
+    /// without one, which the log says.
+    /// </summary>
+    private bool SelfChecked(InferenceOptions options, ModelManifest manifest)
     {
-        if (manifest.Export is not { SelfCheck.Length: > 0 } export || string.IsNullOrEmpty(options.ModelPath))
+        if (manifest.SourceFile.Length == 0 && manifest.Family == ModelFamily.Dense)
         {
-            return null;
+            return true;
         }
 
-        var folder = Directory.Exists(options.ModelPath) ? options.ModelPath : Path.GetDirectoryName(Path.GetFullPath(options.ModelPath))!;
-        return Path.Combine(folder, export.SelfCheck);
+        if (!options.SelfCheck)
+        {
+            ServerLog.SelfCheckOff(_logger, manifest.Name);
+            return true;
+        }
+
+        if (manifest.Family == ModelFamily.XFeatLighterGlue)
+        {
+            ServerLog.NoSelfCheck(_logger, manifest.Name);
+            return true;
+        }
+
+        _phase = $"running model {manifest.Name}'s self-check";
+        SelfCheckReport report;
+        try
+        {
+            report = SelfCheck.Run(Matcher, manifest.SelfCheckPath(manifest.SourceFile), SelfCheckTolerances.For(options.Precision));
+        }
+        catch (InvalidDataException e)
+        {
+            _failed = $"The model's self-check could not run, so the server does not report SERVING: {e.Message} Run videomatch verify on the model folder, or set Inference:SelfCheck=false to serve it unchecked.";
+            ServerLog.SelfCheckUnusable(_logger, e.Message);
+            return false;
+        }
+
+        if (!report.Passed)
+        {
+            _failed = $"The model failed its self-check on this machine, so the server does not report SERVING: {report}. Run videomatch verify on the model folder, or export it again.";
+            ServerLog.SelfCheckFailed(_logger, report);
+            return false;
+        }
+
+        ServerLog.SelfCheckPassed(_logger, report);
+        return true;
     }
 }

@@ -23,6 +23,15 @@ internal static partial class ServerLog
     [LoggerMessage(EventId = 4, Level = LogLevel.Error, Message = "Model {Report}; the server stays NOT_SERVING")]
     public static partial void SelfCheckFailed(ILogger logger, SelfCheckReport report);
 
+    [LoggerMessage(EventId = 8, Level = LogLevel.Error, Message = "Model self-check could not run: {Reason}; the server stays NOT_SERVING")]
+    public static partial void SelfCheckUnusable(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 9, Level = LogLevel.Warning, Message = "Model {Model} serves without its self-check (Inference:SelfCheck=false): nothing shows its graphs compute what its manifest says")]
+    public static partial void SelfCheckOff(ILogger logger, string model);
+
+    [LoggerMessage(EventId = 17, Level = LogLevel.Information, Message = "Model {Model} has no self-check: XFeat + LighterGlue's published graphs come without one")]
+    public static partial void NoSelfCheck(ILogger logger, string model);
+
     [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Model {Model} not warmed up (Inference:WarmUp=false); ready")]
     public static partial void ReadyWithoutWarmUp(ILogger logger, string model);
 

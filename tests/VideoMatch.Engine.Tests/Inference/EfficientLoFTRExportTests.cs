@@ -25,7 +25,7 @@ public sealed class EfficientLoFTRExportTests(Xunit.Abstractions.ITestOutputHelp
         output.WriteLine(report.ToString());
         Assert.True(report.Passed, report.ToString());
         Assert.Equal(7, report.Pairs);
-        Assert.True(report.MatchedSlots >= 50, report.ToString());
+        Assert.True(report.Reference >= 50, report.ToString());
     }
 
     [ExportedModelFact("default")]
@@ -41,7 +41,7 @@ public sealed class EfficientLoFTRExportTests(Xunit.Abstractions.ITestOutputHelp
         output.WriteLine(report.ToString());
         Assert.True(report.Passed, report.ToString());
         Assert.Equal(6, report.Pairs);
-        Assert.True(report.MatchedSlots >= 1618, report.ToString());
+        Assert.True(report.Reference >= 1618, report.ToString());
     }
 
     [ExportedModelFact("tiny")]

@@ -73,6 +73,8 @@ class ExportTest(unittest.TestCase):
         self.assertEqual((3, 2, 320, 2), tensors["keypoints"].shape)
         # The whole-cell shift and the identical pair match under the fixture's random weights too (measured: 35).
         self.assertGreaterEqual(int(metadata["valid_slots"]), 10)
+        # The server reads PyTorch's outputs with this layout and its own with the manifest's.
+        self.assertEqual("PairSlots", metadata["layout"])
 
 
 @skip_unless("tiny")
@@ -109,6 +111,8 @@ class Fp16Test(unittest.TestCase):
         with tempfile.TemporaryDirectory() as temp:
             result = run("--checkpoint", folder("tiny"), "--out", temp, "--height", "128", "--width", "160", "--fp16")
             self.assertEqual(0, result.returncode, result.stderr)
+            # The exporter cannot run the fp16 graph here; it says so, and how to check it, on its own line.
+            self.assertIn(f"WARNING: model-fp16.onnx is not checked by the exporter: run `videomatch verify {temp}`", result.stderr)
             graph = onnx.load(os.path.join(temp, "model-fp16.onnx"))
             with open(os.path.join(temp, "videomatch-model.json")) as f:
                 self.assertEqual("model-fp16.onnx", json.load(f)["onnxFileFp16"])

@@ -57,6 +57,9 @@ def write(model: EfficientLoFTR, path: str, extra_pairs: Optional[Iterable[np.nd
     safetensors_io.write(path, tensors, {
         "what": "inputs and PyTorch outputs of the exported module, for videomatch verify",
         "valid_slots": str(int((tensors["matches"][:, 0] >= 0).sum())),
+        # How the outputs above are laid out: the server reads PyTorch's matches with this layout and its own with the
+        # manifest's, so a manifest that misdescribes its graph fails the check.
+        "layout": "HuggingFaceRows" if model.hf_compat else "PairSlots",
         "torch": torch.__version__,
     })
     return tensors

@@ -23,13 +23,18 @@ internal static class VerifyCommand
         command.SetAction(Cli.Guard(context, (parse, _) =>
         {
             var path = parse.GetValue(folder)!.FullName;
-            var (manifest, _) = ModelManifest.Load(path);
-            if (manifest.Export is not { SelfCheck.Length: > 0 } export)
+            if (Directory.Exists(path) && !File.Exists(Path.Combine(path, ModelManifest.FileName)) && XFeatLighterGlueMatcher.Discover(path) is { } xfeat)
             {
-                throw new InvalidOperationException($"'{path}' has no self-check: only folders written by tools/export/export.py have one.");
+                throw new InvalidDataException($"'{path}' holds {NoSelfCheck(xfeat)}");
             }
 
-            var selfCheck = Path.Combine(path, export.SelfCheck);
+            var (manifest, _) = ModelManifest.Load(path);
+            if (manifest.Family == ModelFamily.XFeatLighterGlue)
+            {
+                throw new InvalidDataException($"'{manifest.SourceFile}' describes {NoSelfCheck(manifest)}");
+            }
+
+            var selfCheck = manifest.SelfCheckPath(manifest.SourceFile);
             var variants = new List<(string Name, InferenceOptions Options)> { ("fp32", Options(path, parse, provider, device, "fp32", useSplit: false)) };
             if (manifest.Split is not null)
             {
@@ -41,15 +46,15 @@ internal static class VerifyCommand
                 variants.Add(("fp16", Options(path, parse, provider, device, "fp16", useSplit: false)));
             }
 
-            var table = new Table().AddColumn("graph").AddColumn("result").AddColumn("matched slots").AddColumn("different matches")
+            var table = new Table().AddColumn("graph").AddColumn("result").AddColumn("PyTorch matches").AddColumn("kept").AddColumn("added")
                 .AddColumn("largest score diff").AddColumn("largest keypoint diff (px)");
             var passed = true;
             foreach (var (name, options) in variants)
             {
-                using var matcher = ModelLoader.Open(options, 4);
+                using var matcher = ModelLoader.Open(options, 4, setting: null);
                 var report = SelfCheck.Run(matcher, selfCheck, SelfCheckTolerances.For(options.Precision));
                 passed &= report.Passed;
-                table.AddRow(name, report.Passed ? "passed" : "[red]FAILED[/]", $"{report.MatchedSlots}", $"{report.MismatchedSlots}",
+                table.AddRow(name, report.Passed ? "passed" : "[red]FAILED[/]", $"{report.Reference}", $"{report.Kept} ({report.KeptShare:P1})", $"{report.Added}",
                     $"{report.MaxScoreDifference:G3} (≤ {report.Tolerances.ScoreDifference:G3})",
                     $"{report.MaxKeypointDifferencePx:G3} ({report.KeypointOutliers} > {report.Tolerances.KeypointDifferencePx:G3})");
                 // Each line names its graph: the fp32 and split reports are otherwise alike.
@@ -61,6 +66,9 @@ internal static class VerifyCommand
         }));
         return command;
     }
+
+    private static string NoSelfCheck(ModelManifest xfeat) =>
+        $"XFeat + LighterGlue ({xfeat.OnnxFile} + {xfeat.MatcherFile}): published graphs that come without a self-check, so there is nothing to verify; serve the folder as it is.";
 
     private static InferenceOptions Options(string path, ParseResult parse, Option<string> provider, Option<int> device, string precision, bool useSplit) => new()
     {
