@@ -14,7 +14,7 @@ public sealed class VerifyTests
 
         Assert.True(exit == 0, output + error);
         var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal(3, lines.Length);
+        Assert.Equal(4, lines.Length);
         Assert.All(lines, l => Assert.Contains(": passed:", l, StringComparison.Ordinal));
         Assert.Contains("fp32 split", error, StringComparison.Ordinal);
         Assert.Contains("-fp16 on cpu", output, StringComparison.Ordinal);
@@ -22,6 +22,7 @@ public sealed class VerifyTests
         Assert.StartsWith("fp32, whole-pair graph model.onnx, fp32", lines[0], StringComparison.Ordinal);
         Assert.StartsWith("fp32 split, split graphs (encoder encoder.onnx once per frame + matcher matcher.onnx), fp32", lines[1], StringComparison.Ordinal);
         Assert.StartsWith("fp16, whole-pair graph model-fp16.onnx, fp16", lines[2], StringComparison.Ordinal);
+        Assert.StartsWith("fp16 split, split graphs (encoder encoder-fp16.onnx once per frame + matcher matcher-fp16.onnx), fp16", lines[3], StringComparison.Ordinal);
     }
 
     [Fact]
@@ -158,7 +159,7 @@ public sealed class VerifyTests
                 json["export"]!["selfCheck"] = "/dev/zero";
                 break;
             case "output renamed":
-                json["outputs"]!["scores"] = "match_scores";
+                json["graphs"]![0]!["outputs"]![1]!["name"] = "match_scores";
                 break;
         }
 

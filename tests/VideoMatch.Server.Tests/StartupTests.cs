@@ -318,13 +318,33 @@ public sealed class StartupTests
         var folder = Directory.CreateTempSubdirectory("videomatch-broken-").FullName;
         try
         {
-            await File.WriteAllTextAsync(Path.Combine(folder, "videomatch-model.json"), """{ "name": "x", "input": { "width": 100, "height": 64 } }""");
+            await File.WriteAllTextAsync(Path.Combine(folder, "videomatch-model.json"), """{ "name": "x", "input": { "width": 100, "height": 64 }, "graphs": [] }""");
             await File.WriteAllBytesAsync(Path.Combine(folder, "model.onnx"), [1, 2, 3]);
 
             var (exitCode, errors, _) = await RunServerAsync($"--Inference:ModelPath={folder}");
 
             Assert.Equal(1, exitCode);
             Assert.Contains("multiples of coarseStride 8 (got 100×64)", errors, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Main_ManifestFromBeforeTheGraphContract_ExitsSayingToExportAgain()
+    {
+        var folder = Directory.CreateTempSubdirectory("videomatch-old-").FullName;
+        try
+        {
+            await File.WriteAllTextAsync(Path.Combine(folder, "videomatch-model.json"), """{ "name": "x", "onnxFile": "model.onnx", "input": { "name": "pixel_values", "width": 64, "height": 64 } }""");
+            await File.WriteAllBytesAsync(Path.Combine(folder, "model.onnx"), [1, 2, 3]);
+
+            var (exitCode, errors, _) = await RunServerAsync($"--Inference:ModelPath={folder}");
+
+            Assert.Equal(1, exitCode);
+            Assert.Contains("describes no graphs: it was written by an exporter older than the graph contract. Export the model again with tools/export/export.py", errors, StringComparison.Ordinal);
         }
         finally
         {

@@ -39,7 +39,7 @@ internal static class Load
     }
 
     private static (int Width, int Height) InputSize(Settings settings) =>
-        settings.Model is { } folder && VideoMatch.Engine.Inference.ModelManifest.Load(folder).Manifest is { } manifest
+        settings.Model is { } folder && VideoMatch.Engine.Inference.ModelManifest.Load(folder) is { } manifest
             ? (manifest.Input.Width, manifest.Input.Height)
             : (settings.Width, settings.Height);
 }

@@ -52,7 +52,7 @@ Console.WriteLine($"# VideoMatch benchmark, {DateTime.UtcNow:yyyy-MM-dd HH:mm} U
 if (settings.Model is { } folder)
 {
     // A model folder (an EfficientLoFTR export, say) decides the input size.
-    var manifest = ModelManifest.Load(folder).Manifest;
+    var manifest = ModelManifest.Load(folder);
     settings = settings with { Width = manifest.Input.Width, Height = manifest.Input.Height };
 }
 
@@ -264,7 +264,7 @@ internal static class Matching
 {
     public static async Task RunAsync(Settings settings)
     {
-        var split = settings.Model is { } folder && ModelManifest.Load(folder).Manifest.Split is not null;
+        var split = settings.Model is { } folder && ModelManifest.Load(folder).HasSplit();
         Console.WriteLine("| path | graph | pairs/s | ms/pair | allocated bytes/pair | notes |");
         Console.WriteLine("|---|---|---|---|---|---|");
         var rows = new List<(string Graph, double Raw, double Server)>();

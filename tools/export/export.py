@@ -16,7 +16,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from videomatch_export import checkpoint as checkpoints  # noqa: E402
-from videomatch_export import fuse, manifest, onnx_export, safetensors_io, selfcheck  # noqa: E402
+from videomatch_export import contract, fuse, manifest, onnx_export, safetensors_io, selfcheck  # noqa: E402
 from videomatch_export.config import ConfigError  # noqa: E402
 
 
@@ -71,20 +71,18 @@ def main(argv: list) -> int:
     if not args.no_fuse:
         fuse.fuse(model)
     os.makedirs(args.out, exist_ok=True)
+    if args.split and args.hf_compat:
+        print("export.py: --split and --hf-compat do not go together (the split is for serving)", file=sys.stderr)
+        return 1
     onnx_path = os.path.join(args.out, "model.onnx")
-    onnx_export.export(model, onnx_path)
-    fp16_file = None
+    graphs = [onnx_export.export(model, onnx_path)]
+    if args.split:
+        graphs += onnx_export.export_split(model, os.path.join(args.out, "encoder.onnx"), os.path.join(args.out, "matcher.onnx"))
     if args.fp16:
         from videomatch_export import fp16
-        fp16_file = "model-fp16.onnx"
-        fp16.export(model, os.path.join(args.out, fp16_file))
-    split = None
-    if args.split:
-        if args.hf_compat:
-            print("export.py: --split and --hf-compat do not go together (the split is for serving)", file=sys.stderr)
-            return 1
-        onnx_export.export_split(model, os.path.join(args.out, "encoder.onnx"), os.path.join(args.out, "matcher.onnx"))
-        split = {"encoderFile": "encoder.onnx", "matcherFile": "matcher.onnx"}
+        graphs.append(fp16.export(model, os.path.join(args.out, "model-fp16.onnx")))
+        if args.split:
+            graphs += fp16.export_split(model, os.path.join(args.out, "encoder-fp16.onnx"), os.path.join(args.out, "matcher-fp16.onnx"))
     extra = []
     for path in args.extra_check:
         golden, _ = safetensors_io.read(path)
@@ -97,18 +95,20 @@ def main(argv: list) -> int:
     options = {"height": args.height, "width": args.width, "topK": model.top_k, "fp16": args.fp16,
                "hfCompat": args.hf_compat, "fused": not args.no_fuse, "split": args.split}
     seconds = time.time() - started
-    manifest.write(args.out, model, name, args.checkpoint, options, "model.onnx", fp16_file, seconds, split)
+    manifest.write(args.out, model, name, args.checkpoint, options, graphs, seconds)
     from videomatch_export import costs
     macs = costs.of_model(model)
     print(f"wrote {args.out}: model.onnx ({os.path.getsize(onnx_path) / 1e6:.1f} MB, {macs / 1e9:.2f} GMAC per pair)"
-          + (f", {fp16_file}" if fp16_file else "") + (", encoder.onnx, matcher.onnx" if split else "") + f", selfcheck.safetensors ({checks['pixel_values'].shape[0]} pairs, "
-          f"{int((checks['matches'][:, 0] >= 0).sum())} matched slots), {manifest.FILE_NAME}; "
+          + "".join(f", {g['file']}" for g in graphs[1:]) + f", selfcheck.safetensors ({checks[contract.PIXELS].shape[0]} pairs, "
+          f"{int((checks[contract.MATCHES][:, 0] >= 0).sum())} matched slots), {manifest.FILE_NAME}; "
           f"{cfg.num_attention_layers} attention layers, {model.cells} cells, top-k {model.top_k}; {seconds:.1f} s")
-    if fp16_file:
-        # The fp16 graph cannot run here (torch runs no fp16 convolutions on CPU, and ONNX Runtime is not a dependency):
-        # the server checks it at start and stays NOT_SERVING when it fails, so say how to check it before then.
-        print(f"WARNING: {fp16_file} is not checked by the exporter: run `videomatch verify {args.out}` where it will serve "
-              "(it judges fp16 by the share of fp32's matches kept; the server runs the same check at start)", file=sys.stderr)
+    fp16_files = [g["file"] for g in graphs if g["precision"] == "fp16"]
+    if fp16_files:
+        # The fp16 graphs cannot run here (torch runs no fp16 convolutions on CPU, and ONNX Runtime is not a dependency):
+        # the server checks them at start and stays NOT_SERVING when they fail, so say how to check them before then.
+        print(f"WARNING: {' and '.join(fp16_files)} {'is' if len(fp16_files) == 1 else 'are'} not checked by the exporter: run "
+              f"`videomatch verify {args.out}` where the model will serve (it judges fp16 by the share of fp32's matches kept; "
+              "the server runs the same check at start)", file=sys.stderr)
     print(f"note: the graph keeps only matches scoring above its coarse threshold {cfg.coarse_matching_threshold:g} (from config.json), "
           "so a lower match threshold on the server adds none; higher ones filter")
     return 0

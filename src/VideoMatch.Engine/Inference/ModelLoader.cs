@@ -10,13 +10,20 @@ namespace VideoMatch.Engine.Inference;
 /// </summary>
 public static class ModelLoader
 {
+    /// <summary>How each family opens: one entry per family, the one place that maps a family to its implementation.</summary>
+    private static readonly Dictionary<ModelFamily, Func<ModelManifest, InferenceOptions, int, IPairMatcher>> Families = new()
+    {
+        [ModelFamily.Dense] = OpenDense,
+        [ModelFamily.XFeatLighterGlue] = OpenXFeat,
+    };
+
     /// <param name="setting">The setting that named the folder, to begin messages about it; null: none (the CLI names folders itself).</param>
     public static IPairMatcher Open(InferenceOptions options, int maxBatchSize, string? setting = "Inference:ModelPath")
     {
         if (string.IsNullOrEmpty(options.ModelPath))
         {
             var manifest = EmbeddedMatcherModel.Manifest(options.EmbeddedWidth, options.EmbeddedHeight);
-            var embedded = OnnxPairMatcher.Create(EmbeddedMatcherModel.Build(options.EmbeddedWidth, options.EmbeddedHeight), manifest, options, maxBatchSize);
+            var embedded = OnnxPairMatcher.Create(EmbeddedMatcherModel.Build(options.EmbeddedWidth, options.EmbeddedHeight), manifest, manifest.Graphs[0], options, maxBatchSize);
             embedded.Graph = "the embedded whole-pair graph, fp32";
             return embedded;
         }
@@ -24,46 +31,10 @@ public static class ModelLoader
         try
         {
             var folder = options.ModelPath;
-            if (Directory.Exists(folder) && !File.Exists(Path.Combine(folder, ModelManifest.FileName)) && XFeatLighterGlueMatcher.Discover(folder) is { } found)
-            {
-                var discovered = XFeatLighterGlueMatcher.Create(Path.Combine(folder, found.OnnxFile), Path.Combine(folder, found.MatcherFile), found, options, maxBatchSize);
-                discovered.Graph = XFeatGraph(found);
-                return discovered;
-            }
-
-            var (loaded, onnx) = ModelManifest.Load(options.ModelPath);
-            var manifestFile = loaded.SourceFile;
-            if (loaded.Family == ModelFamily.XFeatLighterGlue)
-            {
-                var xfeat = XFeatLighterGlueMatcher.Create(onnx, ModelManifest.Resolve(manifestFile, loaded.MatcherFile), loaded, options, maxBatchSize);
-                xfeat.Graph = XFeatGraph(loaded);
-                return xfeat;
-            }
-
-            if (options.UseSplit && options.Precision == "fp32" && loaded.Split is { } split)
-            {
-                var matcher = SplitPairMatcher.Create(File.ReadAllBytes(ModelManifest.Resolve(manifestFile, split.EncoderFile)),
-                    File.ReadAllBytes(ModelManifest.Resolve(manifestFile, split.MatcherFile)), loaded, options, maxBatchSize);
-                matcher.Graph = $"split graphs (encoder {split.EncoderFile} once per frame + matcher {split.MatcherFile}), fp32";
-                return matcher;
-            }
-
-            if (options.Precision == "fp16")
-            {
-                if (string.IsNullOrEmpty(loaded.OnnxFileFp16))
-                {
-                    throw new InvalidDataException($"Inference:Precision=fp16, but model '{loaded.Name}' has no fp16 graph (onnxFileFp16 is empty). Export it with tools/export/export.py --fp16, or serve fp32.");
-                }
-
-                onnx = ModelManifest.Resolve(manifestFile, loaded.OnnxFileFp16);
-                loaded = loaded with { Name = loaded.Name + "-fp16" };
-            }
-
-            var pair = OnnxPairMatcher.Create(File.ReadAllBytes(onnx), loaded, options, maxBatchSize);
-            pair.Graph = $"whole-pair graph {Path.GetFileName(onnx)}, {options.Precision}" + (loaded.Split is null ? "" : options.Precision == "fp16"
-                ? "; the folder's split graphs serve fp32 only"
-                : "; the folder's split graphs are off (Inference:UseSplit=false)");
-            return pair;
+            var manifest = Directory.Exists(folder) && !File.Exists(Path.Combine(folder, ModelManifest.FileName)) && XFeatLighterGlueMatcher.Discover(folder) is { } found
+                ? found
+                : ModelManifest.Load(folder);
+            return Families[manifest.Family](manifest, options, maxBatchSize);
         }
         catch (InvalidDataException e)
         {
@@ -72,7 +43,34 @@ public static class ModelLoader
         }
     }
 
-    private static string XFeatGraph(ModelManifest manifest) => $"XFeat extractor {manifest.OnnxFile} + LighterGlue matcher {manifest.MatcherFile}, fp32";
+    /// <summary>A dense model: its stream split at the configured precision when the folder has one and it is on, else its whole-pair graph.</summary>
+    private static IPairMatcher OpenDense(ModelManifest manifest, InferenceOptions options, int maxBatchSize)
+    {
+        var precision = options.Precision;
+        var named = precision == "fp32" ? manifest : manifest with { Name = $"{manifest.Name}-{precision}" };
+        if (options.UseSplit && manifest.HasSplit(precision))
+        {
+            var graphs = (Encoder: manifest.Graph(GraphRole.Encoder, precision)!, Matcher: manifest.Graph(GraphRole.Matcher, precision)!);
+            var split = SplitPairMatcher.Create(File.ReadAllBytes(manifest.PathOf(graphs.Encoder)), File.ReadAllBytes(manifest.PathOf(graphs.Matcher)), named, graphs, options, maxBatchSize);
+            split.Graph = $"split graphs (encoder {graphs.Encoder.File} once per frame + matcher {graphs.Matcher.File}), {precision}";
+            return split;
+        }
+
+        var graph = manifest.Graph(GraphRole.Pair, precision)
+            ?? throw new InvalidDataException($"Inference:Precision={precision}, but model '{manifest.Name}' has no {precision} graph. Export it with tools/export/export.py --{precision}, or serve fp32.");
+        var pair = OnnxPairMatcher.Create(File.ReadAllBytes(manifest.PathOf(graph)), named, graph, options, maxBatchSize);
+        pair.Graph = $"whole-pair graph {graph.File}, {precision}" + (!manifest.HasSplit() ? ""
+            : !options.UseSplit ? "; the folder's split graphs are off (Inference:UseSplit=false)"
+            : $"; the folder's split graphs have no {precision} variant (export with --split --{precision})");
+        return pair;
+    }
+
+    private static XFeatLighterGlueMatcher OpenXFeat(ModelManifest manifest, InferenceOptions options, int maxBatchSize)
+    {
+        var xfeat = XFeatLighterGlueMatcher.Create(manifest, options, maxBatchSize);
+        xfeat.Graph = $"XFeat extractor {manifest.Graph(GraphRole.Extractor)!.File} + LighterGlue matcher {manifest.Graph(GraphRole.Matcher)!.File}, fp32";
+        return xfeat;
+    }
 
     /// <summary>
     /// Writes the embedded model, its manifest and its self-check (three synthetic pairs and this machine's outputs for
@@ -82,24 +80,25 @@ public static class ModelLoader
     {
         Directory.CreateDirectory(folder);
         const string SelfCheckFile = "selfcheck.safetensors";
-        var manifest = EmbeddedMatcherModel.Manifest(width, height) with
+        var manifest = EmbeddedMatcherModel.Manifest(width, height, "model.onnx") with
         {
-            OnnxFile = "model.onnx",
             Export = new ExportManifest { Tool = $"videomatch {typeof(ModelLoader).Assembly.GetName().Version} (the embedded model)", SelfCheck = SelfCheckFile },
         };
         var model = EmbeddedMatcherModel.Build(width, height);
-        File.WriteAllBytes(Path.Combine(folder, manifest.OnnxFile), model);
+        var graph = manifest.Graphs[0];
+        File.WriteAllBytes(Path.Combine(folder, graph.File), model);
         var pixels = SyntheticPairs(width, height, manifest.CoarseStride);
-        using (var matcher = OnnxPairMatcher.Create(model, manifest, new InferenceOptions { IntraOpThreads = 1 }, 3))
+        using (var matcher = OnnxPairMatcher.Create(model, manifest, graph, new InferenceOptions { IntraOpThreads = 1 }, 3))
         {
             var (matches, scores, keypoints) = matcher.RunRaw(pixels, 3);
             long cells = manifest.Cells;
+            // Keyed by the pair graph's tensor names, as tools/export writes them.
             Safetensors.Write(Path.Combine(folder, SelfCheckFile), new Dictionary<string, SafetensorsTensor>
             {
-                ["pixel_values"] = new("U8", [3, 2, 1, height, width], pixels),
-                ["matches"] = new("I64", [3, 2, cells], MemoryMarshal.AsBytes(matches.AsSpan()).ToArray()),
-                ["matching_scores"] = new("F32", [3, 2, cells], MemoryMarshal.AsBytes(scores.AsSpan()).ToArray()),
-                ["keypoints"] = new("F32", [3, 2, cells, 2], MemoryMarshal.AsBytes(keypoints.AsSpan()).ToArray()),
+                [graph.Inputs[0].Name] = new("U8", [3, 2, 1, height, width], pixels),
+                [graph.Outputs[0].Name] = new("I64", [3, 2, cells], MemoryMarshal.AsBytes(matches.AsSpan()).ToArray()),
+                [graph.Outputs[1].Name] = new("F32", [3, 2, cells], MemoryMarshal.AsBytes(scores.AsSpan()).ToArray()),
+                [graph.Outputs[2].Name] = new("F32", [3, 2, cells, 2], MemoryMarshal.AsBytes(keypoints.AsSpan()).ToArray()),
             }, new Dictionary<string, string> { ["what"] = "inputs and outputs of the embedded model", ["layout"] = manifest.Outputs.Layout.ToString() });
         }
 

@@ -42,21 +42,19 @@ public enum OutputLayout
 [JsonConverter(typeof(JsonStringEnumConverter<ModelFamily>))]
 public enum ModelFamily
 {
-    /// <summary>One dense pair matcher (EfficientLoFTR's contract, see <see cref="ModelManifest"/>).</summary>
+    /// <summary>
+    /// A dense matcher (EfficientLoFTR's contract): a whole-pair graph, and optionally its stream split, an encoder
+    /// run once per frame into a frame bank and a matcher run per pair.
+    /// </summary>
     Dense,
 
-    /// <summary>
-    /// XFeat sparse extractor (<see cref="ModelManifest.OnnxFile"/>, run once per frame) and LighterGlue matcher
-    /// (<see cref="ModelManifest.MatcherFile"/>, run per pair).
-    /// </summary>
+    /// <summary>A keypoint extractor (XFeat, run once per frame) and a keypoint matcher (LighterGlue, run per pair).</summary>
     XFeatLighterGlue,
 }
 
-/// <summary>The model's input tensor.</summary>
+/// <summary>What frames the model takes: size and pixel format (the graphs' tensors are in <see cref="ModelManifest.Graphs"/>).</summary>
 public sealed record ModelInputManifest
 {
-    public string Name { get; init; } = "pixel_values";
-
     public int Width { get; init; }
 
     public int Height { get; init; }
@@ -73,29 +71,10 @@ public sealed record ModelInputManifest
     public bool RotateToFit { get; init; }
 }
 
-/// <summary>The model's output tensors.</summary>
+/// <summary>How to read a dense model's outputs.</summary>
 public sealed record ModelOutputManifest
 {
-    public string Matches { get; init; } = "matches";
-
-    public string Scores { get; init; } = "matching_scores";
-
-    public string Keypoints { get; init; } = "keypoints";
-
     public OutputLayout Layout { get; init; } = OutputLayout.PairSlots;
-}
-
-/// <summary>
-/// The stream split of a dense model: <see cref="EncoderFile"/> maps uint8 frames (F, 1, H, W) to per-frame features
-/// (outputs <c>stage1</c>, <c>stage2</c>, <c>coarse0</c>); <see cref="MatcherFile"/> takes a bank of those features
-/// (inputs <c>bank_stage1</c>, <c>bank_stage2</c>, <c>bank_coarse0</c>, S slots) and <c>pairs</c> (B, 2) slot numbers and
-/// returns the model's usual outputs. Both relative to the manifest.
-/// </summary>
-public sealed record SplitManifest
-{
-    public string EncoderFile { get; init; } = "";
-
-    public string MatcherFile { get; init; } = "";
 }
 
 /// <summary>What tools/export records about an export: its source, options and self-check.</summary>
@@ -126,12 +105,12 @@ public sealed record ExportManifest
 }
 
 /// <summary>
-/// The file <c>videomatch-model.json</c> beside a dense pair-matcher ONNX model: how to feed it and how to read it.
+/// The file <c>videomatch-model.json</c> of a model folder: its family, what frames it takes, every graph with its
+/// tensors (<see cref="Graphs"/>, the contract the sessions are checked against), and how to read the outputs.
 /// </summary>
 /// <remarks>
-/// Contract: input (B, 2, C, H, W), both images of pair b in dim 1; outputs matches int64 (B, 2, N),
-/// scores float (B, 2, N) and keypoints float (B, 2, N, 2) normalised as (x / W, y / H) with x, y in
-/// model-input pixel-index coordinates; N = (H / stride)(W / stride).
+/// Dense outputs: matches int64 (B, 2, N), scores float (B, 2, N) and keypoints float (B, 2, N, 2) normalised as
+/// (x / W, y / H) with x, y in model-input pixel-index coordinates; N = (H / stride)(W / stride).
 /// </remarks>
 public sealed record ModelManifest
 {
@@ -145,23 +124,18 @@ public sealed record ModelManifest
 
     public ModelFamily Family { get; init; } = ModelFamily.Dense;
 
-    /// <summary>The ONNX file, relative to the manifest (for XFeat + LighterGlue: the extractor).</summary>
-    public string OnnxFile { get; init; } = "model.onnx";
-
-    /// <summary>XFeat + LighterGlue only: the matcher's ONNX file, relative to the manifest.</summary>
-    public string MatcherFile { get; init; } = "";
+    /// <summary>
+    /// Every graph of the folder: role, precision (<c>fp32</c>, <c>fp16</c>), file relative to the manifest, and each
+    /// input and output. Dense: a <c>pair</c> graph, and an <c>encoder</c> with a <c>matcher</c> for the stream split,
+    /// per precision. XFeat + LighterGlue: an <c>extractor</c> and a <c>matcher</c>.
+    /// </summary>
+    public IReadOnlyList<GraphSpec> Graphs { get; init; } = [];
 
     /// <summary>XFeat + LighterGlue only: most keypoints the extractor returns per frame.</summary>
     public int MaxKeypoints { get; init; }
 
-    /// <summary>Dense only: an fp16 variant of <see cref="OnnxFile"/> (same inputs and outputs), relative to the manifest; empty: none.</summary>
-    public string OnnxFileFp16 { get; init; } = "";
-
     /// <summary>Dense only: most matches the model returns per pair (an export's <c>--top-k</c>); 0: one per coarse cell.</summary>
     public int MaxMatches { get; init; }
-
-    /// <summary>Dense only: the stream split (<c>export.py --split</c>), a per-frame encoder and a bank-reading pair matcher; null: none.</summary>
-    public SplitManifest? Split { get; init; }
 
     /// <summary>Where an exported model came from and how to check it (written by tools/export); null for other models.</summary>
     public ExportManifest? Export { get; init; }
@@ -179,6 +153,12 @@ public sealed record ModelManifest
     /// <summary>The manifest file this was read from (<see cref="Load"/>); empty for a manifest made in code.</summary>
     [JsonIgnore]
     public string SourceFile { get; init; } = "";
+
+    /// <summary>The graph of <paramref name="role"/> at <paramref name="precision"/>, or null when the folder has none.</summary>
+    public GraphSpec? Graph(GraphRole role, string precision = "fp32") => Graphs.FirstOrDefault(g => g.Role == role && g.Precision == precision);
+
+    /// <summary>Whether the folder has the stream split (an encoder and a matcher) at <paramref name="precision"/>.</summary>
+    public bool HasSplit(string precision = "fp32") => Family == ModelFamily.Dense && Graph(GraphRole.Encoder, precision) is not null && Graph(GraphRole.Matcher, precision) is not null;
 
     /// <summary>Slots per pair in the outputs.</summary>
     [JsonIgnore]
@@ -207,7 +187,7 @@ public sealed record ModelManifest
 
     /// <summary>Reads and checks a manifest; <paramref name="path"/> is the manifest file or its folder.</summary>
     /// <exception cref="InvalidDataException">The manifest is missing, unreadable or inconsistent; the message says why.</exception>
-    public static (ModelManifest Manifest, string OnnxPath) Load(string path)
+    public static ModelManifest Load(string path)
     {
         var file = Directory.Exists(path) ? Path.Combine(path, FileName) : path;
         if (!File.Exists(file) && Directory.Exists(path) && File.Exists(Path.Combine(path, "config.json"))
@@ -235,7 +215,16 @@ public sealed record ModelManifest
         ModelManifest? manifest;
         try
         {
-            manifest = JsonSerializer.Deserialize<ModelManifest>(File.ReadAllText(file), JsonOptions);
+            var text = File.ReadAllText(file);
+            using (var document = JsonDocument.Parse(text, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true }))
+            {
+                if (document.RootElement.ValueKind == JsonValueKind.Object && !document.RootElement.TryGetProperty("graphs", out _))
+                {
+                    throw new InvalidDataException($"Model manifest '{file}' describes no graphs: it was written by an exporter older than the graph contract. Export the model again with tools/export/export.py (or write the folder again with ModelLoader.WriteEmbedded).");
+                }
+            }
+
+            manifest = JsonSerializer.Deserialize<ModelManifest>(text, JsonOptions);
         }
         catch (JsonException e)
         {
@@ -248,13 +237,12 @@ public sealed record ModelManifest
         }
 
         manifest.Validate(file);
-        var onnx = Resolve(file, manifest.OnnxFile);
-        if (manifest.Family == ModelFamily.XFeatLighterGlue)
+        foreach (var graph in manifest.Graphs)
         {
-            Resolve(file, manifest.MatcherFile);
+            Resolve(file, graph.File, $"{graph.Role.ToString().ToLowerInvariant()} graph");
         }
 
-        return (manifest with { SourceFile = Path.GetFullPath(file) }, onnx);
+        return manifest with { SourceFile = Path.GetFullPath(file) };
     }
 
     /// <summary>
@@ -330,6 +318,10 @@ public sealed record ModelManifest
         return Resolve(file, export.SelfCheck, "self-check file");
     }
 
+    /// <summary>The full path of <paramref name="graph"/>'s file, checked as <see cref="Resolve"/> checks every file.</summary>
+    /// <exception cref="InvalidDataException">The file may not be read.</exception>
+    public string PathOf(GraphSpec graph) => Resolve(SourceFile, graph.File, $"{graph.Role.ToString().ToLowerInvariant()} graph");
+
     /// <summary>Writes this manifest as JSON.</summary>
     public void Save(string file) => File.WriteAllText(file, JsonSerializer.Serialize(this, JsonOptions));
 
@@ -341,16 +333,16 @@ public sealed record ModelManifest
             problems.Add("name is empty");
         }
 
+        if (Graphs is null || Input is null || Outputs is null)
+        {
+            throw new InvalidDataException($"Model manifest '{source}' is not valid: graphs, input and outputs may not be null.");
+        }
+
         if (Family == ModelFamily.XFeatLighterGlue)
         {
             if (Input.Width <= 0 || Input.Height <= 0)
             {
                 problems.Add($"input width and height must be positive (got {Input.Width}×{Input.Height})");
-            }
-
-            if (string.IsNullOrWhiteSpace(MatcherFile))
-            {
-                problems.Add("matcherFile (the LighterGlue ONNX file) is empty");
             }
 
             if (MaxKeypoints <= 0)
@@ -382,9 +374,126 @@ public sealed record ModelManifest
             problems.Add($"defaultThreshold must be in [0, 1) (got {DefaultThreshold})");
         }
 
+        if (problems.Count == 0)
+        {
+            ValidateGraphs(problems);
+        }
+
         if (problems.Count > 0)
         {
             throw new InvalidDataException($"Model manifest '{source}' is not valid: {string.Join("; ", problems)}.");
+        }
+    }
+
+    /// <summary>The graphs against the family's contract and the input section: roles, tensor counts, and the sizes the server relies on.</summary>
+    private void ValidateGraphs(List<string> problems)
+    {
+        foreach (var (graph, i) in Graphs.Select((g, i) => (g, i)))
+        {
+            if (graph is null || graph.File is null || graph.Inputs is null || graph.Outputs is null
+                || graph.Inputs.Concat(graph.Outputs).Any(t => t is null || string.IsNullOrEmpty(t.Name) || t.Shape is null) || graph.Precision is not ("fp32" or "fp16"))
+            {
+                problems.Add($"graphs[{i}] needs a role, precision fp32 or fp16, a file, and inputs and outputs each with a name, dtype and shape");
+                return;
+            }
+        }
+
+        var duplicate = Graphs.GroupBy(g => (g.Role, g.Precision)).FirstOrDefault(group => group.Count() > 1);
+        if (duplicate is not null)
+        {
+            problems.Add($"graphs name two {duplicate.Key.Role.ToString().ToLowerInvariant()} graphs at {duplicate.Key.Precision}");
+        }
+
+        if (Family == ModelFamily.XFeatLighterGlue)
+        {
+            Expect(Graph(GraphRole.Extractor), "an extractor graph (fp32)", 1, 2, problems);
+            Expect(Graph(GraphRole.Matcher), "a matcher graph (fp32)", 4, 2, problems);
+            return;
+        }
+
+        if (Expect(Graph(GraphRole.Pair), "a pair graph (fp32)", 1, 3, problems) is null)
+        {
+            return;
+        }
+
+        var pixels = Input.ElementType == InputElementType.UInt8 ? TensorType.UInt8 : TensorType.Float32;
+        foreach (var precision in new[] { "fp32", "fp16" })
+        {
+            if (Graph(GraphRole.Pair, precision) is { } pair)
+            {
+                ExpectPixels(pair, pair.Inputs[0], pixels, [2, Input.Channels, Input.Height, Input.Width], problems);
+                ExpectDenseOutputs(pair, problems);
+            }
+
+            var encoder = Graph(GraphRole.Encoder, precision);
+            var matcher = Graph(GraphRole.Matcher, precision);
+            if ((encoder is null) != (matcher is null))
+            {
+                problems.Add($"the stream split at {precision} needs both an encoder and a matcher graph");
+                continue;
+            }
+
+            if (encoder is null || matcher is null || Expect(encoder, "", 1, -1, problems) is null || Expect(matcher, "", encoder.Outputs.Count + 1, 3, problems) is null)
+            {
+                continue;
+            }
+
+            ExpectPixels(encoder, encoder.Inputs[0], TensorType.UInt8, [1, Input.Height, Input.Width], problems);
+            for (var f = 0; f < encoder.Outputs.Count; f++)
+            {
+                var (feature, bank) = (encoder.Outputs[f], matcher.Inputs[f]);
+                if (feature.Shape.Count < 2 || !feature.Shape.Skip(1).SequenceEqual(bank.Shape.Skip(1)) || feature.Shape.Skip(1).Any(d => d.IsNamed)
+                    || feature.Dtype != TensorType.Float32 || bank.Dtype != TensorType.Float32)
+                {
+                    problems.Add($"matcher input {bank} must be a bank of encoder output {feature} (float32, the same static sizes after the first dimension)");
+                }
+            }
+
+            if (matcher.Inputs[^1] is { Dtype: TensorType.Int64, Shape: [{ IsNamed: true }, { Size: 2 }] } == false)
+            {
+                problems.Add($"the matcher's last input {matcher.Inputs[^1]} must be the pairs' slot numbers, int64 [batch, 2]");
+            }
+
+            ExpectDenseOutputs(matcher, problems);
+        }
+    }
+
+    private static GraphSpec? Expect(GraphSpec? graph, string what, int inputs, int outputs, List<string> problems)
+    {
+        if (graph is null)
+        {
+            problems.Add($"graphs has no {what}");
+            return null;
+        }
+
+        if (graph.Inputs.Count != inputs || (outputs >= 0 && graph.Outputs.Count < outputs) || graph.Outputs.Count == 0)
+        {
+            problems.Add($"the {graph.Role.ToString().ToLowerInvariant()} graph {graph.File} must have {inputs} inputs and {(outputs >= 0 ? $"{outputs}" : "some")} outputs (has {graph.Inputs.Count} and {graph.Outputs.Count})");
+            return null;
+        }
+
+        return graph;
+    }
+
+    private static void ExpectPixels(GraphSpec graph, TensorSpec tensor, TensorType dtype, long[] sizes, List<string> problems)
+    {
+        if (tensor.Dtype != dtype || tensor.Shape.Count != sizes.Length + 1 || !tensor.Shape[0].IsNamed || !tensor.Shape.Skip(1).Select(d => d.Size).SequenceEqual(sizes))
+        {
+            problems.Add($"{graph.File} input {tensor} does not fit the input section: expected {dtype.ToString().ToLowerInvariant()} [batch, {string.Join(", ", sizes)}]");
+        }
+    }
+
+    private void ExpectDenseOutputs(GraphSpec graph, List<string> problems)
+    {
+        long cells = Cells;
+        (TensorType Dtype, long[] Sizes)[] expected = [(TensorType.Int64, [2, cells]), (TensorType.Float32, [2, cells]), (TensorType.Float32, [2, cells, 2])];
+        for (var o = 0; o < expected.Length; o++)
+        {
+            var tensor = graph.Outputs[o];
+            if (tensor.Dtype != expected[o].Dtype || tensor.Shape.Count != expected[o].Sizes.Length + 1 || !tensor.Shape[0].IsNamed || !tensor.Shape.Skip(1).Select(d => d.Size).SequenceEqual(expected[o].Sizes))
+            {
+                problems.Add($"{graph.File} output {o} {tensor} must be {expected[o].Dtype.ToString().ToLowerInvariant()} [batch, {string.Join(", ", expected[o].Sizes)}] ({cells} cells of {Input.Width}×{Input.Height} at stride {CoarseStride})");
+            }
         }
     }
 }

@@ -26,15 +26,15 @@ public sealed class OnnxPairMatcher : IPairMatcher
     private readonly int _plane;
     private bool _disposed;
 
-    private OnnxPairMatcher(ModelManifest manifest, SessionOptions sessionOptions, InferenceSession session, string provider, int maxBatchSize)
+    private OnnxPairMatcher(ModelManifest manifest, GraphSpec graph, SessionOptions sessionOptions, InferenceSession session, string provider, int maxBatchSize)
     {
         Manifest = manifest;
         ExecutionProvider = provider;
         MaxBatchSize = maxBatchSize;
         _sessionOptions = sessionOptions;
         _session = session;
-        _inputNames = [manifest.Input.Name];
-        _outputNames = [manifest.Outputs.Matches, manifest.Outputs.Scores, manifest.Outputs.Keypoints];
+        _inputNames = [graph.Inputs[0].Name];
+        _outputNames = [.. graph.Outputs.Take(3).Select(t => t.Name)];
         _plane = manifest.Input.Width * manifest.Input.Height;
         var inputLength = maxBatchSize * 2 * manifest.Input.Channels * _plane;
         if (manifest.Input.ElementType == InputElementType.UInt8)
@@ -66,9 +66,9 @@ public sealed class OnnxPairMatcher : IPairMatcher
 
     public ModelWork Work { get; } = new();
 
-    /// <summary>Opens <paramref name="model"/> (ONNX bytes) on the configured provider and checks it against the manifest.</summary>
+    /// <summary>Opens <paramref name="model"/> (ONNX bytes of <paramref name="graph"/>) on the configured provider and checks it against its contract.</summary>
     /// <exception cref="InvalidOperationException">The provider cannot start or the model does not fit the manifest.</exception>
-    public static OnnxPairMatcher Create(byte[] model, ModelManifest manifest, InferenceOptions options, int maxBatchSize)
+    public static OnnxPairMatcher Create(byte[] model, ModelManifest manifest, GraphSpec graph, InferenceOptions options, int maxBatchSize)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxBatchSize);
         manifest.Validate(manifest.Name);
@@ -82,8 +82,8 @@ public sealed class OnnxPairMatcher : IPairMatcher
         try
         {
             session = OrtSessions.Open(model, sessionOptions, $"model '{manifest.Name}'");
-            CheckSignature(session, manifest);
-            return new OnnxPairMatcher(manifest, sessionOptions, session, provider, maxBatchSize);
+            graph.Check(session, manifest.Name);
+            return new OnnxPairMatcher(manifest, graph, sessionOptions, session, provider, maxBatchSize);
         }
         catch
         {
@@ -258,69 +258,5 @@ public sealed class OnnxPairMatcher : IPairMatcher
             OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _scores.AsMemory(0, size * 2 * cells), [size, 2, cells]),
             OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _keypoints.AsMemory(0, size * 4 * cells), [size, 2, cells, 2]),
         ];
-    }
-
-    private static void CheckSignature(InferenceSession session, ModelManifest manifest)
-    {
-        var problems = new List<string>();
-        if (!session.InputMetadata.TryGetValue(manifest.Input.Name, out var input))
-        {
-            problems.Add($"it has no input '{manifest.Input.Name}' (inputs: {string.Join(", ", session.InputMetadata.Keys)})");
-        }
-        else
-        {
-            var expected = manifest.Input.ElementType == InputElementType.UInt8 ? typeof(byte) : typeof(float);
-            if (input.ElementType != expected)
-            {
-                problems.Add($"input '{manifest.Input.Name}' holds {input.ElementType.Name}, the manifest says {manifest.Input.ElementType}");
-            }
-
-            long[] dims = [-1, 2, manifest.Input.Channels, manifest.Input.Height, manifest.Input.Width];
-            if (input.Dimensions.Length != 5 || !Fits(input.Dimensions, dims))
-            {
-                problems.Add($"input '{manifest.Input.Name}' has shape [{string.Join(", ", input.Dimensions)}], expected [B, 2, {manifest.Input.Channels}, {manifest.Input.Height}, {manifest.Input.Width}]");
-            }
-        }
-
-        CheckOutput(session, manifest.Outputs.Matches, typeof(long), [-1, 2, manifest.Cells], problems);
-        CheckOutput(session, manifest.Outputs.Scores, typeof(float), [-1, 2, manifest.Cells], problems);
-        CheckOutput(session, manifest.Outputs.Keypoints, typeof(float), [-1, 2, manifest.Cells, 2], problems);
-        if (problems.Count > 0)
-        {
-            throw new InvalidOperationException($"Model '{manifest.Name}' does not match its manifest: {string.Join("; ", problems)}.");
-        }
-    }
-
-    private static void CheckOutput(InferenceSession session, string name, Type type, long[] dims, List<string> problems)
-    {
-        if (!session.OutputMetadata.TryGetValue(name, out var output))
-        {
-            problems.Add($"it has no output '{name}' (outputs: {string.Join(", ", session.OutputMetadata.Keys)})");
-            return;
-        }
-
-        if (output.ElementType != type)
-        {
-            problems.Add($"output '{name}' holds {output.ElementType.Name}, expected {type.Name}");
-        }
-
-        if (output.Dimensions.Length != dims.Length || !Fits(output.Dimensions, dims))
-        {
-            problems.Add($"output '{name}' has shape [{string.Join(", ", output.Dimensions)}], expected [{string.Join(", ", dims)}] (−1: any)");
-        }
-    }
-
-    // Dynamic dimensions (−1 or symbolic) fit anything.
-    private static bool Fits(int[] actual, long[] expected)
-    {
-        for (var i = 0; i < actual.Length; i++)
-        {
-            if (actual[i] > 0 && expected[i] > 0 && actual[i] != expected[i])
-            {
-                return false;
-            }
-        }
-
-        return true;
     }
 }

@@ -77,11 +77,13 @@ public static class SelfCheck
             _ => throw new InvalidDataException($"Model '{manifest.Name}' is not a dense model; only those have a self-check."),
         };
 
+        // The file is keyed by the whole-pair graph's tensor names (tools/export writes it so).
+        var pairGraph = manifest.Graph(GraphRole.Pair) ?? throw new InvalidDataException($"Model '{manifest.Name}' has no pair graph to name the self-check's tensors.");
         var (tensors, metadata) = Safetensors.Read(path);
-        var pixels = Get(tensors, path, "pixel_values", "U8").As<byte>("U8");
-        var expectedMatches = Get(tensors, path, "matches", "I64").As<long>("I64");
-        var expectedScores = Get(tensors, path, "matching_scores", "F32").As<float>("F32");
-        var expectedKeypoints = Get(tensors, path, "keypoints", "F32").As<float>("F32");
+        var pixels = Get(tensors, path, pairGraph.Inputs[0].Name, "U8").As<byte>("U8");
+        var expectedMatches = Get(tensors, path, pairGraph.Outputs[0].Name, "I64").As<long>("I64");
+        var expectedScores = Get(tensors, path, pairGraph.Outputs[1].Name, "F32").As<float>("F32");
+        var expectedKeypoints = Get(tensors, path, pairGraph.Outputs[2].Name, "F32").As<float>("F32");
         var (width, height, cells) = (manifest.Input.Width, manifest.Input.Height, manifest.Cells);
         var plane = (long)width * height;
         var pairs = (int)(pixels.Length / (2 * plane));

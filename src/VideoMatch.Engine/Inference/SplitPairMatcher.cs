@@ -13,10 +13,6 @@ namespace VideoMatch.Engine.Inference;
 /// </summary>
 public sealed class SplitPairMatcher : IPairMatcher
 {
-    private const string FramesInput = "frames";
-    private const string PairsInput = "pairs";
-    private static readonly string[] FeatureNames = ["stage1", "stage2", "coarse0"];
-
     private readonly SessionOptions _sessionOptions;
     private readonly InferenceSession _encoder;
     private readonly InferenceSession _matcher;
@@ -34,16 +30,26 @@ public sealed class SplitPairMatcher : IPairMatcher
     private readonly long[] _matches;
     private readonly float[] _scores;
     private readonly float[] _keypoints;
+    private readonly string _framesInput;
+    private readonly string[] _featureOutputs;
+    private readonly string[] _bankInputs;
+    private readonly string _pairsInput;
+    private readonly string[] _outputNames;
     private readonly PreparedFrame[] _pending;
     private readonly int[] _slots;
     private readonly int _plane;
     private long _batch;
     private bool _disposed;
 
-    private SplitPairMatcher(ModelManifest manifest, SessionOptions sessionOptions, InferenceSession encoder, InferenceSession matcher,
+    private SplitPairMatcher(ModelManifest manifest, (GraphSpec Encoder, GraphSpec Matcher) graphs, SessionOptions sessionOptions, InferenceSession encoder, InferenceSession matcher,
         OrtAllocator? allocator, OrtMemoryInfo? deviceMemory, FrameBank bank, ModelWork work, string provider, int maxBatchSize)
     {
         Work = work;
+        _framesInput = graphs.Encoder.Inputs[0].Name;
+        _featureOutputs = [.. graphs.Encoder.Outputs.Select(t => t.Name)];
+        _bankInputs = [.. graphs.Matcher.Inputs.SkipLast(1).Select(t => t.Name)];
+        _pairsInput = graphs.Matcher.Inputs[^1].Name;
+        _outputNames = [.. graphs.Matcher.Outputs.Take(3).Select(t => t.Name)];
         Manifest = manifest;
         ExecutionProvider = provider;
         MaxBatchSize = maxBatchSize;
@@ -82,9 +88,9 @@ public sealed class SplitPairMatcher : IPairMatcher
     /// <summary>Frame-bank slots, and the bytes each holds (all of one frame's features).</summary>
     public (int Slots, long BytesPerSlot) Bank => (_bank.Capacity, _bank.BytesPerSlot);
 
-    /// <summary>Opens the encoder and matcher (ONNX bytes) on the configured provider, checks them, and allocates the bank.</summary>
+    /// <summary>Opens the encoder and matcher (ONNX bytes of <paramref name="graphs"/>) on the configured provider, checks them, and allocates the bank.</summary>
     /// <exception cref="InvalidOperationException">The provider cannot start, or the graphs do not fit the manifest.</exception>
-    public static SplitPairMatcher Create(byte[] encoder, byte[] matcher, ModelManifest manifest, InferenceOptions options, int maxBatchSize)
+    public static SplitPairMatcher Create(byte[] encoder, byte[] matcher, ModelManifest manifest, (GraphSpec Encoder, GraphSpec Matcher) graphs, InferenceOptions options, int maxBatchSize)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxBatchSize);
         manifest.Validate(manifest.Name);
@@ -103,7 +109,9 @@ public sealed class SplitPairMatcher : IPairMatcher
         {
             encoderSession = OrtSessions.Open(encoder, sessionOptions, $"the encoder of model '{manifest.Name}'");
             matcherSession = OrtSessions.Open(matcher, sessionOptions, $"the matcher of model '{manifest.Name}'");
-            var features = CheckSignatures(encoderSession, matcherSession, manifest);
+            graphs.Encoder.Check(encoderSession, manifest.Name);
+            graphs.Matcher.Check(matcherSession, manifest.Name);
+            var features = graphs.Encoder.Outputs.Select(t => new BankFeature(t.Name, t.TrailingSizes())).ToList();
             if (options.IsCuda)
             {
                 deviceMemory = new OrtMemoryInfo("Cuda", OrtAllocatorType.DeviceAllocator, options.DeviceId, OrtMemType.Default);
@@ -112,7 +120,7 @@ public sealed class SplitPairMatcher : IPairMatcher
 
             var work = new ModelWork();
             bank = new FrameBank(features, slots, allocator, work);
-            return new SplitPairMatcher(manifest, sessionOptions, encoderSession, matcherSession, allocator, deviceMemory, bank, work, provider, maxBatchSize);
+            return new SplitPairMatcher(manifest, graphs, sessionOptions, encoderSession, matcherSession, allocator, deviceMemory, bank, work, provider, maxBatchSize);
         }
         catch
         {
@@ -288,12 +296,12 @@ public sealed class SplitPairMatcher : IPairMatcher
     /// <summary>Encodes the first <paramref name="count"/> frames of the pixel buffer straight into bank slots from <paramref name="start"/>.</summary>
     private void RunEncoder(int start, int count)
     {
-        _encoderBinding.BindInput(FramesInput, _frameValues[count] ??= Track(OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance,
+        _encoderBinding.BindInput(_framesInput, _frameValues[count] ??= Track(OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance,
             _frames.AsMemory(0, count * _plane), [count, 1, Manifest.Input.Height, Manifest.Input.Width])));
         var views = _bank.Views(start, count);
-        for (var f = 0; f < FeatureNames.Length; f++)
+        for (var f = 0; f < _featureOutputs.Length; f++)
         {
-            _encoderBinding.BindOutput(FeatureNames[f], views[f]);
+            _encoderBinding.BindOutput(_featureOutputs[f], views[f]);
         }
 
         _encoder.RunWithBinding(_runOptions, _encoderBinding);
@@ -304,16 +312,16 @@ public sealed class SplitPairMatcher : IPairMatcher
     {
         var binding = _matcher.CreateIoBinding();
         var whole = _bank.Whole;
-        for (var f = 0; f < FeatureNames.Length; f++)
+        for (var f = 0; f < _bankInputs.Length; f++)
         {
-            binding.BindInput("bank_" + FeatureNames[f], whole[f]);
+            binding.BindInput(_bankInputs[f], whole[f]);
         }
 
         var cells = Manifest.Cells;
-        binding.BindInput(PairsInput, Track(OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _pairs.AsMemory(0, 2 * size), [size, 2])));
-        binding.BindOutput(Manifest.Outputs.Matches, Track(OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _matches.AsMemory(0, size * 2 * cells), [size, 2, cells])));
-        binding.BindOutput(Manifest.Outputs.Scores, Track(OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _scores.AsMemory(0, size * 2 * cells), [size, 2, cells])));
-        binding.BindOutput(Manifest.Outputs.Keypoints, Track(OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _keypoints.AsMemory(0, size * 4 * cells), [size, 2, cells, 2])));
+        binding.BindInput(_pairsInput, Track(OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _pairs.AsMemory(0, 2 * size), [size, 2])));
+        binding.BindOutput(_outputNames[0], Track(OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _matches.AsMemory(0, size * 2 * cells), [size, 2, cells])));
+        binding.BindOutput(_outputNames[1], Track(OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _scores.AsMemory(0, size * 2 * cells), [size, 2, cells])));
+        binding.BindOutput(_outputNames[2], Track(OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _keypoints.AsMemory(0, size * 4 * cells), [size, 2, cells, 2])));
         return binding;
     }
 
@@ -321,53 +329,5 @@ public sealed class SplitPairMatcher : IPairMatcher
     {
         _values.Add(value);
         return value;
-    }
-
-    private static List<BankFeature> CheckSignatures(InferenceSession encoder, InferenceSession matcher, ModelManifest manifest)
-    {
-        var problems = new List<string>();
-        var (width, height) = (manifest.Input.Width, manifest.Input.Height);
-        if (!encoder.InputMetadata.TryGetValue(FramesInput, out var frames) || frames.ElementType != typeof(byte) || frames.Dimensions is not [_, 1, var h, var w] || h != height || w != width)
-        {
-            problems.Add($"the encoder needs input '{FramesInput}' uint8 [F, 1, {height}, {width}]");
-        }
-
-        var features = new List<BankFeature>();
-        foreach (var name in FeatureNames)
-        {
-            if (!encoder.OutputMetadata.TryGetValue(name, out var output) || output.ElementType != typeof(float) || output.Dimensions.Length != 4 || output.Dimensions[1..].Any(d => d <= 0))
-            {
-                problems.Add($"the encoder needs output '{name}' float [F, C, h, w] with static C, h, w");
-                continue;
-            }
-
-            var shape = output.Dimensions[1..].Select(d => (long)d).ToArray();
-            features.Add(new BankFeature(name, shape));
-            if (!matcher.InputMetadata.TryGetValue("bank_" + name, out var input) || input.ElementType != typeof(float) || !input.Dimensions[1..].Select(d => (long)d).SequenceEqual(shape))
-            {
-                problems.Add($"the matcher needs input 'bank_{name}' float [S, {string.Join(", ", shape)}]");
-            }
-        }
-
-        if (!matcher.InputMetadata.TryGetValue(PairsInput, out var pairs) || pairs.ElementType != typeof(long) || pairs.Dimensions is not [_, 2])
-        {
-            problems.Add($"the matcher needs input '{PairsInput}' int64 [B, 2]");
-        }
-
-        var cells = manifest.Cells;
-        foreach (var (name, type, rank) in new[] { (manifest.Outputs.Matches, typeof(long), 3), (manifest.Outputs.Scores, typeof(float), 3), (manifest.Outputs.Keypoints, typeof(float), 4) })
-        {
-            if (!matcher.OutputMetadata.TryGetValue(name, out var output) || output.ElementType != type || output.Dimensions.Length != rank || output.Dimensions[2] != cells)
-            {
-                problems.Add($"the matcher needs output '{name}' of {type.Name} with {cells} slots");
-            }
-        }
-
-        if (problems.Count > 0)
-        {
-            throw new InvalidOperationException($"Model '{manifest.Name}' has a split that does not fit its manifest: {string.Join("; ", problems)}.");
-        }
-
-        return features;
     }
 }

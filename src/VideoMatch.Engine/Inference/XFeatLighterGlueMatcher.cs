@@ -15,8 +15,6 @@ namespace VideoMatch.Engine.Inference;
 /// </remarks>
 public sealed class XFeatLighterGlueMatcher : IPairMatcher
 {
-    private const int DescriptorLength = 64;
-
     private readonly SessionOptions _sessionOptions;
     private readonly InferenceSession _extractor;
     private readonly InferenceSession _matcher;
@@ -24,14 +22,15 @@ public sealed class XFeatLighterGlueMatcher : IPairMatcher
     private readonly float[] _image;
     private readonly OrtValue _imageValue;
     private readonly string[] _imageNames;
-    private readonly string[] _featureNames = ["keypoints", "descriptors"];
-    private readonly string[] _pairNames = ["kpts0", "kpts1", "desc0", "desc1"];
-    private readonly string[] _matchNames = ["matches", "scores"];
+    private readonly string[] _featureNames;
+    private readonly string[] _pairNames;
+    private readonly string[] _matchNames;
+    private readonly int _descriptorLength;
     private static readonly Features NoFeatures = new(0, [], [], []);
     private readonly int _plane;
     private bool _disposed;
 
-    private XFeatLighterGlueMatcher(ModelManifest manifest, SessionOptions sessionOptions, InferenceSession extractor, InferenceSession matcher, string provider, int maxBatchSize)
+    private XFeatLighterGlueMatcher(ModelManifest manifest, (GraphSpec Extractor, GraphSpec Matcher) graphs, SessionOptions sessionOptions, InferenceSession extractor, InferenceSession matcher, string provider, int maxBatchSize)
     {
         Manifest = manifest;
         ExecutionProvider = provider;
@@ -42,7 +41,11 @@ public sealed class XFeatLighterGlueMatcher : IPairMatcher
         _plane = manifest.Input.Width * manifest.Input.Height;
         _image = GC.AllocateArray<float>(3 * _plane, pinned: true);
         _imageValue = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _image.AsMemory(), [1, 3, manifest.Input.Height, manifest.Input.Width]);
-        _imageNames = [manifest.Input.Name];
+        _imageNames = [graphs.Extractor.Inputs[0].Name];
+        _featureNames = [graphs.Extractor.Outputs[0].Name, graphs.Extractor.Outputs[1].Name];
+        _pairNames = [.. graphs.Matcher.Inputs.Select(t => t.Name)];
+        _matchNames = [graphs.Matcher.Outputs[0].Name, graphs.Matcher.Outputs[1].Name];
+        _descriptorLength = (int)graphs.Extractor.Outputs[1].Shape[^1].Size;
     }
 
     public ModelManifest Manifest { get; }
@@ -91,24 +94,27 @@ public sealed class XFeatLighterGlueMatcher : IPairMatcher
             maxKeypoints = parsed;
         }
 
+        var (extractor, matcher) = ModelContracts.XFeat(Path.GetFileName(extractors[0]), name, input.Dimensions[3], input.Dimensions[2], Path.GetFileName(matchers[0]));
         return new ModelManifest
         {
-            Name = $"xfeat-lighterglue ({Path.GetFileName(extractors[0])} + {Path.GetFileName(matchers[0])})",
+            Name = $"xfeat-lighterglue ({extractor.File} + {matcher.File})",
             Family = ModelFamily.XFeatLighterGlue,
-            OnnxFile = Path.GetFileName(extractors[0]),
-            MatcherFile = Path.GetFileName(matchers[0]),
+            Graphs = [extractor, matcher],
             MaxKeypoints = maxKeypoints,
-            Input = new ModelInputManifest { Name = name, Width = input.Dimensions[3], Height = input.Dimensions[2], Channels = 3, RotateToFit = true },
+            Input = new ModelInputManifest { Width = input.Dimensions[3], Height = input.Dimensions[2], Channels = 3, RotateToFit = true },
             // LighterGlue's scores run low; 0.1 keeps the confident matches of real pairs.
             DefaultThreshold = 0.1f,
+            SourceFile = Path.Combine(Path.GetFullPath(folder), ModelManifest.FileName),
         };
     }
 
     /// <exception cref="InvalidOperationException">The provider cannot start or a model does not fit the manifest.</exception>
-    public static XFeatLighterGlueMatcher Create(string extractorPath, string matcherPath, ModelManifest manifest, InferenceOptions options, int maxBatchSize)
+    public static XFeatLighterGlueMatcher Create(ModelManifest manifest, InferenceOptions options, int maxBatchSize)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxBatchSize);
         manifest.Validate(manifest.Name);
+        var graphs = (Extractor: manifest.Graph(GraphRole.Extractor)!, Matcher: manifest.Graph(GraphRole.Matcher)!);
+        var (extractorPath, matcherPath) = (manifest.PathOf(graphs.Extractor), manifest.PathOf(graphs.Matcher));
         var sessionOptions = OrtSessions.CreateOptions(options, out var provider);
         InferenceSession? extractor = null;
         InferenceSession? matcher = null;
@@ -116,8 +122,9 @@ public sealed class XFeatLighterGlueMatcher : IPairMatcher
         {
             extractor = OrtSessions.Open(File.ReadAllBytes(extractorPath), sessionOptions, $"extractor '{extractorPath}'");
             matcher = OrtSessions.Open(File.ReadAllBytes(matcherPath), sessionOptions, $"matcher '{matcherPath}'");
-            CheckSignatures(extractor, matcher, manifest);
-            return new XFeatLighterGlueMatcher(manifest, sessionOptions, extractor, matcher, provider, maxBatchSize);
+            graphs.Extractor.Check(extractor, manifest.Name);
+            graphs.Matcher.Check(matcher, manifest.Name);
+            return new XFeatLighterGlueMatcher(manifest, graphs, sessionOptions, extractor, matcher, provider, maxBatchSize);
         }
         catch
         {
@@ -190,9 +197,9 @@ public sealed class XFeatLighterGlueMatcher : IPairMatcher
         var keypoints = owned[0].GetTensorDataAsSpan<float>().ToArray();
         var descriptors = owned[1].GetTensorDataAsSpan<float>().ToArray();
         var count = keypoints.Length / 2;
-        if (descriptors.Length != count * DescriptorLength)
+        if (descriptors.Length != count * _descriptorLength)
         {
-            throw new InvalidOperationException($"The extractor returned {count} keypoints but {descriptors.Length} descriptor values; {DescriptorLength} per keypoint were expected.");
+            throw new InvalidOperationException($"The extractor returned {count} keypoints but {descriptors.Length} descriptor values; {_descriptorLength} per keypoint were expected.");
         }
 
         if (frame.Mapping.Letterboxed)
@@ -233,8 +240,8 @@ public sealed class XFeatLighterGlueMatcher : IPairMatcher
 
         using var kpts0 = OrtValue.CreateTensorValueFromMemory(features0.Normalised, [1, features0.Count, 2]);
         using var kpts1 = OrtValue.CreateTensorValueFromMemory(features1.Normalised, [1, features1.Count, 2]);
-        using var desc0 = OrtValue.CreateTensorValueFromMemory(features0.Descriptors, [1, features0.Count, DescriptorLength]);
-        using var desc1 = OrtValue.CreateTensorValueFromMemory(features1.Descriptors, [1, features1.Count, DescriptorLength]);
+        using var desc0 = OrtValue.CreateTensorValueFromMemory(features0.Descriptors, [1, features0.Count, _descriptorLength]);
+        using var desc1 = OrtValue.CreateTensorValueFromMemory(features1.Descriptors, [1, features1.Count, _descriptorLength]);
         using var outputs = _matcher.Run(_runOptions, _pairNames, [kpts0, kpts1, desc0, desc1], _matchNames);
         var matches = outputs[0].GetTensorDataAsSpan<long>();
         var scores = outputs[1].GetTensorDataAsSpan<float>();
@@ -272,7 +279,7 @@ public sealed class XFeatLighterGlueMatcher : IPairMatcher
     }
 
     /// <summary>The keypoints (and their descriptors) that lie on the frame's own pixels, not on letterbox padding.</summary>
-    private static (int Count, float[] Keypoints, float[] Descriptors) OnContent(FrameMapping mapping, int count, float[] keypoints, float[] descriptors)
+    private (int Count, float[] Keypoints, float[] Descriptors) OnContent(FrameMapping mapping, int count, float[] keypoints, float[] descriptors)
     {
         var kept = 0;
         for (var k = 0; k < count; k++)
@@ -284,53 +291,11 @@ public sealed class XFeatLighterGlueMatcher : IPairMatcher
 
             keypoints[2 * kept] = keypoints[2 * k];
             keypoints[2 * kept + 1] = keypoints[2 * k + 1];
-            Array.Copy(descriptors, k * DescriptorLength, descriptors, kept * DescriptorLength, DescriptorLength);
+            Array.Copy(descriptors, k * _descriptorLength, descriptors, kept * _descriptorLength, _descriptorLength);
             kept++;
         }
 
-        return (kept, keypoints[..(2 * kept)], descriptors[..(kept * DescriptorLength)]);
-    }
-
-    private static void CheckSignatures(InferenceSession extractor, InferenceSession matcher, ModelManifest manifest)
-    {
-        var problems = new List<string>();
-        if (!extractor.InputMetadata.TryGetValue(manifest.Input.Name, out var image))
-        {
-            problems.Add($"the extractor has no input '{manifest.Input.Name}' (inputs: {string.Join(", ", extractor.InputMetadata.Keys)})");
-        }
-        else if (image.Dimensions is not [1, 3, var h, var w] || h != manifest.Input.Height || w != manifest.Input.Width)
-        {
-            problems.Add($"the extractor's input has shape [{string.Join(", ", image.Dimensions)}], expected [1, 3, {manifest.Input.Height}, {manifest.Input.Width}]");
-        }
-
-        foreach (var name in new[] { "keypoints", "descriptors" })
-        {
-            if (!extractor.OutputMetadata.ContainsKey(name))
-            {
-                problems.Add($"the extractor has no output '{name}'");
-            }
-        }
-
-        foreach (var name in new[] { "kpts0", "kpts1", "desc0", "desc1" })
-        {
-            if (!matcher.InputMetadata.ContainsKey(name))
-            {
-                problems.Add($"the matcher has no input '{name}'");
-            }
-        }
-
-        foreach (var name in new[] { "matches", "scores" })
-        {
-            if (!matcher.OutputMetadata.ContainsKey(name))
-            {
-                problems.Add($"the matcher has no output '{name}'");
-            }
-        }
-
-        if (problems.Count > 0)
-        {
-            throw new InvalidOperationException($"Model '{manifest.Name}' does not fit XFeat + LighterGlue: {string.Join("; ", problems)}.");
-        }
+        return (kept, keypoints[..(2 * kept)], descriptors[..(kept * _descriptorLength)]);
     }
 
     /// <summary>One frame's extractor output: keypoints in input pixels, the same normalised for LighterGlue, descriptors.</summary>

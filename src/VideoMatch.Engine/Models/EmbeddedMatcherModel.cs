@@ -34,16 +34,20 @@ public static class EmbeddedMatcherModel
     private const float MaxRefinement = 6f;
     private const float MinCorrelation = 0.9f;
 
-    /// <summary>The manifest the embedded model is described by (no file behind it).</summary>
-    public static ModelManifest Manifest(int width, int height) => new()
+    /// <summary>The manifest the embedded model is described by; its graph's <paramref name="file"/> is empty when it is built in memory.</summary>
+    public static ModelManifest Manifest(int width, int height, string file = "") => new()
     {
         Name = Name,
-        OnnxFile = "",
-        Input = new ModelInputManifest { Name = "pixel_values", Width = width, Height = height, Channels = 1, ElementType = InputElementType.Float32 },
+        Graphs = [Contract(width, height, file)],
+        Input = new ModelInputManifest { Width = width, Height = height, Channels = 1, ElementType = InputElementType.Float32 },
         Outputs = new ModelOutputManifest { Layout = OutputLayout.PairSlots },
         DefaultThreshold = 0.2f,
         CoarseStride = CoarseStride,
     };
+
+    /// <summary>The graph's tensors: a dense whole-pair graph over float pixels.</summary>
+    public static GraphSpec Contract(int width, int height, string file = "") =>
+        ModelContracts.DensePair(file, width, height, 1, TensorType.Float32, width / CoarseStride * (height / CoarseStride));
 
     /// <summary>Serialised ONNX model for inputs of <paramref name="height"/>×<paramref name="width"/> (multiples of 32).</summary>
     public static byte[] Build(int width, int height)
@@ -58,7 +62,8 @@ public static class EmbeddedMatcherModel
         var cellsY = height / CoarseStride;
         var n = cellsX * cellsY;
 
-        var pixels = g.Input("pixel_values", DataType.Float, "batch", 2L, 1L, (long)height, (long)width);
+        var contract = Contract(width, height);
+        var pixels = g.Input(contract.Inputs[0].Name, DataType.Float, "batch", 2L, 1L, (long)height, (long)width);
         var batch = g.Node("Shape", [pixels], OnnxAttribute.Int("start", 0), OnnxAttribute.Int("end", 1));
         var images = g.Node("Reshape", [pixels, g.Constant([-1L, 1, height, width], 4)]);
 
@@ -148,9 +153,9 @@ public static class EmbeddedMatcherModel
         var scores0 = Unsqueeze(g, g.Node("Where", [valid, score, g.Scalar(0f)]), 1);
         var scores = g.Node("Concat", [scores0, scores0], OnnxAttribute.Int("axis", 1));
 
-        g.Output(matches, "matches", DataType.Int64, "batch", 2L, (long)n);
-        g.Output(scores, "matching_scores", DataType.Float, "batch", 2L, (long)n);
-        g.Output(keypoints, "keypoints", DataType.Float, "batch", 2L, (long)n, 2L);
+        g.Output(matches, contract.Outputs[0].Name, DataType.Int64, "batch", 2L, (long)n);
+        g.Output(scores, contract.Outputs[1].Name, DataType.Float, "batch", 2L, (long)n);
+        g.Output(keypoints, contract.Outputs[2].Name, DataType.Float, "batch", 2L, (long)n, 2L);
         return g.Build(Opset, "videomatch").ToByteArray();
     }
 

@@ -63,11 +63,11 @@ public sealed class ModelFolderTests : IDisposable
     public void Open_OnnxFileNamedOutsideOrMissing_RefusedNamingTheFile(string onnxFile, string problem)
     {
         File.Copy(Path.Combine(_folder, "model.onnx"), Path.Combine(_root, "outside.onnx"));
-        Edit(m => m["onnxFile"] = onnxFile);
+        Edit(m => m["graphs"]![0]!["file"] = onnxFile);
 
         var error = Assert.Throws<InvalidOperationException>(Open);
 
-        Assert.Contains($"names ONNX file '{onnxFile}', which {problem}", error.Message, StringComparison.Ordinal);
+        Assert.Contains($"names pair graph '{onnxFile}', which {problem}", error.Message, StringComparison.Ordinal);
         Assert.StartsWith("Inference:ModelPath: ", error.Message, StringComparison.Ordinal);
     }
 
@@ -76,7 +76,7 @@ public sealed class ModelFolderTests : IDisposable
     {
         File.Copy(Path.Combine(_folder, "model.onnx"), Path.Combine(_root, "outside.onnx"));
         File.CreateSymbolicLink(Path.Combine(_folder, "linked.onnx"), Path.Combine(_root, "outside.onnx"));
-        Edit(m => m["onnxFile"] = "linked.onnx");
+        Edit(m => m["graphs"]![0]!["file"] = "linked.onnx");
 
         var error = Assert.Throws<InvalidOperationException>(Open);
 
@@ -108,7 +108,7 @@ public sealed class ModelFolderTests : IDisposable
         File.CreateSymbolicLink(Path.Combine(_folder, "zero"), "/dev/zero");
         MakeFifo(Path.Combine(_folder, "fifo"));
         Edit(m => m["export"]!["selfCheck"] = selfCheck);
-        var (manifest, _) = ModelManifest.Load(_folder);
+        var manifest = ModelManifest.Load(_folder);
 
         var error = Assert.Throws<InvalidDataException>(() => manifest.SelfCheckPath(manifest.SourceFile));
 

@@ -24,7 +24,7 @@ public sealed class XFeatLighterGlueTests
         Assert.Equal((360, 640), (manifest.Input.Width, manifest.Input.Height));
         Assert.True(manifest.Input.RotateToFit);
         Assert.Equal(2048, manifest.MaxMatchesPerPair);
-        Assert.Equal("lighterglue_L3.onnx", manifest.MatcherFile);
+        Assert.Equal("lighterglue_L3.onnx", manifest.Graph(GraphRole.Matcher)!.File);
     }
 
     [SharedDataFact(Extractor)]

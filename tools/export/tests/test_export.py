@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 
 from fixtures import folder, skip_unless
-from videomatch_export import onnx_export, safetensors_io
+from videomatch_export import contract, onnx_export, safetensors_io
 
 EXPORT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "export.py")
 
@@ -56,8 +56,16 @@ class ExportTest(unittest.TestCase):
         with open(os.path.join(self.out, "videomatch-model.json")) as f:
             manifest = json.load(f)
         self.assertEqual("Dense", manifest["family"])
-        self.assertEqual({"name": "pixel_values", "width": 160, "height": 128, "channels": 1, "elementType": "UInt8"}, manifest["input"])
-        self.assertEqual("PairSlots", manifest["outputs"]["layout"])
+        self.assertEqual({"width": 160, "height": 128, "channels": 1, "elementType": "UInt8"}, manifest["input"])
+        self.assertEqual({"layout": "PairSlots"}, manifest["outputs"])
+        # The contract: every graph with its tensors, written from contract.py (the server checks sessions against it).
+        self.assertEqual([{
+            "role": "pair", "precision": "fp32", "file": "model.onnx",
+            "inputs": [{"name": "pixel_values", "dtype": "uint8", "shape": ["batch", 2, 1, 128, 160]}],
+            "outputs": [{"name": "matches", "dtype": "int64", "shape": ["batch", 2, 320]},
+                        {"name": "matching_scores", "dtype": "float32", "shape": ["batch", 2, 320]},
+                        {"name": "keypoints", "dtype": "float32", "shape": ["batch", 2, 320, 2]}],
+        }], manifest["graphs"])
         self.assertEqual(64, manifest["maxMatches"])
         self.assertEqual(0.2, manifest["defaultThreshold"])
         self.assertEqual(64, len(manifest["export"]["configSha256"]))
@@ -102,31 +110,71 @@ class SplitTest(unittest.TestCase):
         for graph in (encoder, matcher):
             self.assertFalse({n.op_type for n in graph.graph.node} & onnx_export.FORBIDDEN)
         with open(os.path.join(self.temp.name, "videomatch-model.json")) as f:
-            self.assertEqual({"encoderFile": "encoder.onnx", "matcherFile": "matcher.onnx"}, json.load(f)["split"])
+            graphs = json.load(f)["graphs"]
+        self.assertEqual([("pair", "fp32", "model.onnx"), ("encoder", "fp32", "encoder.onnx"), ("matcher", "fp32", "matcher.onnx")],
+                         [(g["role"], g["precision"], g["file"]) for g in graphs])
+        # Each graph as the manifest describes it, checked by the same comparison the exporter runs.
+        for spec, graph in ((graphs[1], encoder), (graphs[2], matcher)):
+            self.assertEqual([], contract.problems(graph, spec))
 
 
 @skip_unless("tiny")
 class Fp16Test(unittest.TestCase):
-    def test_fp16_graph_runs_the_convolutions_in_fp16_and_keeps_the_interface(self):
-        with tempfile.TemporaryDirectory() as temp:
-            result = run("--checkpoint", folder("tiny"), "--out", temp, "--height", "128", "--width", "160", "--fp16")
-            self.assertEqual(0, result.returncode, result.stderr)
-            # The exporter cannot run the fp16 graph here; it says so, and how to check it, on its own line.
-            self.assertIn(f"WARNING: model-fp16.onnx is not checked by the exporter: run `videomatch verify {temp}`", result.stderr)
-            graph = onnx.load(os.path.join(temp, "model-fp16.onnx"))
-            with open(os.path.join(temp, "videomatch-model.json")) as f:
-                self.assertEqual("model-fp16.onnx", json.load(f)["onnxFileFp16"])
+    @classmethod
+    def setUpClass(cls):
+        cls.temp = tempfile.TemporaryDirectory()
+        cls.result = run("--checkpoint", folder("tiny"), "--out", cls.temp.name, "--height", "128", "--width", "160", "--fp16", "--split")
+        with open(os.path.join(cls.temp.name, "videomatch-model.json")) as f:
+            cls.graphs = {(g["role"], g["precision"]): g for g in json.load(f)["graphs"]}
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.temp.cleanup()
+
+    def load(self, role: str) -> onnx.ModelProto:
+        return onnx.load(os.path.join(self.temp.name, self.graphs[(role, "fp16")]["file"]))
+
+    def test_fp16_graphs_are_in_the_manifest_with_the_fp32_interface(self):
+        self.assertEqual(0, self.result.returncode, self.result.stderr)
+        self.assertEqual({("pair", "fp32"), ("encoder", "fp32"), ("matcher", "fp32"), ("pair", "fp16"), ("encoder", "fp16"), ("matcher", "fp16")},
+                         set(self.graphs))
+        for role in ("pair", "encoder", "matcher"):
+            fp32, fp16 = self.graphs[(role, "fp32")], self.graphs[(role, "fp16")]
+            self.assertEqual((fp32["inputs"], fp32["outputs"]), (fp16["inputs"], fp16["outputs"]), role)
+            self.assertEqual([], contract.problems(self.load(role), fp16), role)
+        # The exporter cannot run the fp16 graphs here; it says so, and how to check them, on one line.
+        self.assertIn(f"WARNING: model-fp16.onnx and encoder-fp16.onnx and matcher-fp16.onnx are not checked by the exporter: run `videomatch verify {self.temp.name}`",
+                      self.result.stderr)
+
+    def test_fp16_pair_graph_runs_the_convolutions_in_fp16_and_keeps_the_interface(self):
+        graph = self.load("pair")
         # Types must agree everywhere (strict inference), and the interface is the fp32 graph's.
         onnx.shape_inference.infer_shapes(graph, check_type=True, strict_mode=True)
         self.assertEqual(onnx.TensorProto.UINT8, graph.graph.input[0].type.tensor_type.elem_type)
         self.assertEqual([onnx.TensorProto.INT64, onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT],
                          [o.type.tensor_type.elem_type for o in graph.graph.output])
-        weights = {i.name: i.data_type for i in graph.graph.initializer}
-        conv_types = {weights[n.input[1]] for n in graph.graph.node if n.op_type == "Conv"}
-        self.assertEqual({onnx.TensorProto.FLOAT16}, conv_types)
+        self.assertEqual({onnx.TensorProto.FLOAT16}, conv_weight_types(graph))
         # The coarse similarity (the matrix product of the two images' features) stays fp32: its inputs are cast back.
         casts_back = [n for n in graph.graph.node if n.op_type == "Cast" and n.attribute[0].i == onnx.TensorProto.FLOAT]
         self.assertGreaterEqual(len(casts_back), 2)
+
+    def test_fp16_split_runs_backbone_transformer_and_fpn_in_fp16_and_banks_fp32(self):
+        encoder, matcher = self.load("encoder"), self.load("matcher")
+        for graph in (encoder, matcher):
+            onnx.shape_inference.infer_shapes(graph, check_type=True, strict_mode=True)
+        self.assertEqual({onnx.TensorProto.FLOAT16}, conv_weight_types(encoder), "the backbone")
+        self.assertEqual({onnx.TensorProto.FLOAT16}, conv_weight_types(matcher), "the FPN")
+        # The features the bank holds stay fp32 both ways.
+        self.assertEqual({onnx.TensorProto.FLOAT}, {o.type.tensor_type.elem_type for o in encoder.graph.output})
+        self.assertEqual({onnx.TensorProto.FLOAT}, {i.type.tensor_type.elem_type for i in matcher.graph.input[:3]})
+        weights = {i.name: i.data_type for i in matcher.graph.initializer}
+        attention = {weights[n.input[1]] for n in matcher.graph.node if n.op_type == "MatMul" and n.input[1] in weights}
+        self.assertEqual({onnx.TensorProto.FLOAT16}, attention, "the transformer's projections")
+
+
+def conv_weight_types(graph: onnx.ModelProto) -> set:
+    weights = {i.name: i.data_type for i in graph.graph.initializer}
+    return {weights[n.input[1]] for n in graph.graph.node if n.op_type == "Conv"}
 
 
 class CommandLineTest(unittest.TestCase):

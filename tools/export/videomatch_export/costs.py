@@ -65,12 +65,16 @@ def of_split(model) -> Tuple[int, int]:
     """MACs of the stream split: (encoder per frame, matcher per pair), each counted on a static trace."""
     import torch
 
+    from . import contract
     from .model import FrameEncoder, PairMatcher
-    from .onnx_export import BANK_INPUTS, ENCODER_INPUT, FEATURES, OUTPUTS, PAIRS_INPUT, _trace_module
+    from .onnx_export import _trace_module, feature_shapes
 
+    features = feature_shapes(model)
+    encoder = contract.encoder(model.height_px, model.width_px, features, "")
+    matcher = contract.matcher(model.cells, features, "")
     frames = torch.zeros(2, 1, model.height_px, model.width_px, dtype=torch.uint8)
-    one = _trace_module(FrameEncoder(model), (frames[:1],), [ENCODER_INPUT], FEATURES, {})
+    one = _trace_module(FrameEncoder(model), (frames[:1],), contract.names(encoder, "inputs"), contract.names(encoder, "outputs"), {})
     with torch.no_grad():
         bank = FrameEncoder(model)(frames)
-    matcher = _trace_module(PairMatcher(model), (*bank, torch.tensor([[0, 1]])), BANK_INPUTS + [PAIRS_INPUT], OUTPUTS, {})
-    return count(one), count(matcher)
+    pair = _trace_module(PairMatcher(model), (*bank, torch.tensor([[0, 1]])), contract.names(matcher, "inputs"), contract.names(matcher, "outputs"), {})
+    return count(one), count(pair)

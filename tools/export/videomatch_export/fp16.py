@@ -8,44 +8,74 @@ them is converted: float initializers and constants to fp16, a Cast to fp16 on t
 way out. The inputs and outputs of the graph are unchanged."""
 from __future__ import annotations
 
-from typing import Dict, List, Set
+import os
+from typing import Dict, List, Set, Tuple
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from . import onnx_export
+from . import contract, onnx_export
 from .model import EfficientLoFTR
 
 # Inputs that are parameters of an op, not data, and must keep their own type (Resize: roi and scales).
 _KEEP_TYPE = {("Resize", 1), ("Resize", 2)}
 BOUNDARIES = ["fp16_images", "fp16_coarse", "fp16_fine"]
+# The split's region ends: the encoder's starts at its scaled frames and ends at its outputs; the matcher's starts at
+# the features gathered from the bank and ends at the cross-attended coarse features and the fine map.
+ENCODER_BOUNDARIES = ["fp16_frames"]
+MATCHER_BOUNDARIES = ["fp16_stage1", "fp16_stage2", "fp16_coarse0", "fp16_coarse", "fp16_fine"]
+_ALL_BOUNDARIES = set(BOUNDARIES) | set(ENCODER_BOUNDARIES) | set(MATCHER_BOUNDARIES)
 
 
-def export(model: EfficientLoFTR, path: str) -> onnx.ModelProto:
+def export(model: EfficientLoFTR, path: str) -> dict:
+    """Writes the fp16 whole-pair graph; returns its contract (the fp32 graph's, at fp16 precision)."""
+    spec = contract.pair(model.height_px, model.width_px, model.cells, os.path.basename(path), "fp16")
     model.export_boundaries = True
     try:
         graph = onnx_export.trace(model, 2, dynamic_batch=True, extra_outputs=BOUNDARIES)
     finally:
         model.export_boundaries = False
-    convert(graph)
-    onnx_export._declare(graph, model)
-    problems = onnx_export.check(graph, model)
+    convert(graph, BOUNDARIES[:1], BOUNDARIES[1:])
+    contract.declare(graph, spec)
+    _save_checked(graph, spec, path)
+    return spec
+
+
+def export_split(model: EfficientLoFTR, encoder_path: str, matcher_path: str) -> Tuple[dict, dict]:
+    """Writes the fp16 split graphs (the backbone in fp16 in the encoder; transformer and FPN in the matcher); the
+    features they exchange through the bank stay fp32. Returns their contracts."""
+    model.export_boundaries = True
+    try:
+        encoder, matcher, encoder_spec, matcher_spec = onnx_export.trace_split(model, encoder_path, matcher_path, ENCODER_BOUNDARIES, MATCHER_BOUNDARIES)
+    finally:
+        model.export_boundaries = False
+    convert(encoder, ENCODER_BOUNDARIES, contract.names(encoder_spec, "outputs"))
+    convert(matcher, MATCHER_BOUNDARIES[:3], MATCHER_BOUNDARIES[3:])
+    encoder_spec, matcher_spec = dict(encoder_spec, precision="fp16"), dict(matcher_spec, precision="fp16")
+    contract.declare(matcher, matcher_spec)
+    _save_checked(encoder, encoder_spec, encoder_path)
+    _save_checked(matcher, matcher_spec, matcher_path)
+    return encoder_spec, matcher_spec
+
+
+def _save_checked(graph: onnx.ModelProto, spec: dict, path: str) -> None:
+    problems = onnx_export.check(graph, spec)
     if problems:
-        raise RuntimeError("the fp16 graph is not what the server expects: " + "; ".join(problems))
+        raise RuntimeError(f"the fp16 graph {spec['file']} is not what the server expects: " + "; ".join(problems))
     onnx.save(graph, path)
-    return graph
 
 
-def convert(graph: onnx.ModelProto) -> None:
-    """Converts, in place, the nodes between the boundary outputs and removes those outputs."""
+def convert(graph: onnx.ModelProto, starts: List[str], ends: List[str]) -> None:
+    """Converts, in place, the nodes that depend on ``starts`` and that ``ends`` depend on, and removes every
+    boundary output that is not one of the graph's own (an end that is a graph output stays, cast back to fp32)."""
     g = graph.graph
     producers = {o: n for n in g.node for o in n.output}
     consumers: Dict[str, List[onnx.NodeProto]] = {}
     for node in g.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
-    start, ends = BOUNDARIES[0], BOUNDARIES[1:]
+    graph_outputs = {o.name for o in g.output}
 
     # The region: nodes that depend on the scaled images and that the coarse features or the fine map depend on.
     ancestors: Set[int] = set()
@@ -55,11 +85,11 @@ def convert(graph: onnx.ModelProto) -> None:
         if id(node) in ancestors:
             continue
         ancestors.add(id(node))
-        if start in node.output:
+        if set(starts) & set(node.output):
             continue
         stack.extend(producers[i] for i in node.input if i in producers)
     descendants: Set[int] = set()
-    stack = list(consumers.get(start, []))
+    stack = [c for start in starts for c in consumers.get(start, [])]
     while stack:
         node = stack.pop()
         if id(node) in descendants:
@@ -92,7 +122,7 @@ def convert(graph: onnx.ModelProto) -> None:
                 node.input[position] = half_name
                 if all(id(u) in in_region for u in users):
                     pass
-            elif name in floats and (name == start or (name in producers and id(producers[name]) not in in_region)):
+            elif name in floats and (name in starts or (name in producers and id(producers[name]) not in in_region)):
                 if name not in renamed:
                     renamed[name] = name + "_to_fp16"
                     casts_in.append(helper.make_node("Cast", [name], [renamed[name]], to=TensorProto.FLOAT16, name=name + "/CastFp16"))
@@ -102,19 +132,28 @@ def convert(graph: onnx.ModelProto) -> None:
                 if attribute.name == "to":
                     attribute.i = TensorProto.FLOAT16
 
-    # Every fp16 tensor read outside the region is cast back to fp32 for those readers.
+    # Every fp16 tensor read outside the region is cast back to fp32 for those readers; a region end that is one of the
+    # graph's outputs (the encoder's features) is renamed and cast back under its own name.
     casts_out: List[onnx.NodeProto] = []
     for node in region:
-        for output in node.output:
+        for position, output in enumerate(node.output):
+            if output not in floats:
+                continue
+            if output in graph_outputs and output in ends and output not in _ALL_BOUNDARIES:
+                node.output[position] = output + "_fp16"
+                casts_out.append(helper.make_node("Cast", [node.output[position]], [output], to=TensorProto.FLOAT, name=output + "/CastFp32"))
+                for user in consumers.get(output, []):
+                    user.input[:] = [node.output[position] if i == output else i for i in user.input]
+                output = node.output[position]
             outside = [u for u in consumers.get(output, []) if id(u) not in in_region]
-            if not outside or output not in floats:
+            if not outside:
                 continue
             back = output + "_fp32"
             casts_out.append(helper.make_node("Cast", [output], [back], to=TensorProto.FLOAT, name=output + "/CastFp32"))
             for user in outside:
-                for position, name in enumerate(user.input):
+                for position1, name in enumerate(user.input):
                     if name == output:
-                        user.input[position] = back
+                        user.input[position1] = back
 
     # Unused fp32 copies of converted initializers go.
     used = {i for n in g.node for i in n.input} | {i for n in casts_in + casts_out for i in n.input}
@@ -122,11 +161,10 @@ def convert(graph: onnx.ModelProto) -> None:
     del g.initializer[:]
     g.initializer.extend(kept)
     nodes = list(g.node)
-    first = min(nodes.index(producers[start]) + 1 if start in producers else 0, len(nodes))
     del g.node[:]
-    g.node.extend(nodes[:first] + casts_in + nodes[first:] + casts_out)
+    g.node.extend(nodes + casts_in + casts_out)
     _topological_sort(graph)
-    outputs = [o for o in g.output if o.name not in BOUNDARIES]
+    outputs = [o for o in g.output if o.name not in _ALL_BOUNDARIES]
     del g.output[:]
     g.output.extend(outputs)
     del g.value_info[:]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List
 
 import torch
 
@@ -23,24 +23,20 @@ def sha256_of(path: str) -> str:
     return digest.hexdigest()
 
 
-def write(folder: str, model: EfficientLoFTR, name: str, checkpoint: str, options: Dict[str, Any],
-          onnx_file: str, fp16_file: Optional[str], seconds: float, split: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+def write(folder: str, model: EfficientLoFTR, name: str, checkpoint: str, options: Dict[str, Any], graphs: List[Dict[str, Any]],
+          seconds: float) -> Dict[str, Any]:
+    """``graphs``: the contracts of the graphs written (contract.py), the fp32 whole-pair graph first."""
     manifest = {
         "name": name,
         "family": "Dense",
-        "onnxFile": onnx_file,
-        "onnxFileFp16": fp16_file or "",
-        "input": {"name": "pixel_values", "width": model.width_px, "height": model.height_px, "channels": 1, "elementType": "UInt8"},
-        "outputs": {
-            "matches": "matches", "scores": "matching_scores", "keypoints": "keypoints",
-            "layout": "HuggingFaceRows" if model.hf_compat else "PairSlots",
-        },
+        "input": {"width": model.width_px, "height": model.height_px, "channels": 1, "elementType": "UInt8"},
+        "outputs": {"layout": "HuggingFaceRows" if model.hf_compat else "PairSlots"},
         # The model keeps only matches above its coarse threshold; a lower stream threshold adds none.
         "defaultThreshold": model.cfg.coarse_matching_threshold,
         "coarseStride": model.cfg.coarse_stride_px,
         "maxMatches": model.top_k,
-        # The stream split: a per-frame encoder and a matcher that reads features from a bank (null: none).
-        "split": split,
+        # Every graph of the folder, its role, precision, file and tensors: what the server checks each session against.
+        "graphs": graphs,
         "export": {
             "tool": f"videomatch_export {__version__}",
             "torch": torch.__version__,

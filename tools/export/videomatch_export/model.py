@@ -578,8 +578,12 @@ class FrameEncoder(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, frames: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        return self.model.encode(frames.float() / 255.0)
+    def forward(self, frames: Tensor):
+        """With the model's ``export_boundaries`` set (the fp16 export only) also the scaled frames: where the part
+        that runs in fp16 starts."""
+        images = frames.float() / 255.0
+        features = self.model.encode(images)
+        return features + (images,) if self.model.export_boundaries else features
 
 
 class PairMatcher(nn.Module):
@@ -590,7 +594,13 @@ class PairMatcher(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, bank_stage1: Tensor, bank_stage2: Tensor, bank_coarse0: Tensor, pairs: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    def forward(self, bank_stage1: Tensor, bank_stage2: Tensor, bank_coarse0: Tensor, pairs: Tensor):
+        """With the model's ``export_boundaries`` set (the fp16 export only) also the gathered features, the
+        cross-attended coarse features and the fine map: the ends of the part that runs in fp16."""
         rows = pairs.reshape(-1)
-        return self.model.pair_stage(torch.index_select(bank_stage1, 0, rows), torch.index_select(bank_stage2, 0, rows),
-                                     torch.index_select(bank_coarse0, 0, rows))
+        gathered = (torch.index_select(bank_stage1, 0, rows), torch.index_select(bank_stage2, 0, rows), torch.index_select(bank_coarse0, 0, rows))
+        if not self.model.export_boundaries:
+            return self.model.pair_stage(*gathered)
+        capture: Dict[str, Tensor] = {}
+        outputs = self.model.pair_stage(*gathered, capture=capture)
+        return outputs + gathered + (capture["coarse"], capture["fine"])

@@ -7,7 +7,7 @@ from typing import Dict, Iterable, Optional
 import numpy as np
 import torch
 
-from . import safetensors_io
+from . import contract, safetensors_io
 from .model import EfficientLoFTR
 
 
@@ -48,15 +48,16 @@ def write(model: EfficientLoFTR, path: str, extra_pairs: Optional[Iterable[np.nd
     pixels = np.concatenate(inputs, axis=0)
     with torch.no_grad():
         matches, scores, keypoints = model(torch.from_numpy(pixels))
+    # Keyed by the whole-pair graph's tensor names: the server reads them through the manifest's pair graph.
     tensors = {
-        "pixel_values": pixels,
-        "matches": matches.numpy().astype(np.int64),
-        "matching_scores": scores.numpy().astype(np.float32),
-        "keypoints": keypoints.numpy().astype(np.float32),
+        contract.PIXELS: pixels,
+        contract.MATCHES: matches.numpy().astype(np.int64),
+        contract.SCORES: scores.numpy().astype(np.float32),
+        contract.KEYPOINTS: keypoints.numpy().astype(np.float32),
     }
     safetensors_io.write(path, tensors, {
         "what": "inputs and PyTorch outputs of the exported module, for videomatch verify",
-        "valid_slots": str(int((tensors["matches"][:, 0] >= 0).sum())),
+        "valid_slots": str(int((tensors[contract.MATCHES][:, 0] >= 0).sum())),
         # How the outputs above are laid out: the server reads PyTorch's matches with this layout and its own with the
         # manifest's, so a manifest that misdescribes its graph fails the check.
         "layout": "HuggingFaceRows" if model.hf_compat else "PairSlots",

@@ -28,7 +28,7 @@ internal static class VerifyCommand
                 throw new InvalidDataException($"'{path}' holds {NoSelfCheck(xfeat)}");
             }
 
-            var (manifest, _) = ModelManifest.Load(path);
+            var manifest = ModelManifest.Load(path);
             if (manifest.Family == ModelFamily.XFeatLighterGlue)
             {
                 throw new InvalidDataException($"'{manifest.SourceFile}' describes {NoSelfCheck(manifest)}");
@@ -36,14 +36,19 @@ internal static class VerifyCommand
 
             var selfCheck = manifest.SelfCheckPath(manifest.SourceFile);
             var variants = new List<(string Name, InferenceOptions Options)> { ("fp32", Options(path, parse, provider, device, "fp32", useSplit: false)) };
-            if (manifest.Split is not null)
+            if (manifest.HasSplit("fp32"))
             {
                 variants.Add(("fp32 split", Options(path, parse, provider, device, "fp32", useSplit: true)));
             }
 
-            if (manifest.OnnxFileFp16.Length > 0)
+            if (manifest.Graph(GraphRole.Pair, "fp16") is not null)
             {
                 variants.Add(("fp16", Options(path, parse, provider, device, "fp16", useSplit: false)));
+            }
+
+            if (manifest.HasSplit("fp16"))
+            {
+                variants.Add(("fp16 split", Options(path, parse, provider, device, "fp16", useSplit: true)));
             }
 
             var table = new Table().AddColumn("graph").AddColumn("result").AddColumn("PyTorch matches").AddColumn("kept").AddColumn("added")
@@ -68,7 +73,7 @@ internal static class VerifyCommand
     }
 
     private static string NoSelfCheck(ModelManifest xfeat) =>
-        $"XFeat + LighterGlue ({xfeat.OnnxFile} + {xfeat.MatcherFile}): published graphs that come without a self-check, so there is nothing to verify; serve the folder as it is.";
+        $"XFeat + LighterGlue ({xfeat.Graph(GraphRole.Extractor)?.File} + {xfeat.Graph(GraphRole.Matcher)?.File}): published graphs that come without a self-check, so there is nothing to verify; serve the folder as it is.";
 
     private static InferenceOptions Options(string path, ParseResult parse, Option<string> provider, Option<int> device, string precision, bool useSplit) => new()
     {
