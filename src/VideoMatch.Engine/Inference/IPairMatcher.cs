@@ -35,20 +35,3 @@ public interface IPairMatcher : IDisposable
     {
     }
 }
-
-/// <summary>What every <see cref="IPairMatcher"/> checks and returns alike.</summary>
-internal static class PairMatchers
-{
-    /// <summary>Throws unless 1 ≤ <paramref name="size"/> ≤ <paramref name="maxBatchSize"/>.</summary>
-    public static void CheckBatch(int size, int maxBatchSize)
-    {
-        if (size == 0 || size > maxBatchSize)
-        {
-            throw new ArgumentOutOfRangeException(nameof(size), size, $"Batch size must be 1..{maxBatchSize}.");
-        }
-    }
-
-    /// <summary>The first <paramref name="size"/> pairs' raw pair-slot outputs, copied out of the bound buffers.</summary>
-    public static (long[] Matches, float[] Scores, float[] Keypoints) CopyOutputs(int size, int cells, long[] matches, float[] scores, float[] keypoints) =>
-        (matches.AsSpan(0, size * 2 * cells).ToArray(), scores.AsSpan(0, size * 2 * cells).ToArray(), keypoints.AsSpan(0, size * 4 * cells).ToArray());
-}

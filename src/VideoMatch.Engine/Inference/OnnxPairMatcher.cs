@@ -4,37 +4,26 @@ using VideoMatch.Engine.Frames;
 namespace VideoMatch.Engine.Inference;
 
 /// <summary>
-/// A dense pair matcher (EfficientLoFTR's contract, see <see cref="ModelManifest"/>) on ONNX Runtime. Input and
-/// output buffers are pinned once for the largest batch and wrapped as <see cref="OrtValue"/>s once per batch
-/// size, so a batch copies pixels in, runs, and reads results without allocating tensors.
+/// A dense whole-pair graph (EfficientLoFTR's contract, see <see cref="ModelManifest"/>) on ONNX Runtime. Input and
+/// output buffers are pinned once for the largest batch and bound once per batch size, so a batch copies pixels in,
+/// runs, and reads results without allocating tensors.
 /// </summary>
-public sealed class OnnxPairMatcher : IPairMatcher
+public sealed class OnnxPairMatcher : OrtMatcher
 {
-    private readonly SessionOptions _sessionOptions;
     private readonly InferenceSession _session;
-    private readonly RunOptions _runOptions = new();
-    private readonly PostProcessor _postProcessor;
-    private readonly string[] _inputNames;
-    private readonly string[] _outputNames;
+    private readonly string _inputName;
+    private readonly DenseOutputs _outputs;
     private readonly float[]? _inputFloat;
     private readonly byte[]? _inputBytes;
-    private readonly long[] _matches;
-    private readonly float[] _scores;
-    private readonly float[] _keypoints;
-    private readonly OrtValue?[][] _values;
     private readonly OrtIoBinding?[] _bindings;
     private readonly int _plane;
-    private bool _disposed;
 
-    private OnnxPairMatcher(ModelManifest manifest, GraphSpec graph, SessionOptions sessionOptions, InferenceSession session, string provider, int maxBatchSize)
+    private OnnxPairMatcher(ModelManifest manifest, GraphSpec graph, OrtResources resources, InferenceSession session, int maxBatchSize)
+        : base(manifest, resources, maxBatchSize)
     {
-        Manifest = manifest;
-        ExecutionProvider = provider;
-        MaxBatchSize = maxBatchSize;
-        _sessionOptions = sessionOptions;
         _session = session;
-        _inputNames = [graph.Inputs[0].Name];
-        _outputNames = [.. graph.Outputs.Take(3).Select(t => t.Name)];
+        _inputName = graph.Inputs[0].Name;
+        _outputs = new DenseOutputs(manifest, graph, maxBatchSize);
         _plane = manifest.Input.Width * manifest.Input.Height;
         var inputLength = maxBatchSize * 2 * manifest.Input.Channels * _plane;
         if (manifest.Input.ElementType == InputElementType.UInt8)
@@ -46,25 +35,8 @@ public sealed class OnnxPairMatcher : IPairMatcher
             _inputFloat = GC.AllocateArray<float>(inputLength, pinned: true);
         }
 
-        var cells = manifest.Cells;
-        _matches = GC.AllocateArray<long>(maxBatchSize * 2 * cells, pinned: true);
-        _scores = GC.AllocateArray<float>(maxBatchSize * 2 * cells, pinned: true);
-        _keypoints = GC.AllocateArray<float>(maxBatchSize * 4 * cells, pinned: true);
-        _values = new OrtValue?[maxBatchSize + 1][];
         _bindings = new OrtIoBinding?[maxBatchSize + 1];
-        _postProcessor = new PostProcessor(cells, manifest.Outputs.Layout, manifest.Input.Width, manifest.Input.Height);
     }
-
-    public ModelManifest Manifest { get; }
-
-    public string ExecutionProvider { get; }
-
-    /// <inheritdoc/>
-    public string Graph { get; internal set; } = "";
-
-    public int MaxBatchSize { get; }
-
-    public ModelWork Work { get; } = new();
 
     /// <summary>Opens <paramref name="model"/> (ONNX bytes of <paramref name="graph"/>) on the configured provider and checks it against its contract.</summary>
     /// <exception cref="InvalidOperationException">The provider cannot start or the model does not fit the manifest.</exception>
@@ -77,51 +49,22 @@ public sealed class OnnxPairMatcher : IPairMatcher
             throw new InvalidOperationException($"Model '{manifest.Name}' was exported with --hf-compat: Hugging Face's rows pair the wrong cells, so it is for parity checks only. Export it again without --hf-compat to serve it.");
         }
 
-        var sessionOptions = OrtSessions.CreateOptions(options, out var provider);
-        InferenceSession? session = null;
-        try
-        {
-            session = OrtSessions.Open(model, sessionOptions, $"model '{manifest.Name}'");
-            graph.Check(session, manifest.Name);
-            return new OnnxPairMatcher(manifest, graph, sessionOptions, session, provider, maxBatchSize);
-        }
-        catch
-        {
-            session?.Dispose();
-            sessionOptions.Dispose();
-            throw;
-        }
+        return Build(options, resources => new OnnxPairMatcher(manifest, graph, resources, resources.Session(model, graph, manifest), maxBatchSize));
     }
 
-    public void Match(ReadOnlySpan<PairInput> batch, Span<PairMatchResult> results)
+    public override void Match(ReadOnlySpan<PairInput> batch, Span<PairMatchResult> results)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
         var size = batch.Length;
-        PairMatchers.CheckBatch(size, MaxBatchSize);
-
-        var channels = Manifest.Input.Channels;
+        CheckBatch(size);
         for (var i = 0; i < size; i++)
         {
-            CopyIn(batch[i].Frame0, (2 * i) * channels);
-            CopyIn(batch[i].Frame1, (2 * i + 1) * channels);
+            CopyIn(batch[i].Frame0.Pixels(_plane), 2 * i);
+            CopyIn(batch[i].Frame1.Pixels(_plane), (2 * i) + 1);
         }
 
         Run(size);
         Work.Matched(size);
-
-        var cells = Manifest.Cells;
-        for (var i = 0; i < size; i++)
-        {
-            var pair = batch[i];
-            results[i] = _postProcessor.Extract(
-                _matches.AsSpan(i * 2 * cells, 2 * cells),
-                _scores.AsSpan(i * 2 * cells, 2 * cells),
-                _keypoints.AsSpan(i * 4 * cells, 4 * cells),
-                pair.Threshold,
-                pair.MaxMatches,
-                pair.Frame0.Mapping,
-                pair.Frame1.Mapping);
-        }
+        _outputs.Extract(batch, results);
     }
 
     /// <summary>
@@ -130,92 +73,62 @@ public sealed class OnnxPairMatcher : IPairMatcher
     /// </summary>
     internal (long[] Matches, float[] Scores, float[] Keypoints) RunRaw(ReadOnlySpan<byte> pixels, int size)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(size);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(size, MaxBatchSize);
-        var channels = Manifest.Input.Channels;
+        CheckBatch(size);
         if (pixels.Length != size * 2 * _plane)
         {
             throw new ArgumentException($"{pixels.Length} bytes given; {size} gray pairs of {Manifest.Input.Width}×{Manifest.Input.Height} hold {size * 2 * _plane}.", nameof(pixels));
         }
 
+        var scaled = _inputFloat is null ? [] : new float[_plane];
         for (var image = 0; image < 2 * size; image++)
         {
             var source = pixels.Slice(image * _plane, _plane);
-            for (var c = 0; c < channels; c++)
+            if (_inputBytes is not null)
             {
-                var offset = ((image * channels) + c) * _plane;
-                if (_inputBytes is not null)
-                {
-                    source.CopyTo(_inputBytes.AsSpan(offset, _plane));
-                }
-                else
-                {
-                    var target = _inputFloat.AsSpan(offset, _plane);
-                    for (var p = 0; p < _plane; p++)
-                    {
-                        target[p] = source[p] / 255f;
-                    }
-                }
-            }
-        }
-
-        Run(size);
-        return PairMatchers.CopyOutputs(size, Manifest.Cells, _matches, _scores, _keypoints);
-    }
-
-    /// <inheritdoc/>
-    public void Terminate() => _runOptions.Terminate = true;
-
-    public void Dispose()
-    {
-        if (_disposed)
-        {
-            return;
-        }
-
-        _disposed = true;
-        foreach (var binding in _bindings)
-        {
-            binding?.Dispose();
-        }
-
-        foreach (var set in _values)
-        {
-            if (set is null)
-            {
+                CopyIn(source, image);
                 continue;
             }
 
-            foreach (var value in set)
+            for (var p = 0; p < _plane; p++)
             {
-                value?.Dispose();
+                scaled[p] = source[p] / 255f;
             }
+
+            CopyIn(scaled, image);
         }
 
-        _runOptions.Dispose();
-        _session.Dispose();
-        _sessionOptions.Dispose();
+        Run(size);
+        return _outputs.Copy(size);
     }
 
-    private void CopyIn(PreparedFrame frame, int firstPlane)
+    /// <summary>A frame's gray plane into every channel of image <paramref name="image"/> of the float input.</summary>
+    private void CopyIn(ReadOnlySpan<float> pixels, int image)
     {
-        var pixels = frame.Pixels(_plane);
-        for (var c = 0; c < Manifest.Input.Channels; c++)
+        var channels = Manifest.Input.Channels;
+        for (var c = 0; c < channels; c++)
         {
-            var offset = (firstPlane + c) * _plane;
+            var offset = ((image * channels) + c) * _plane;
             if (_inputFloat is not null)
             {
                 pixels.CopyTo(_inputFloat.AsSpan(offset, _plane));
+                continue;
             }
-            else
+
+            var target = _inputBytes.AsSpan(offset, _plane);
+            for (var p = 0; p < target.Length; p++)
             {
-                var target = _inputBytes.AsSpan(offset, _plane);
-                for (var p = 0; p < target.Length; p++)
-                {
-                    target[p] = (byte)MathF.Min(MathF.Floor(pixels[p] * 255f + 0.5f), 255f);
-                }
+                target[p] = PairMatchers.ToByte(pixels[p]);
             }
+        }
+    }
+
+    /// <summary>Gray bytes into every channel of image <paramref name="image"/> of the uint8 input.</summary>
+    private void CopyIn(ReadOnlySpan<byte> pixels, int image)
+    {
+        var channels = Manifest.Input.Channels;
+        for (var c = 0; c < channels; c++)
+        {
+            pixels.CopyTo(_inputBytes.AsSpan(((image * channels) + c) * _plane, _plane));
         }
     }
 
@@ -225,38 +138,22 @@ public sealed class OnnxPairMatcher : IPairMatcher
     /// </summary>
     private void Run(int size)
     {
-        var binding = _bindings[size];
-        if (binding is null)
-        {
-            var values = _values[size] ??= CreateValues(size);
-            binding = _session.CreateIoBinding();
-            binding.BindInput(_inputNames[0], values[0]!);
-            for (var o = 0; o < _outputNames.Length; o++)
-            {
-                binding.BindOutput(_outputNames[o], values[o + 1]!);
-            }
-
-            _bindings[size] = binding;
-        }
-
-        _session.RunWithBinding(_runOptions, binding);
+        var binding = _bindings[size] ??= Bind(size);
+        _session.RunWithBinding(RunOptions, binding);
         binding.SynchronizeBoundOutputs();
     }
 
-    private OrtValue?[] CreateValues(int size)
+    private OrtIoBinding Bind(int size)
     {
+        // Owned after its values, so it is disposed before them.
+        var binding = _session.CreateIoBinding();
         var input = Manifest.Input;
-        long[] inputShape = [size, 2, input.Channels, input.Height, input.Width];
-        var inputLength = (int)(size * 2L * input.Channels * _plane);
-        var cells = Manifest.Cells;
-        return
-        [
-            _inputFloat is not null
-                ? OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _inputFloat.AsMemory(0, inputLength), inputShape)
-                : OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _inputBytes.AsMemory(0, inputLength), inputShape),
-            OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _matches.AsMemory(0, size * 2 * cells), [size, 2, cells]),
-            OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _scores.AsMemory(0, size * 2 * cells), [size, 2, cells]),
-            OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _keypoints.AsMemory(0, size * 4 * cells), [size, 2, cells, 2]),
-        ];
+        long[] shape = [size, 2, input.Channels, input.Height, input.Width];
+        var length = (int)(size * 2L * input.Channels * _plane);
+        binding.BindInput(_inputName, Own(_inputFloat is not null
+            ? OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _inputFloat.AsMemory(0, length), shape)
+            : OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _inputBytes.AsMemory(0, length), shape)));
+        _outputs.Bind(binding, size, Own);
+        return Own(binding);
     }
 }

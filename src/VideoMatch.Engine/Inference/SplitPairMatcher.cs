@@ -11,79 +11,47 @@ namespace VideoMatch.Engine.Inference;
 /// Everything is bound once (per batch size, per encoder run length): on CUDA only pixels go to the device and only
 /// the pairs' outputs come back.
 /// </summary>
-public sealed class SplitPairMatcher : IPairMatcher
+public sealed class SplitPairMatcher : OrtMatcher
 {
-    private readonly SessionOptions _sessionOptions;
     private readonly InferenceSession _encoder;
     private readonly InferenceSession _matcher;
-    private readonly OrtAllocator? _allocator;
-    private readonly OrtMemoryInfo? _deviceMemory;
     private readonly FrameBank _bank;
-    private readonly RunOptions _runOptions = new();
-    private readonly PostProcessor _postProcessor;
+    private readonly DenseOutputs _outputs;
     private readonly OrtIoBinding _encoderBinding;
     private readonly OrtIoBinding?[] _matcherBindings;
-    private readonly List<OrtValue> _values = [];
     private readonly OrtValue?[] _frameValues;
     private readonly byte[] _frames;
     private readonly long[] _pairs;
-    private readonly long[] _matches;
-    private readonly float[] _scores;
-    private readonly float[] _keypoints;
     private readonly string _framesInput;
     private readonly string[] _featureOutputs;
     private readonly string[] _bankInputs;
     private readonly string _pairsInput;
-    private readonly string[] _outputNames;
     private readonly PreparedFrame[] _pending;
     private readonly int[] _slots;
     private readonly int _plane;
     private long _batch;
-    private bool _disposed;
 
-    private SplitPairMatcher(ModelManifest manifest, (GraphSpec Encoder, GraphSpec Matcher) graphs, SessionOptions sessionOptions, InferenceSession encoder, InferenceSession matcher,
-        OrtAllocator? allocator, OrtMemoryInfo? deviceMemory, FrameBank bank, ModelWork work, string provider, int maxBatchSize)
+    private SplitPairMatcher(ModelManifest manifest, (GraphSpec Encoder, GraphSpec Matcher) graphs, OrtResources resources, InferenceSession encoder, InferenceSession matcher,
+        FrameBank bank, ModelWork work, int maxBatchSize)
+        : base(manifest, resources, maxBatchSize, work)
     {
-        Work = work;
         _framesInput = graphs.Encoder.Inputs[0].Name;
         _featureOutputs = [.. graphs.Encoder.Outputs.Select(t => t.Name)];
         _bankInputs = [.. graphs.Matcher.Inputs.SkipLast(1).Select(t => t.Name)];
         _pairsInput = graphs.Matcher.Inputs[^1].Name;
-        _outputNames = [.. graphs.Matcher.Outputs.Take(3).Select(t => t.Name)];
-        Manifest = manifest;
-        ExecutionProvider = provider;
-        MaxBatchSize = maxBatchSize;
-        _sessionOptions = sessionOptions;
         _encoder = encoder;
         _matcher = matcher;
-        _allocator = allocator;
-        _deviceMemory = deviceMemory;
         _bank = bank;
+        _outputs = new DenseOutputs(manifest, graphs.Matcher, maxBatchSize);
         _plane = manifest.Input.Width * manifest.Input.Height;
-        var cells = manifest.Cells;
         _frames = GC.AllocateArray<byte>(2 * maxBatchSize * _plane, pinned: true);
         _frameValues = new OrtValue?[(2 * maxBatchSize) + 1];
         _pairs = GC.AllocateArray<long>(2 * maxBatchSize, pinned: true);
-        _matches = GC.AllocateArray<long>(maxBatchSize * 2 * cells, pinned: true);
-        _scores = GC.AllocateArray<float>(maxBatchSize * 2 * cells, pinned: true);
-        _keypoints = GC.AllocateArray<float>(maxBatchSize * 4 * cells, pinned: true);
         _pending = new PreparedFrame[2 * maxBatchSize];
         _slots = new int[2 * maxBatchSize];
-        _encoderBinding = _encoder.CreateIoBinding();
+        _encoderBinding = Own(_encoder.CreateIoBinding());
         _matcherBindings = new OrtIoBinding?[maxBatchSize + 1];
-        _postProcessor = new PostProcessor(cells, manifest.Outputs.Layout, manifest.Input.Width, manifest.Input.Height);
     }
-
-    public ModelManifest Manifest { get; }
-
-    public string ExecutionProvider { get; }
-
-    /// <inheritdoc/>
-    public string Graph { get; internal set; } = "";
-
-    public int MaxBatchSize { get; }
-
-    public ModelWork Work { get; }
 
     /// <summary>Frame-bank slots, and the bytes each holds (all of one frame's features).</summary>
     public (int Slots, long BytesPerSlot) Bank => (_bank.Capacity, _bank.BytesPerSlot);
@@ -100,45 +68,28 @@ public sealed class SplitPairMatcher : IPairMatcher
             throw new InvalidOperationException($"Inference:FrameBankSlots is {slots}, but one batch of {maxBatchSize} pairs can need {2 * maxBatchSize} frames' features at once; set it to at least {2 * maxBatchSize} (0 picks {4 * maxBatchSize}).");
         }
 
-        var sessionOptions = OrtSessions.CreateOptions(options, out var provider);
-        InferenceSession? encoderSession = null, matcherSession = null;
-        OrtAllocator? allocator = null;
-        OrtMemoryInfo? deviceMemory = null;
-        FrameBank? bank = null;
-        try
+        return Build(options, resources =>
         {
-            encoderSession = OrtSessions.Open(encoder, sessionOptions, $"the encoder of model '{manifest.Name}'");
-            matcherSession = OrtSessions.Open(matcher, sessionOptions, $"the matcher of model '{manifest.Name}'");
-            graphs.Encoder.Check(encoderSession, manifest.Name);
-            graphs.Matcher.Check(matcherSession, manifest.Name);
+            var encoderSession = resources.Session(encoder, graphs.Encoder, manifest);
+            var matcherSession = resources.Session(matcher, graphs.Matcher, manifest);
             var features = graphs.Encoder.Outputs.Select(t => new BankFeature(t.Name, t.TrailingSizes())).ToList();
+            OrtAllocator? allocator = null;
             if (options.IsCuda)
             {
-                deviceMemory = new OrtMemoryInfo("Cuda", OrtAllocatorType.DeviceAllocator, options.DeviceId, OrtMemType.Default);
-                allocator = new OrtAllocator(matcherSession, deviceMemory);
+                var deviceMemory = resources.Own(new OrtMemoryInfo("Cuda", OrtAllocatorType.DeviceAllocator, options.DeviceId, OrtMemType.Default));
+                allocator = resources.Own(new OrtAllocator(matcherSession, deviceMemory));
             }
 
             var work = new ModelWork();
-            bank = new FrameBank(features, slots, allocator, work);
-            return new SplitPairMatcher(manifest, graphs, sessionOptions, encoderSession, matcherSession, allocator, deviceMemory, bank, work, provider, maxBatchSize);
-        }
-        catch
-        {
-            bank?.Dispose();
-            allocator?.Dispose();
-            deviceMemory?.Dispose();
-            matcherSession?.Dispose();
-            encoderSession?.Dispose();
-            sessionOptions.Dispose();
-            throw;
-        }
+            var bank = resources.Own(new FrameBank(features, slots, allocator, work));
+            return new SplitPairMatcher(manifest, graphs, resources, encoderSession, matcherSession, bank, work, maxBatchSize);
+        });
     }
 
-    public void Match(ReadOnlySpan<PairInput> batch, Span<PairMatchResult> results)
+    public override void Match(ReadOnlySpan<PairInput> batch, Span<PairMatchResult> results)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
         var size = batch.Length;
-        PairMatchers.CheckBatch(size, MaxBatchSize);
+        CheckBatch(size);
 
         var number = ++_batch;
         // Slots of frames already encoded (marked as used by this batch, so no eviction takes them); the rest once each.
@@ -167,18 +118,9 @@ public sealed class SplitPairMatcher : IPairMatcher
             _pending.AsSpan(0, pending).Clear();
         }
 
-        var binding = _matcherBindings[size] ??= BindMatcher(size);
-        _matcher.RunWithBinding(_runOptions, binding);
-        binding.SynchronizeBoundOutputs();
+        RunMatcher(size);
         Work.Matched(size);
-        var cells = Manifest.Cells;
-        for (var i = 0; i < size; i++)
-        {
-            var pair = batch[i];
-            results[i] = _postProcessor.Extract(
-                _matches.AsSpan(i * 2 * cells, 2 * cells), _scores.AsSpan(i * 2 * cells, 2 * cells), _keypoints.AsSpan(i * 4 * cells, 4 * cells),
-                pair.Threshold, pair.MaxMatches, pair.Frame0.Mapping, pair.Frame1.Mapping);
-        }
+        _outputs.Extract(batch, results);
     }
 
     /// <summary>
@@ -187,9 +129,7 @@ public sealed class SplitPairMatcher : IPairMatcher
     /// </summary>
     internal (long[] Matches, float[] Scores, float[] Keypoints) RunRaw(ReadOnlySpan<byte> pixels, int size)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(size);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(size, MaxBatchSize);
+        CheckBatch(size);
         var number = ++_batch;
         var runs = new List<(int Start, int Count)>();
         try
@@ -208,9 +148,7 @@ public sealed class SplitPairMatcher : IPairMatcher
                 done += run;
             }
 
-            var binding = _matcherBindings[size] ??= BindMatcher(size);
-            _matcher.RunWithBinding(_runOptions, binding);
-            binding.SynchronizeBoundOutputs();
+            RunMatcher(size);
         }
         finally
         {
@@ -220,38 +158,7 @@ public sealed class SplitPairMatcher : IPairMatcher
             }
         }
 
-        return PairMatchers.CopyOutputs(size, Manifest.Cells, _matches, _scores, _keypoints);
-    }
-
-    /// <inheritdoc/>
-    public void Terminate() => _runOptions.Terminate = true;
-
-    public void Dispose()
-    {
-        if (_disposed)
-        {
-            return;
-        }
-
-        _disposed = true;
-        foreach (var binding in _matcherBindings)
-        {
-            binding?.Dispose();
-        }
-
-        _encoderBinding.Dispose();
-        foreach (var value in _values)
-        {
-            value.Dispose();
-        }
-
-        _bank.Dispose();
-        _allocator?.Dispose();
-        _deviceMemory?.Dispose();
-        _runOptions.Dispose();
-        _matcher.Dispose();
-        _encoder.Dispose();
-        _sessionOptions.Dispose();
+        return _outputs.Copy(size);
     }
 
     /// <summary>Encodes the frames without features, in runs of free slots in a row, each run straight into its slots.</summary>
@@ -269,7 +176,7 @@ public sealed class SplitPairMatcher : IPairMatcher
                     var target = _frames.AsSpan(k * _plane, _plane);
                     for (var p = 0; p < _plane; p++)
                     {
-                        target[p] = (byte)MathF.Min(MathF.Floor(pixels[p] * 255f + 0.5f), 255f);
+                        target[p] = PairMatchers.ToByte(pixels[p]);
                     }
                 }
 
@@ -296,7 +203,7 @@ public sealed class SplitPairMatcher : IPairMatcher
     /// <summary>Encodes the first <paramref name="count"/> frames of the pixel buffer straight into bank slots from <paramref name="start"/>.</summary>
     private void RunEncoder(int start, int count)
     {
-        _encoderBinding.BindInput(_framesInput, _frameValues[count] ??= Track(OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance,
+        _encoderBinding.BindInput(_framesInput, _frameValues[count] ??= Own(OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance,
             _frames.AsMemory(0, count * _plane), [count, 1, Manifest.Input.Height, Manifest.Input.Width])));
         var views = _bank.Views(start, count);
         for (var f = 0; f < _featureOutputs.Length; f++)
@@ -304,12 +211,20 @@ public sealed class SplitPairMatcher : IPairMatcher
             _encoderBinding.BindOutput(_featureOutputs[f], views[f]);
         }
 
-        _encoder.RunWithBinding(_runOptions, _encoderBinding);
+        _encoder.RunWithBinding(RunOptions, _encoderBinding);
         _encoderBinding.SynchronizeBoundOutputs();
+    }
+
+    private void RunMatcher(int size)
+    {
+        var binding = _matcherBindings[size] ??= BindMatcher(size);
+        _matcher.RunWithBinding(RunOptions, binding);
+        binding.SynchronizeBoundOutputs();
     }
 
     private OrtIoBinding BindMatcher(int size)
     {
+        // Owned after its values, so it is disposed before them.
         var binding = _matcher.CreateIoBinding();
         var whole = _bank.Whole;
         for (var f = 0; f < _bankInputs.Length; f++)
@@ -317,17 +232,8 @@ public sealed class SplitPairMatcher : IPairMatcher
             binding.BindInput(_bankInputs[f], whole[f]);
         }
 
-        var cells = Manifest.Cells;
-        binding.BindInput(_pairsInput, Track(OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _pairs.AsMemory(0, 2 * size), [size, 2])));
-        binding.BindOutput(_outputNames[0], Track(OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _matches.AsMemory(0, size * 2 * cells), [size, 2, cells])));
-        binding.BindOutput(_outputNames[1], Track(OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _scores.AsMemory(0, size * 2 * cells), [size, 2, cells])));
-        binding.BindOutput(_outputNames[2], Track(OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _keypoints.AsMemory(0, size * 4 * cells), [size, 2, cells, 2])));
-        return binding;
-    }
-
-    private OrtValue Track(OrtValue value)
-    {
-        _values.Add(value);
-        return value;
+        binding.BindInput(_pairsInput, Own(OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _pairs.AsMemory(0, 2 * size), [size, 2])));
+        _outputs.Bind(binding, size, Own);
+        return Own(binding);
     }
 }

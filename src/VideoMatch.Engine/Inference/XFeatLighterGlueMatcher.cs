@@ -13,12 +13,10 @@ namespace VideoMatch.Engine.Inference;
 /// loop. The extractor takes RGB in [0, 1] and averages the channels itself, so the gray plane is fed to all three.
 /// LighterGlue wants keypoints normalised as (k − [W/2, H/2]) / (max(W, H) / 2).
 /// </remarks>
-public sealed class XFeatLighterGlueMatcher : IPairMatcher
+public sealed class XFeatLighterGlueMatcher : OrtMatcher
 {
-    private readonly SessionOptions _sessionOptions;
     private readonly InferenceSession _extractor;
     private readonly InferenceSession _matcher;
-    private readonly RunOptions _runOptions = new();
     private readonly float[] _image;
     private readonly OrtValue _imageValue;
     private readonly string[] _imageNames;
@@ -28,36 +26,21 @@ public sealed class XFeatLighterGlueMatcher : IPairMatcher
     private readonly int _descriptorLength;
     private static readonly Features NoFeatures = new(0, [], [], []);
     private readonly int _plane;
-    private bool _disposed;
 
-    private XFeatLighterGlueMatcher(ModelManifest manifest, (GraphSpec Extractor, GraphSpec Matcher) graphs, SessionOptions sessionOptions, InferenceSession extractor, InferenceSession matcher, string provider, int maxBatchSize)
+    private XFeatLighterGlueMatcher(ModelManifest manifest, (GraphSpec Extractor, GraphSpec Matcher) graphs, OrtResources resources, InferenceSession extractor, InferenceSession matcher, int maxBatchSize)
+        : base(manifest, resources, maxBatchSize)
     {
-        Manifest = manifest;
-        ExecutionProvider = provider;
-        MaxBatchSize = maxBatchSize;
-        _sessionOptions = sessionOptions;
         _extractor = extractor;
         _matcher = matcher;
         _plane = manifest.Input.Width * manifest.Input.Height;
         _image = GC.AllocateArray<float>(3 * _plane, pinned: true);
-        _imageValue = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _image.AsMemory(), [1, 3, manifest.Input.Height, manifest.Input.Width]);
+        _imageValue = Own(OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _image.AsMemory(), [1, 3, manifest.Input.Height, manifest.Input.Width]));
         _imageNames = [graphs.Extractor.Inputs[0].Name];
         _featureNames = [graphs.Extractor.Outputs[0].Name, graphs.Extractor.Outputs[1].Name];
         _pairNames = [.. graphs.Matcher.Inputs.Select(t => t.Name)];
         _matchNames = [graphs.Matcher.Outputs[0].Name, graphs.Matcher.Outputs[1].Name];
         _descriptorLength = (int)graphs.Extractor.Outputs[1].Shape[^1].Size;
     }
-
-    public ModelManifest Manifest { get; }
-
-    public string ExecutionProvider { get; }
-
-    /// <inheritdoc/>
-    public string Graph { get; internal set; } = "";
-
-    public int MaxBatchSize { get; }
-
-    public ModelWork Work { get; } = new();
 
     /// <summary>Extractor runs so far: one per frame, however many pairs the frame is part of.</summary>
     public long FramesExtracted => Work.FramesEncoded;
@@ -115,30 +98,13 @@ public sealed class XFeatLighterGlueMatcher : IPairMatcher
         manifest.Validate(manifest.Name);
         var graphs = (Extractor: manifest.Graph(GraphRole.Extractor)!, Matcher: manifest.Graph(GraphRole.Matcher)!);
         var (extractorPath, matcherPath) = (manifest.PathOf(graphs.Extractor), manifest.PathOf(graphs.Matcher));
-        var sessionOptions = OrtSessions.CreateOptions(options, out var provider);
-        InferenceSession? extractor = null;
-        InferenceSession? matcher = null;
-        try
-        {
-            extractor = OrtSessions.Open(File.ReadAllBytes(extractorPath), sessionOptions, $"extractor '{extractorPath}'");
-            matcher = OrtSessions.Open(File.ReadAllBytes(matcherPath), sessionOptions, $"matcher '{matcherPath}'");
-            graphs.Extractor.Check(extractor, manifest.Name);
-            graphs.Matcher.Check(matcher, manifest.Name);
-            return new XFeatLighterGlueMatcher(manifest, graphs, sessionOptions, extractor, matcher, provider, maxBatchSize);
-        }
-        catch
-        {
-            matcher?.Dispose();
-            extractor?.Dispose();
-            sessionOptions.Dispose();
-            throw;
-        }
+        return Build(options, resources => new XFeatLighterGlueMatcher(manifest, graphs, resources,
+            resources.Session(File.ReadAllBytes(extractorPath), graphs.Extractor, manifest), resources.Session(File.ReadAllBytes(matcherPath), graphs.Matcher, manifest), maxBatchSize));
     }
 
-    public void Match(ReadOnlySpan<PairInput> batch, Span<PairMatchResult> results)
+    public override void Match(ReadOnlySpan<PairInput> batch, Span<PairMatchResult> results)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        PairMatchers.CheckBatch(batch.Length, MaxBatchSize);
+        CheckBatch(batch.Length);
 
         for (var i = 0; i < batch.Length; i++)
         {
@@ -148,24 +114,6 @@ public sealed class XFeatLighterGlueMatcher : IPairMatcher
             results[i] = MatchPair(features0, features1, pair);
             Work.Matched(1);
         }
-    }
-
-    /// <inheritdoc/>
-    public void Terminate() => _runOptions.Terminate = true;
-
-    public void Dispose()
-    {
-        if (_disposed)
-        {
-            return;
-        }
-
-        _disposed = true;
-        _imageValue.Dispose();
-        _runOptions.Dispose();
-        _matcher.Dispose();
-        _extractor.Dispose();
-        _sessionOptions.Dispose();
     }
 
     private Features Extract(PreparedFrame frame)
@@ -185,7 +133,7 @@ public sealed class XFeatLighterGlueMatcher : IPairMatcher
         IDisposableReadOnlyCollection<OrtValue> outputs;
         try
         {
-            outputs = _extractor.Run(_runOptions, _imageNames, [_imageValue], _featureNames);
+            outputs = _extractor.Run(RunOptions, _imageNames, [_imageValue], _featureNames);
         }
         catch (OnnxRuntimeException e) when (FoundNoPoints(e))
         {
@@ -242,7 +190,7 @@ public sealed class XFeatLighterGlueMatcher : IPairMatcher
         using var kpts1 = OrtValue.CreateTensorValueFromMemory(features1.Normalised, [1, features1.Count, 2]);
         using var desc0 = OrtValue.CreateTensorValueFromMemory(features0.Descriptors, [1, features0.Count, _descriptorLength]);
         using var desc1 = OrtValue.CreateTensorValueFromMemory(features1.Descriptors, [1, features1.Count, _descriptorLength]);
-        using var outputs = _matcher.Run(_runOptions, _pairNames, [kpts0, kpts1, desc0, desc1], _matchNames);
+        using var outputs = _matcher.Run(RunOptions, _pairNames, [kpts0, kpts1, desc0, desc1], _matchNames);
         var matches = outputs[0].GetTensorDataAsSpan<long>();
         var scores = outputs[1].GetTensorDataAsSpan<float>();
 
