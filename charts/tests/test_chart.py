@@ -135,7 +135,9 @@ class DefaultValues(unittest.TestCase):
         for name in env_of(self.container):
             if name in ("Urls",) or name.startswith("Logging__"):
                 continue
-            section, key = name.split("__")[:2]
+            parts = name.split("__")
+            # Models__NAME__Key: one model of several, any name.
+            section, key = (parts[0], parts[2]) if parts[0] == "Models" else parts[:2]
             self.assertIn(key, known.get(section, set()), f"{name}: the server has no setting {section}:{key}")
 
     def test_notes_render_with_the_balancing_advice(self):
@@ -164,6 +166,21 @@ class ValueSets(unittest.TestCase):
         self.assertEqual("cuda", env_of(c)["Inference__ExecutionProvider"])
         self.assertEqual("/models/matchanything-eloftr", env_of(c)["Inference__ModelPath"])
         self.assertTrue(c["image"].endswith(":0.1.0-gpu"), c["image"])
+
+    def test_extra_models_are_mounted_read_only_and_named_in_the_environment(self):
+        docs, _ = manifests(values=[os.path.join(HERE, "values", "gpu-pvc-tls.yaml")])
+        c = server_container(docs)
+        pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+        env = env_of(c)
+        self.assertEqual("/models/extra/tracking", env["Models__tracking__Path"])
+        self.assertEqual("fp32", env["Models__tracking__Precision"])
+        self.assertEqual("tracking", env["Inference__DefaultModel"])
+        self.assertIn({"name": "extra-model-0", "mountPath": "/models/extra/tracking", "readOnly": True, "subPath": "xfeat-lighterglue"}, c["volumeMounts"])
+        self.assertIn({"name": "extra-model-0", "persistentVolumeClaim": {"claimName": "videomatch-models", "readOnly": True}}, pod["volumes"])
+        known = server_settings()
+        for name in env:
+            if name.startswith("Models__"):
+                self.assertIn(name.split("__")[2], known["Models"], name)
 
     def test_tls_switches_probes_to_http_and_mounts_the_secret(self):
         docs, _ = manifests(values=[os.path.join(HERE, "values", "gpu-pvc-tls.yaml")])
@@ -337,7 +354,7 @@ class RenderedSettingsStartTheServer(unittest.TestCase):
                 process.kill()
                 out, _ = process.communicate()
         # The chart asked for JSON logs; the model line must be one.
-        self.assertIn('"Message":"Model videomatch-embedded-patch-matcher loaded', out.replace(": ", ":"))
+        self.assertIn('"Message":"Model embedded (videomatch-embedded-patch-matcher) loaded', out.replace(": ", ":"))
 
 
 def merge(base, override):

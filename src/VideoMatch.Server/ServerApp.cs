@@ -167,17 +167,30 @@ internal static class ServiceRegistration
         services.AddSingleton(new Grpc.Reflection.ReflectionServiceImpl(VideoMatch.Contracts.V1.VideoMatcher.Descriptor,
             Grpc.Health.V1.Health.Descriptor, Grpc.Reflection.V1Alpha.ServerReflection.Descriptor));
         services.AddGrpcReflection();
-        // grpc.health.v1: "" and the service's name answer readiness (model loaded and warmed up); "liveness"
-        // answers whether the process still serves (the batcher's loop is alive), for liveness probes.
-        services.AddGrpcHealthChecks(health =>
+        // grpc.health.v1: "" and the service's name answer readiness (the default model loaded and warmed up); each
+        // model's name answers for that model; "liveness" answers whether the process still serves (every batcher's
+        // loop is alive), for liveness probes.
+        services.Configure<ModelsOptions>(models => models.Entries = ModelSet.Entries(configuration));
+        var names = ModelSet.Names(configuration);
+        var checks = services.AddGrpcHealthChecks(health =>
         {
             health.Services.Clear();
             health.Services.Map("", check => check.Tags.Contains(HealthTags.Ready));
             health.Services.Map(VideoMatch.Contracts.V1.VideoMatcher.Descriptor.FullName, check => check.Tags.Contains(HealthTags.Ready));
             health.Services.Map(HealthTags.Live, check => check.Tags.Contains(HealthTags.Live));
+            foreach (var name in names)
+            {
+                health.Services.Map(name, check => check.Tags.Contains(HealthTags.Model(name)));
+            }
         })
             .AddCheck<ModelReadyHealthCheck>("model", tags: [HealthTags.Ready])
             .AddCheck<LivenessHealthCheck>("batcher", tags: [HealthTags.Live]);
+        foreach (var name in names)
+        {
+            checks.Add(new Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckRegistration(
+                $"model {name}", provider => new NamedModelHealthCheck(provider.GetRequiredService<MatchingRuntime>(), name), null, [HealthTags.Model(name)]));
+        }
+
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<ConnectionStreamLimiter>();
         services.AddSingleton<CallTracker>();

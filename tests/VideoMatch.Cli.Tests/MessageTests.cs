@@ -168,10 +168,10 @@ public sealed class MessageTests(LoopbackServer server) : IClassFixture<Loopback
 
         Assert.True(exit == 2, error);
         Assert.Contains("NOT_SERVING", output, StringComparison.Ordinal);
-        Assert.Contains("│ reason │ The server is loading its model; retry when grpc.health.v1 reports SERVING. │", output, StringComparison.Ordinal);
+        Assert.Contains("│ reason │ The server is loading model 'embedded'; retry when grpc.health.v1 reports SERVING. │", output, StringComparison.Ordinal);
         Assert.DoesNotContain("could not reach", error, StringComparison.Ordinal);
         Assert.Equal(1, matchExit);
-        Assert.Contains("is running but not serving: The server is loading its model", matchError, StringComparison.Ordinal);
+        Assert.Contains("is running but not serving: The server is loading model 'embedded'", matchError, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -457,7 +457,7 @@ public sealed class WarmUpTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.Equal("the embedded whole-pair graph, fp32", info.Graph);
         Assert.Contains("loaded: the embedded whole-pair graph, fp32, input 320×256, execution provider cpu, batches of up to 1", server.Log, StringComparison.Ordinal);
         Assert.Contains("Batching:MaxBatchSize 1, the default on the CPU (batching buys no speed on CPU cores", server.Log, StringComparison.Ordinal);
-        Assert.Contains("Model warmed up (batch sizes 1: 1 pairs, 0 frames encoded, not counted in metrics)", server.Log, StringComparison.Ordinal);
+        Assert.Contains("Model embedded warmed up (batch sizes 1: 1 pairs, 0 frames encoded, not counted in metrics)", server.Log, StringComparison.Ordinal);
     }
 
     [Fact]

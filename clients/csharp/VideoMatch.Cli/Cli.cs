@@ -62,17 +62,23 @@ internal static class Cli
         DefaultValueFactory = _ => Environment.GetEnvironmentVariable("VIDEOMATCH_API_KEY"),
     };
 
+    public static readonly Option<string?> Model = new("--model", "-m")
+    {
+        Description = "Which of the server's models to use (videomatch info lists them). Default: the server's default model.",
+    };
+
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, IVideoDecoder decoder, CancellationToken cancellationToken = default)
     {
         var context = new CliContext(output, error, decoder);
         Command[] calling = [MatchCommand.Create(context), StreamCommand.Create(context), BenchCommand.Create(context), InfoCommand.Create(context),
             Stabilization.StabilizeCommand.Create(context)];
         var root = new RootCommand("VideoMatch: keypoint matching between images and video frames, served over gRPC.");
-        // --server and --api-key on the commands that call a server only (verify runs the model here).
+        // --server, --api-key and --model on the commands that call a server only (verify runs the model here).
         foreach (var command in calling)
         {
             command.Add(Server);
             command.Add(ApiKey);
+            command.Add(Model);
             root.Add(command);
         }
 
@@ -180,7 +186,7 @@ internal static class Cli
             throw new ArgumentException($"--server '{address}' is not an http:// or https:// address (for example http://127.0.0.1:50051).");
         }
 
-        return new VideoMatchClient(new VideoMatchClientOptions { Address = uri, ApiKey = parse.GetValue(ApiKey) });
+        return new VideoMatchClient(new VideoMatchClientOptions { Address = uri, ApiKey = parse.GetValue(ApiKey), Model = parse.GetValue(Model) });
     }
 
     /// <summary>Opens a file for writing, or standard output for "-".</summary>

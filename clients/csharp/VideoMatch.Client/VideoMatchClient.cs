@@ -19,6 +19,7 @@ public sealed class VideoMatchClient : IDisposable
     private readonly VideoMatcher.VideoMatcherClient _matcher;
     private readonly Health.HealthClient _health;
     private readonly Metadata? _headers;
+    private readonly string _model;
 
     public VideoMatchClient(VideoMatchClientOptions options)
     {
@@ -44,6 +45,7 @@ public sealed class VideoMatchClient : IDisposable
         });
         _matcher = new VideoMatcher.VideoMatcherClient(_channel);
         _health = new Health.HealthClient(_channel);
+        _model = options.Model ?? "";
         if (!string.IsNullOrEmpty(options.ApiKey))
         {
             _headers = new Metadata { { "authorization", $"Bearer {options.ApiKey}" } };
@@ -55,12 +57,20 @@ public sealed class VideoMatchClient : IDisposable
     {
     }
 
+    /// <summary>The stream's config, naming this client's model when it names none.</summary>
+    private StreamConfig WithModel(StreamConfig? config) =>
+        config is { Model.Length: > 0 } || _model.Length == 0 ? config ?? new StreamConfig() : new StreamConfig(config ?? new StreamConfig()) { Model = _model };
+
     /// <summary>The generated stub, for calls this wrapper does not cover.</summary>
     public VideoMatcher.VideoMatcherClient Stub => _matcher;
 
     /// <summary>What the server runs: model, input size, the pixel format that costs it least.</summary>
     public async Task<ModelInfo> GetModelInfoAsync(CancellationToken cancellationToken = default) =>
-        await _matcher.GetModelInfoAsync(new GetModelInfoRequest(), _headers, cancellationToken: cancellationToken).ConfigureAwait(false);
+        await _matcher.GetModelInfoAsync(new GetModelInfoRequest { Model = _model }, _headers, cancellationToken: cancellationToken).ConfigureAwait(false);
+
+    /// <summary>Every model the server serves, whether each serves now, and its default.</summary>
+    public async Task<ListModelsResponse> ListModelsAsync(CancellationToken cancellationToken = default) =>
+        await _matcher.ListModelsAsync(new ListModelsRequest(), _headers, cancellationToken: cancellationToken).ConfigureAwait(false);
 
     /// <summary>grpc.health.v1 status of the whole server (SERVING once its model is loaded and warmed up).</summary>
     public async Task<HealthCheckResponse.Types.ServingStatus> CheckHealthAsync(CancellationToken cancellationToken = default) =>
@@ -72,12 +82,20 @@ public sealed class VideoMatchClient : IDisposable
     public async Task<MatchPairResponse> MatchAsync(Image image0, Image image1, float? threshold = null, int maxMatches = 0, CancellationToken cancellationToken = default)
     {
         var request = new MatchPairRequest { Image0 = image0, Image1 = image1, MatchThreshold = threshold, MaxMatches = (uint)Math.Max(0, maxMatches) };
-        return await _matcher.MatchPairAsync(request, _headers, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return await MatchAsync(request, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Matches two images once, with every option of the request (transform estimation, letterboxing).</summary>
-    public async Task<MatchPairResponse> MatchAsync(MatchPairRequest request, CancellationToken cancellationToken = default) =>
-        await _matcher.MatchPairAsync(request, _headers, cancellationToken: cancellationToken).ConfigureAwait(false);
+    public async Task<MatchPairResponse> MatchAsync(MatchPairRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Model.Length == 0 && _model.Length > 0)
+        {
+            request = new MatchPairRequest(request) { Model = _model };
+        }
+
+        return await _matcher.MatchPairAsync(request, _headers, cancellationToken: cancellationToken).ConfigureAwait(false);
+    }
 
     /// <summary>
     /// Streams <paramref name="frames"/> and yields one response per frame, in frame order: the matches of
@@ -90,7 +108,7 @@ public sealed class VideoMatchClient : IDisposable
         ArgumentNullException.ThrowIfNull(frames);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var call = _matcher.MatchStream(_headers, cancellationToken: stop.Token);
-        var sending = SendAsync(call.RequestStream, frames, config ?? new StreamConfig(), stop.Token);
+        var sending = SendAsync(call.RequestStream, frames, WithModel(config), stop.Token);
         try
         {
             while (await call.ResponseStream.MoveNext(stop.Token).ConfigureAwait(false))
@@ -117,7 +135,7 @@ public sealed class VideoMatchClient : IDisposable
         var call = _matcher.MatchStream(_headers, cancellationToken: cancellationToken);
         try
         {
-            await call.RequestStream.WriteAsync(new StreamRequest { Config = config ?? new StreamConfig() }, cancellationToken).ConfigureAwait(false);
+            await call.RequestStream.WriteAsync(new StreamRequest { Config = WithModel(config) }, cancellationToken).ConfigureAwait(false);
             return new MatchSession(call);
         }
         catch
@@ -191,4 +209,5 @@ public static class Images
     {
         Raw = new RawImage { Format = format, Width = (uint)width, Height = (uint)height, RowStride = (uint)rowStride, Data = UnsafeByteOperations.UnsafeWrap(pixels) },
     };
+
 }

@@ -19,4 +19,10 @@ public sealed class VideoMatchClientOptions
 
     /// <summary>Largest message either way, in bytes. Default 64 MiB (frames can be large; the server sets its own limit).</summary>
     public int MaxMessageBytes { get; set; } = 64 * 1024 * 1024;
+
+    /// <summary>
+    /// Which of the server's models to use (its ListModels names them), for every call that names none itself:
+    /// GetModelInfo, MatchPair and each stream's config. Null or empty: the server's default model.
+    /// </summary>
+    public string? Model { get; set; }
 }

@@ -64,20 +64,29 @@ function streamResult(response) {
 }
 
 class VideoMatchClient {
-  /** @param {string} address host:port of a plaintext HTTP/2 server; pass credentials for TLS. */
-  constructor(address = '127.0.0.1:50051', { credentials = grpc.credentials.createInsecure(), apiKey, maxMessageBytes = 64 * 1024 * 1024 } = {}) {
+  /**
+   * @param {string} address host:port of a plaintext HTTP/2 server; pass credentials for TLS.
+   * `model` names which of the server's models every call uses (listModels names them); '' for its default.
+   */
+  constructor(address = '127.0.0.1:50051', { credentials = grpc.credentials.createInsecure(), apiKey, maxMessageBytes = 64 * 1024 * 1024, model = '' } = {}) {
     this.stub = new proto.VideoMatcher(address, credentials, {
       'grpc.max_send_message_length': maxMessageBytes,
       'grpc.max_receive_message_length': maxMessageBytes,
     });
     this.metadata = new grpc.Metadata();
     if (apiKey) this.metadata.set('authorization', `Bearer ${apiKey}`);
+    this.model = model;
   }
 
   close() { this.stub.close(); }
 
   modelInfo() {
-    return new Promise((resolve, reject) => this.stub.getModelInfo({}, this.metadata, (error, info) => (error ? reject(error) : resolve(info))));
+    return new Promise((resolve, reject) => this.stub.getModelInfo({ model: this.model }, this.metadata, (error, info) => (error ? reject(error) : resolve(info))));
+  }
+
+  /** Every model the server serves ({ models: [{ name, serving, ... }], defaultModel }). */
+  listModels() {
+    return new Promise((resolve, reject) => this.stub.listModels({}, this.metadata, (error, list) => (error ? reject(error) : resolve(list))));
   }
 
   /**
@@ -89,7 +98,7 @@ class VideoMatchClient {
   matchPair(image0, image1, { threshold, maxMatches = 0, estimate, inlierThresholdPx = 0, letterbox = false, maxPixels = MAX_PIXELS } = {}) {
     const sent0 = prepareImage(image0, maxPixels);
     const sent1 = prepareImage(image1, maxPixels);
-    const request = { image0: sent0.message, image1: sent1.message, maxMatches, inlierThresholdPx, letterbox };
+    const request = { image0: sent0.message, image1: sent1.message, maxMatches, inlierThresholdPx, letterbox, model: this.model };
     if (estimate !== undefined) request.estimate = estimateName(estimate);
     if (threshold !== undefined) request.matchThreshold = { value: threshold };
     return new Promise((resolve, reject) => this.stub.matchPair(request, this.metadata, (error, response) => {
@@ -114,7 +123,7 @@ class VideoMatchClient {
     threshold, maxMatches = 0, name = '', estimate, inlierThresholdPx = 0,
     keyframes = false, rekeyMinInliers = 0, trackIds = false, trackRadiusPx = 0, letterbox = false,
   } = {}) {
-    const config = { maxMatches, streamName: name, inlierThresholdPx, keyframes, rekeyMinInliers, trackIds, trackRadiusPx, letterbox };
+    const config = { maxMatches, streamName: name, inlierThresholdPx, keyframes, rekeyMinInliers, trackIds, trackRadiusPx, letterbox, model: this.model };
     if (estimate !== undefined) config.estimate = estimateName(estimate);
     const call = this.stub.matchStream(this.metadata);
     if (threshold !== undefined) config.matchThreshold = { value: threshold };

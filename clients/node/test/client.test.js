@@ -149,4 +149,21 @@ test('client', async (t) => {
     const image = crop(picture, 0, 0, 64, 64);
     await assert.rejects(client.matchPair(image, image, { threshold: 2 }), (error) => error.code === 3 && /match_threshold/.test(error.details));
   });
+
+  await t.test('models are listed and chosen by name', async () => {
+    const listed = await client.listModels();
+    assert.equal(listed.defaultModel, 'embedded');
+    assert.deepEqual(listed.models.map((m) => m.name), ['embedded']);
+    const image = crop(picture, 0, 0, 64, 64);
+    const named = new VideoMatchClient(address, { model: 'embedded' });
+    const unknown = new VideoMatchClient(address, { model: 'superglue' });
+    try {
+      assert.equal((await named.modelInfo()).name, 'embedded');
+      await named.matchPair(image, image);
+      await assert.rejects(unknown.matchPair(image, image), (error) => error.code === 3 && /'superglue' names no model of this server; it serves 'embedded'/.test(error.details));
+    } finally {
+      named.close();
+      unknown.close();
+    }
+  });
 });

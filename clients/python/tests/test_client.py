@@ -187,6 +187,23 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("match_threshold", raised.exception.details())
 
+    def test_models_listed_and_chosen_by_name(self):
+        listed = self.client.list_models()
+        self.assertEqual("embedded", listed.default_model)
+        self.assertEqual(["embedded"], [m.name for m in listed.models])
+        self.assertTrue(listed.models[0].serving)
+        image = crop(self.picture, 0, 0, 64, 64)
+        with VideoMatchClient(ADDRESS, model="embedded") as named:
+            self.assertEqual("embedded", named.model_info().name)
+            named.match_pair(image, image)
+        with VideoMatchClient(ADDRESS, model="superglue") as unknown:
+            with self.assertRaises(grpc.RpcError) as raised:
+                unknown.match_pair(image, image)
+            self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn("'superglue' names no model of this server; it serves 'embedded'", raised.exception.details())
+            with self.assertRaises(grpc.RpcError):
+                list(unknown.stream([image, image]))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -241,12 +241,14 @@ class VideoMatchClient:
     """A connection to a VideoMatch server; thread-safe, reuse it."""
 
     def __init__(self, address: str = "127.0.0.1:50051", api_key: Optional[str] = None,
-                 max_message_bytes: int = 64 * 1024 * 1024):
+                 max_message_bytes: int = 64 * 1024 * 1024, model: str = ""):
+        """``model``: which of the server's models every call uses (``list_models`` names them); "" for its default."""
         options = [("grpc.max_send_message_length", max_message_bytes),
                    ("grpc.max_receive_message_length", max_message_bytes)]
         self._channel = grpc.insecure_channel(address, options=options)
         self._stub = pb_grpc.VideoMatcherStub(self._channel)
         self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else None
+        self._model = model
 
     def close(self) -> None:
         self._channel.close()
@@ -258,7 +260,11 @@ class VideoMatchClient:
         self.close()
 
     def model_info(self, timeout: float = 30) -> "pb.ModelInfo":
-        return self._stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=timeout, metadata=self._metadata)
+        return self._stub.GetModelInfo(pb.GetModelInfoRequest(model=self._model), timeout=timeout, metadata=self._metadata)
+
+    def list_models(self, timeout: float = 30) -> "pb.ListModelsResponse":
+        """Every model the server serves (``models``, each with ``name`` and ``serving``) and its ``default_model``."""
+        return self._stub.ListModels(pb.ListModelsRequest(), timeout=timeout, metadata=self._metadata)
 
     def match_pair(self, image0: ImageLike, image1: ImageLike, threshold: Optional[float] = None,
                    max_matches: int = 0, timeout: float = 60, estimate: Optional[str] = None,
@@ -279,7 +285,7 @@ class VideoMatchClient:
         """As :meth:`match_pair`, returning ``(matches, transform)``; transform is None unless ``estimate`` is set."""
         message0, sx0, sy0 = prepare_image(image0, max_pixels)
         message1, sx1, sy1 = prepare_image(image1, max_pixels)
-        request = pb.MatchPairRequest(image0=message0, image1=message1, max_matches=max_matches,
+        request = pb.MatchPairRequest(image0=message0, image1=message1, max_matches=max_matches, model=self._model,
                                       estimate=_estimate(estimate), inlier_threshold_px=inlier_threshold_px,
                                       letterbox=letterbox)
         if threshold is not None:
@@ -308,7 +314,7 @@ class VideoMatchClient:
 
         If ``frames`` raises (or yields something that is not a frame), the frames before it are answered and
         then the same exception is raised here, in the caller."""
-        config = pb.StreamConfig(max_matches=max_matches, stream_name=name, estimate=_estimate(estimate),
+        config = pb.StreamConfig(max_matches=max_matches, stream_name=name, estimate=_estimate(estimate), model=self._model,
                                  inlier_threshold_px=inlier_threshold_px, keyframes=keyframes,
                                  rekey_min_inliers=rekey_min_inliers, track_ids=track_ids,
                                  track_radius_px=track_radius_px, letterbox=letterbox)

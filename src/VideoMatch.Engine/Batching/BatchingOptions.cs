@@ -41,6 +41,22 @@ public sealed class BatchingOptions
             : $"Batching:MaxBatchSize {CpuDefault}, the default on the CPU (batching buys no speed on CPU cores, and each pair of batch holds about 0.55 GB more at 640×480); set it to batch more";
     }
 
+    /// <summary>
+    /// These options for one model of several: its own <paramref name="maxBatchSize"/> when set, else this one (or, when
+    /// this one was chosen for the provider rather than set, the choice for the model's provider).
+    /// </summary>
+    public BatchingOptions For(int? maxBatchSize, bool cuda)
+    {
+        var copy = new BatchingOptions
+        {
+            MaxBatchDelayMs = MaxBatchDelayMs,
+            QueueCapacity = QueueCapacity,
+            MaxBatchSize = maxBatchSize ?? (MaxBatchSizeChoice is null ? MaxBatchSize : 0),
+        };
+        copy.ChooseFor(cuda);
+        return copy;
+    }
+
     /// <summary>…or when its oldest pair has waited this long, in milliseconds. Default 5 ms.</summary>
     public double MaxBatchDelayMs { get; set; } = 5;
 

@@ -86,6 +86,15 @@ public sealed class InferenceOptions
     /// <summary>Frame-bank slots of a split model (one frame's features each: 34 MB at 480×640). 0 (default): 4 × Batching:MaxBatchSize.</summary>
     public int FrameBankSlots { get; set; }
 
+    /// <summary>
+    /// With several models (<c>Models:&lt;name&gt;:Path</c>): the one a request that names none gets. Empty (default):
+    /// the first model.
+    /// </summary>
+    public string DefaultModel { get; set; } = "";
+
+    /// <summary>A copy, for one model of several to override what it sets itself.</summary>
+    public InferenceOptions Copy() => (InferenceOptions)MemberwiseClone();
+
     /// <summary>True when <see cref="ExecutionProvider"/> names CUDA.</summary>
     public bool IsCuda => string.Equals(ExecutionProvider, "cuda", StringComparison.OrdinalIgnoreCase);
 }

@@ -10,6 +10,19 @@ internal static class HealthTags
 
     /// <summary>Alive: restarting would not help unless this fails. Also the grpc.health.v1 service name for liveness probes.</summary>
     public const string Live = "liveness";
+
+    /// <summary>The tag of one model's readiness, answered for the grpc.health.v1 service named after the model.</summary>
+    public static string Model(string name) => $"model:{name}";
+}
+
+/// <summary>Serving once model <paramref name="name"/> is loaded and warmed up (and passed its self-check).</summary>
+internal sealed class NamedModelHealthCheck(MatchingRuntime runtime, string name) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        var model = runtime.Models.First(m => m.Name == name);
+        return Task.FromResult(model.IsReady ? HealthCheckResult.Healthy($"Model '{name}' loaded and warmed up.") : HealthCheckResult.Unhealthy(model.NotReadyReason));
+    }
 }
 
 /// <summary>Serving once the model is loaded and warmed up; not serving while loading or stopping.</summary>

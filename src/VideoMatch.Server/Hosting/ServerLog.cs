@@ -8,8 +8,8 @@ namespace VideoMatch.Server.Hosting;
 /// </summary>
 internal static partial class ServerLog
 {
-    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Model {Model} loaded: {Graph}, input {Width}×{Height}, execution provider {Provider}, batches of up to {MaxBatchSize}")]
-    public static partial void ModelLoaded(ILogger logger, string model, string graph, int width, int height, string provider, int maxBatchSize);
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Model {Name} ({Model}) loaded: {Graph}, input {Width}×{Height}, execution provider {Provider}, batches of up to {MaxBatchSize}")]
+    public static partial void ModelLoaded(ILogger logger, string name, string model, string graph, int width, int height, string provider, int maxBatchSize);
 
     [LoggerMessage(EventId = 7, Level = LogLevel.Information, Message = "{Choice}")]
     public static partial void BatchSizeChosen(ILogger logger, string choice);
@@ -35,8 +35,8 @@ internal static partial class ServerLog
     [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Model {Model} not warmed up (Inference:WarmUp=false); ready")]
     public static partial void ReadyWithoutWarmUp(ILogger logger, string model);
 
-    [LoggerMessage(EventId = 6, Level = LogLevel.Information, Message = "Model warmed up (batch sizes {Sizes}: {Pairs} pairs, {Frames} frames encoded, not counted in metrics) in {Milliseconds:F0} ms; ready")]
-    public static partial void WarmedUp(ILogger logger, IReadOnlyList<int> sizes, long pairs, long frames, double milliseconds);
+    [LoggerMessage(EventId = 6, Level = LogLevel.Information, Message = "Model {Name} warmed up (batch sizes {Sizes}: {Pairs} pairs, {Frames} frames encoded, not counted in metrics) in {Milliseconds:F0} ms; ready")]
+    public static partial void WarmedUp(ILogger logger, string name, IReadOnlyList<int> sizes, long pairs, long frames, double milliseconds);
 
     [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "Stream {Stream} from {Peer} started (threshold {Threshold}, max matches {MaxMatches})")]
     public static partial void StreamStarted(ILogger logger, string stream, string peer, float threshold, int maxMatches);

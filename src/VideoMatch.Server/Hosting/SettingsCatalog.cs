@@ -32,7 +32,7 @@ internal static class SettingsCatalog
     public static IReadOnlyList<string> Unknown(IConfiguration configuration)
     {
         var problems = new List<string>();
-        var sections = Sections.Select(s => s.Section).ToArray();
+        var sections = Sections.Select(s => s.Section).Append(ModelEntryOptions.Section).ToArray();
         foreach (var root in configuration.GetChildren())
         {
             if (!sections.Contains(root.Key, StringComparer.OrdinalIgnoreCase) && root.GetChildren().Any() &&
@@ -51,6 +51,21 @@ internal static class SettingsCatalog
                 {
                     problems.Add($"unknown setting '{section}:{child.Key}' (did you mean {section}:{Nearest(child.Key, names)}?)");
                 }
+            }
+        }
+
+        // Models:<name>:<key>, any name.
+        var entryKeys = Settings(typeof(ModelEntryOptions)).Select(p => p.Name).ToArray();
+        foreach (var model in configuration.GetSection(ModelEntryOptions.Section).GetChildren())
+        {
+            foreach (var child in model.GetChildren().Where(c => !entryKeys.Contains(c.Key, StringComparer.OrdinalIgnoreCase)))
+            {
+                problems.Add($"unknown setting '{ModelEntryOptions.Section}:{model.Key}:{child.Key}' (did you mean {ModelEntryOptions.Section}:{model.Key}:{Nearest(child.Key, entryKeys)}?)");
+            }
+
+            if (model.Value is not null && !model.GetChildren().Any())
+            {
+                problems.Add($"'{ModelEntryOptions.Section}:{model.Key}' is a value; give the model's folder as {ModelEntryOptions.Section}:{model.Key}:Path (empty: the embedded model)");
             }
         }
 
@@ -73,6 +88,9 @@ internal static class SettingsCatalog
             }
         }
 
+        // Several models: any number of names, each with these keys; unset ones take the Inference and Batching settings.
+        var keys = string.Join(", ", Settings(typeof(ModelEntryOptions)).Skip(1).Select(p => $":{p.Name}"));
+        text.Append(CultureInfo.InvariantCulture, $"  --{ModelEntryOptions.Section}:NAME:Path=FOLDER (repeat per model; empty: the embedded model; also {keys})\n");
         return text.ToString();
     }
 

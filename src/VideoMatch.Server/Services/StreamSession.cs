@@ -24,7 +24,8 @@ namespace VideoMatch.Server.Services;
 internal sealed partial class StreamSession
 #pragma warning restore CA1001
 {
-    private readonly MatchingRuntime _runtime;
+    private readonly MatchingRuntime _models;
+    private ModelRuntime _runtime = null!;
     private readonly StreamingOptions _options;
     private readonly FrameRateLimit _rate;
     private readonly IServerStreamWriter<StreamResponse> _responses;
@@ -51,7 +52,7 @@ internal sealed partial class StreamSession
         CallActivity? activity = null)
     {
         _activity = activity;
-        _runtime = runtime;
+        _models = runtime;
         _options = options;
         _rate = rate;
         _responses = responses;
@@ -82,6 +83,13 @@ internal sealed partial class StreamSession
         if (first.PayloadCase != StreamRequest.PayloadOneofCase.Config)
         {
             throw Answers.BeganWithoutConfig(first);
+        }
+
+        // The stream's model, by the name its config gives (empty: the default), which must be serving.
+        _runtime = _models.Resolve(first.Config.Model, "StreamConfig.model");
+        if (!_runtime.IsReady)
+        {
+            throw Answers.NotReady(_runtime.NotReadyReason);
         }
 
         _settings = StreamSettings.Parse(first.Config, _runtime.Matcher.Manifest, _peer);

@@ -30,6 +30,8 @@ internal sealed class VideoMatcherMethods : IServiceMethodProvider<VideoMatcherS
             (service, request, call) => service.MatchPair(request, call));
         context.AddUnaryMethod(Method(MethodType.Unary, "GetModelInfo", GetModelInfoRequest.Parser, ModelInfo.Parser), Post,
             (service, request, call) => service.GetModelInfo(request, call));
+        context.AddUnaryMethod(Method(MethodType.Unary, "ListModels", ListModelsRequest.Parser, ListModelsResponse.Parser), Post,
+            (service, request, call) => service.ListModels(request, call));
     }
 
     private static Method<TRequest, TResponse> Method<TRequest, TResponse>(MethodType type, string name, MessageParser<TRequest> requests, MessageParser<TResponse> responses,

@@ -23,7 +23,13 @@ internal sealed class VideoMatcherService(
 {
     public async Task MatchStream(IAsyncStreamReader<StreamRequest> requestStream, IServerStreamWriter<StreamResponse> responseStream, ServerCallContext context)
     {
-        EnsureReady();
+        // Not serving at all (starting, stopping): refused before a message is read. Which model the stream uses, and
+        // whether that one serves, its config says.
+        if (runtime.Models.All(m => !m.IsReady))
+        {
+            throw Answers.NotReady(runtime.NotReadyReason);
+        }
+
         using var slot = connections.Acquire(context.GetHttpContext().Connection.Id ?? context.Peer);
         var rate = new FrameRateLimit(security.Value.MaxFramesPerSecondPerStream, time);
         var session = new StreamSession(runtime, streaming.Value, rate, responseStream, context.Peer, metrics, logger,
@@ -33,15 +39,15 @@ internal sealed class VideoMatcherService(
 
     public async Task<MatchPairResponse> MatchPair(MatchPairRequest request, ServerCallContext context)
     {
-        EnsureReady();
-        var settings = MatchSettings.Parse(request, runtime.Matcher.Manifest);
+        var model = EnsureReady(request.Model, "MatchPairRequest.model");
+        var settings = MatchSettings.Parse(request, model.Matcher.Manifest);
         metrics.FramesReceived(2);
-        var frame0 = await PrepareAsync(request.Image0, "image0", 0, null, settings.Letterbox, context.CancellationToken).ConfigureAwait(false);
+        var frame0 = await PrepareAsync(model, request.Image0, "image0", 0, null, settings.Letterbox, context.CancellationToken).ConfigureAwait(false);
         PreparedFrame frame1;
         try
         {
             // Image 1 is turned as image 0 was, so both reach the model in one orientation.
-            frame1 = await PrepareAsync(request.Image1, "image1", 1, frame0.Rotated, settings.Letterbox, context.CancellationToken).ConfigureAwait(false);
+            frame1 = await PrepareAsync(model, request.Image1, "image1", 1, frame0.Rotated, settings.Letterbox, context.CancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -52,7 +58,7 @@ internal sealed class VideoMatcherService(
         var pair = new PairRequest(frame0, frame1, settings.Threshold, settings.MaxMatches, context.CancellationToken);
         try
         {
-            await runtime.Batcher.EnqueueAsync(pair, context.CancellationToken).ConfigureAwait(false);
+            await model.Batcher.EnqueueAsync(pair, context.CancellationToken).ConfigureAwait(false);
         }
         catch (System.Threading.Channels.ChannelClosedException)
         {
@@ -85,32 +91,46 @@ internal sealed class VideoMatcherService(
         }
     }
 
-    public Task<ModelInfo> GetModelInfo(GetModelInfoRequest request, ServerCallContext context)
+    public Task<ModelInfo> GetModelInfo(GetModelInfoRequest request, ServerCallContext context) =>
+        Task.FromResult(Describe(EnsureReady(request.Model, "GetModelInfoRequest.model")));
+
+    /// <summary>Every model, serving or not: a model that is not serving has only its name and why.</summary>
+    public Task<ListModelsResponse> ListModels(ListModelsRequest request, ServerCallContext context)
     {
-        EnsureReady();
-        var manifest = runtime.Matcher.Manifest;
-        return Task.FromResult(new ModelInfo
+        var response = new ListModelsResponse { DefaultModel = runtime.Default.Name };
+        response.Models.AddRange(runtime.Models.Select(model => model.IsReady
+            ? Describe(model)
+            : new ModelInfo { Name = model.Name, Serving = false, NotServingReason = model.NotReadyReason }));
+        return Task.FromResult(response);
+    }
+
+    private ModelInfo Describe(ModelRuntime model)
+    {
+        var manifest = model.Matcher.Manifest;
+        return new ModelInfo
         {
+            Name = model.Name,
+            Serving = true,
             ModelName = manifest.Name,
             InputWidth = (uint)manifest.Input.Width,
             InputHeight = (uint)manifest.Input.Height,
             PreferredPixelFormat = PixelFormat.Gray8,
             DefaultMatchThreshold = manifest.DefaultThreshold,
             MaxMatchesPerPair = (uint)manifest.MaxMatchesPerPair,
-            MaxBatchSize = (uint)runtime.Batcher.MaxBatchSize,
-            ExecutionProvider = runtime.Matcher.ExecutionProvider,
+            MaxBatchSize = (uint)model.Batcher.MaxBatchSize,
+            ExecutionProvider = model.Matcher.ExecutionProvider,
             MaxImageDimension = (uint)limits.Value.MaxImageDimension,
             MaxMessageBytes = (ulong)limits.Value.MaxMessageBytes,
             RotatesToFit = manifest.Input.RotateToFit,
-            Graph = runtime.Matcher.Graph,
-        });
+            Graph = model.Matcher.Graph,
+        };
     }
 
-    private async ValueTask<PreparedFrame> PrepareAsync(Image image, string name, ulong sequence, bool? rotate, bool letterbox, CancellationToken cancellationToken)
+    private static async ValueTask<PreparedFrame> PrepareAsync(ModelRuntime model, Image image, string name, ulong sequence, bool? rotate, bool letterbox, CancellationToken cancellationToken)
     {
         try
         {
-            return await runtime.Preparer.PrepareAsync(ProtoMapping.ToFrameInput(image), sequence, 0, rotate, letterbox, cancellationToken).ConfigureAwait(false);
+            return await model.Preparer.PrepareAsync(ProtoMapping.ToFrameInput(image), sequence, 0, rotate, letterbox, cancellationToken).ConfigureAwait(false);
         }
         catch (FrameRejectedException e)
         {
@@ -118,11 +138,10 @@ internal sealed class VideoMatcherService(
         }
     }
 
-    private void EnsureReady()
+    /// <summary>The model named <paramref name="name"/> (empty: the default), which must be serving.</summary>
+    private ModelRuntime EnsureReady(string name, string field)
     {
-        if (!runtime.IsReady)
-        {
-            throw Answers.NotReady(runtime.NotReadyReason);
-        }
+        var model = runtime.Resolve(name, field);
+        return model.IsReady ? model : throw Answers.NotReady(model.NotReadyReason);
     }
 }

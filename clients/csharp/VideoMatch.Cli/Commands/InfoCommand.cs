@@ -24,6 +24,17 @@ internal static class InfoCommand
                 _ => health.ToString().ToUpperInvariant(),
             });
             var console = context.Tables;
+            try
+            {
+                var models = await client.ListModelsAsync(cancellationToken).ConfigureAwait(false);
+                table.AddRow("models", string.Join(", ", models.Models.Select(m =>
+                    m.Name + (m.Name == models.DefaultModel ? " (default)" : "") + (m.Serving ? "" : " NOT_SERVING"))));
+            }
+            catch (RpcException e) when (Cli.AnsweredByServer(e) && e.StatusCode == StatusCode.Unimplemented)
+            {
+                // A server from before several models: it serves one.
+            }
+
             ModelInfo info;
             try
             {
@@ -37,7 +48,7 @@ internal static class InfoCommand
                 return 2;
             }
 
-            table.AddRow("model", info.ModelName);
+            table.AddRow("model", info.Name.Length > 0 ? $"{info.Name}: {info.ModelName}" : info.ModelName);
             table.AddRow("graph", info.Graph);
             table.AddRow("input", $"{info.InputWidth}×{info.InputHeight}");
             table.AddRow("preferred pixel format", info.PreferredPixelFormat.ToString());
