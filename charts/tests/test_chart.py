@@ -344,7 +344,7 @@ class RenderedSettingsStartTheServer(unittest.TestCase):
             self.assertEqual("Healthy", ready)
             self.assertEqual("Healthy", fetch(f"http://127.0.0.1:{metrics_port}/healthz/live"))
             metrics = fetch(f"http://127.0.0.1:{metrics_port}/metrics")
-            self.assertRegex(metrics, r"(?m)^videomatch_model_ready 1$")
+            self.assertRegex(metrics, r'(?m)^videomatch_model_ready\{model="embedded"\} 1$')
             self.assertRegex(metrics, r"(?m)^videomatch_frames_received_total 0$")
         finally:
             process.terminate()

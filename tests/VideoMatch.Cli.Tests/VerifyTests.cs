@@ -78,6 +78,8 @@ public sealed class VerifyTests
     [InlineData("self-check /dev/zero", "lies outside the model folder")]
     [InlineData("manifest cut", "is not valid: ")]
     [InlineData("output renamed", "it has no output 'match_scores'")]
+    [InlineData("output shape changed", "output 0 'matches' int64 [batch, 2, 99] must be int64 [batch, 2, 64]")]
+    [InlineData("graph dtype changed", "model.onnx input 'pixel_values' float16 [batch, 2, 1, 64, 64] does not fit the input section: expected float32 [batch, 2, 1, 64, 64]")]
     public async Task Verify_FolderThatDoesNotCheckOut_OneLineSayingWhatIsWrong(string damage, string message)
     {
         var root = Directory.CreateTempSubdirectory("videomatch-verify-").FullName;
@@ -160,6 +162,12 @@ public sealed class VerifyTests
                 break;
             case "output renamed":
                 json["graphs"]![0]!["outputs"]![1]!["name"] = "match_scores";
+                break;
+            case "output shape changed":
+                json["graphs"]![0]!["outputs"]![0]!["shape"]![2] = 99;
+                break;
+            case "graph dtype changed":
+                json["graphs"]![0]!["inputs"]![0]!["dtype"] = "float16";
                 break;
         }
 

@@ -55,6 +55,27 @@ public sealed class EfficientLoFTRServerTests
     }
 
     [ExportedModelFact("tiny")]
+    public async Task Stream_Fp16SplitExport_PassesItsSelfCheckAndServes()
+    {
+        // Before: every --fp16 export failed its own self-check (flipped slots' scores were compared), so the server
+        // stayed NOT_SERVING; and the split had no fp16 graphs at all.
+        using var server = new ServerFactory(new Dictionary<string, string?>
+        {
+            ["Inference:ModelPath"] = ExportedModels.Folder("tiny", "--split", "--fp16"),
+            ["Inference:Precision"] = "fp16",
+        });
+        var (image0, image1) = FixturePair("pd");
+
+        var info = await server.Client.GetModelInfoAsync(new GetModelInfoRequest(), deadline: Limits.Deadline);
+        var pairs = await Streams.PairsAsync(server.Client, new StreamConfig { MatchThreshold = 0f }, [image0, image1, image0]);
+
+        Assert.Equal("split graphs (encoder encoder-fp16.onnx once per frame + matcher matcher-fp16.onnx), fp16", info.Graph);
+        Assert.EndsWith("-fp16", info.ModelName, StringComparison.Ordinal);
+        Assert.Equal(2, pairs.Count);
+        Assert.All(pairs, p => Assert.True(p.Matches.Count >= 20, $"{p.Matches.Count} matches"));
+    }
+
+    [ExportedModelFact("tiny")]
     public async Task MatchPair_TopKExport_ReturnsAtMostK()
     {
         using var server = new ServerFactory(new Dictionary<string, string?> { ["Inference:ModelPath"] = ExportedModels.Folder("tiny", "--top-k", "16") });

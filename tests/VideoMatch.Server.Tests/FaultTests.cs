@@ -182,7 +182,7 @@ public sealed class FaultTests(ITestOutputHelper output)
     }
 
     /// <summary>The real model, but every batch waits for a gate first.</summary>
-    private sealed class GatedMatcher(IPairMatcher inner, ManualResetEventSlim gate) : IPairMatcher
+    internal sealed class GatedMatcher(IPairMatcher inner, ManualResetEventSlim gate) : IPairMatcher
     {
         /// <summary>Set once a batch is inside the model, waiting on the gate.</summary>
         public ManualResetEventSlim Entered { get; } = new();

@@ -1,5 +1,6 @@
 using Grpc.Core;
 using Grpc.Health.V1;
+using Microsoft.Extensions.DependencyInjection;
 using SkiaSharp;
 using VideoMatch.Contracts.V1;
 using VideoMatch.Tests;
@@ -58,8 +59,16 @@ public sealed class ModelFamiliesServerTests
             }
         }
 
-        // Three different models answered, not one three times.
+        // Three different models answered, not one three times, and each counted its own batches.
         Assert.Equal(3, answers.Select(a => a.Sum(p => p.Matches.Count)).Distinct().Count());
+        var scraped = server.Services.GetRequiredService<Observability.ServerMetrics>().Exporter.Scrape();
+        foreach (var name in expected.Keys)
+        {
+            Assert.Matches($"\\nvideomatch_batches_total{{model=\"{name}\"}} [1-9]", scraped);
+            Assert.Contains($"\nvideomatch_model_ready{{model=\"{name}\"}} 1\n", scraped, StringComparison.Ordinal);
+        }
+
+        Assert.Contains("\nvideomatch_frames_encoded_total{model=\"tiny\"} 4\n", scraped, StringComparison.Ordinal);
     }
 
     [ExportedModelFact("tiny")]

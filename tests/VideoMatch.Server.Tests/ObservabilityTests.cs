@@ -14,7 +14,7 @@ using VideoMatch.Tests;
 namespace VideoMatch.Server.Tests;
 
 /// <summary>The operator's side port: Prometheus metrics after real traffic, HTTP and gRPC probes.</summary>
-public sealed class ObservabilityTests
+public sealed partial class ObservabilityTests
 {
 
     [Fact]
@@ -128,9 +128,9 @@ public sealed class ObservabilityTests
         Assert.Contains("\nvideomatch_frames_received_total 2\n", scraped, StringComparison.Ordinal);
         Assert.Contains($"\nvideomatch_matches_total {seen["videomatch.matches"]}\n", scraped, StringComparison.Ordinal);
         // Histograms: cumulative buckets ending in +Inf, which equals the count.
-        Assert.Contains("\nvideomatch_batch_size_bucket{le=\"1\"} 1\n", scraped, StringComparison.Ordinal);
-        Assert.Contains("\nvideomatch_batch_size_bucket{le=\"+Inf\"} 1\n", scraped, StringComparison.Ordinal);
-        Assert.Contains("\nvideomatch_batch_size_count 1\n", scraped, StringComparison.Ordinal);
+        Assert.Contains("\nvideomatch_batch_size_bucket{model=\"embedded\",le=\"1\"} 1\n", scraped, StringComparison.Ordinal);
+        Assert.Contains("\nvideomatch_batch_size_bucket{model=\"embedded\",le=\"+Inf\"} 1\n", scraped, StringComparison.Ordinal);
+        Assert.Contains("\nvideomatch_batch_size_count{model=\"embedded\"} 1\n", scraped, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -222,12 +222,15 @@ public sealed class ObservabilityTests
     [Fact]
     public async Task Metrics_StreamsCancelledWithPairsInFlight_CountedAbandonedNotFailed()
     {
-        // Before: 50 cancelled streams added 208 to errors_total{reason="pair_failed"}.
-        var metricsPort = Ports.Free();
-        await using var server = await LoopbackServer.StartAsync(false, $"--Metrics:Url=http://127.0.0.1:{metricsPort}", "--Inference:EmbeddedWidth=640", "--Inference:EmbeddedHeight=480");
-        using var channel = GrpcChannel.ForAddress(server.Address);
-        var client = new VideoMatcher.VideoMatcherClient(channel.Intercept(new DefaultDeadline()));
-        var video = new SyntheticVideo(seed: 15, width: 640, height: 480);
+        // Before: 50 cancelled streams added 208 to errors_total{reason="pair_failed"}. The model is held shut until
+        // every stream is cancelled, so their pairs are in flight then however fast or loaded the machine is.
+        var gate = new ManualResetEventSlim();
+        using var server = new ServerFactory(
+            new Dictionary<string, string?> { ["Batching:MaxBatchSize"] = "1", ["Inference:WarmUp"] = "false" },
+            services => services.AddSingleton<Hosting.MatcherFactory>((options, maxBatch) => new FaultTests.GatedMatcher(Engine.Inference.ModelLoader.Open(options, maxBatch), gate)));
+        var metrics = server.Services.GetRequiredService<Observability.ServerMetrics>();
+        var client = server.Client;
+        var video = new SyntheticVideo(seed: 15, width: 320, height: 240);
         var frames = Enumerable.Range(0, 6).Select(i => video.Frame((ulong)i, new Vector2(i, 0))).ToArray();
 
         async Task CancelWithPairsInFlightAsync()
@@ -240,13 +243,14 @@ public sealed class ObservabilityTests
                 await call.RequestStream.WriteAsync(new StreamRequest { Frame = frame });
             }
 
-            // FIRST_FRAME is back: the five pairs after it are read, queued or running.
+            // FIRST_FRAME is back: the five pairs after it are read, and queued or held in the model.
             Assert.True(await call.ResponseStream.MoveNext());
             await cancelled.CancelAsync();
         }
 
         await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => CancelWithPairsInFlightAsync())).WaitAsync(Limits.Call);
-        await Limits.UntilAsync(() => ScrapeAsync(metricsPort).Result["videomatch_calls_ended_by_client_total{reason=\"cancelled\"}"] >= 8, "the cancellations to be counted");
+        await Limits.UntilAsync(() => Parse(metrics.Exporter.Scrape())["videomatch_calls_ended_by_client_total{reason=\"cancelled\"}"] >= 8, "the cancellations to be counted");
+        gate.Set();
         // The batcher runs pairs in order: once a later stream's pair is answered, every pair queued before it has
         // been run or dropped.
         using (var later = client.MatchStream(deadline: Limits.Deadline))
@@ -260,8 +264,8 @@ public sealed class ObservabilityTests
             }
         }
 
-        await Limits.UntilAsync(() => ScrapeAsync(metricsPort).Result.GetValueOrDefault("videomatch_pairs_abandoned_total") > 0, "pairs in flight at the cancellations to be counted as abandoned");
-        var after = await ScrapeAsync(metricsPort);
+        await Limits.UntilAsync(() => Parse(metrics.Exporter.Scrape()).GetValueOrDefault("videomatch_pairs_abandoned_total") >= 30, "pairs in flight at the cancellations to be counted as abandoned");
+        var after = Parse(metrics.Exporter.Scrape());
 
         Assert.Equal(0, after["videomatch_errors_total{reason=\"pair_failed\"}"]);
         Assert.True(after["videomatch_pairs_matched_total"] >= 1, "the later stream's pair was matched");
@@ -271,7 +275,12 @@ public sealed class ObservabilityTests
     internal static async Task<Dictionary<string, double>> ScrapeAsync(int port)
     {
         using var http = new HttpClient { Timeout = Limits.Call };
-        var text = await http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/metrics"));
+        return Parse(await http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/metrics")));
+    }
+
+    /// <summary>The text exposition as "name{labels}" → value.</summary>
+    internal static Dictionary<string, double> Parse(string text)
+    {
         var values = new Dictionary<string, double>(StringComparer.Ordinal);
         foreach (var line in text.Split('\n'))
         {
@@ -281,9 +290,19 @@ public sealed class ObservabilityTests
             }
 
             var space = line.LastIndexOf(' ');
-            values[line[..space]] = double.Parse(line[(space + 1)..], CultureInfo.InvariantCulture);
+            var value = double.Parse(line[(space + 1)..], CultureInfo.InvariantCulture);
+            values[line[..space]] = value;
+            // Per-model series also add up under the name without their model label, as sum without(model) would.
+            if (ModelLabel().Match(line[..space]) is { Success: true } model)
+            {
+                var key = line[..space].Remove(model.Index, model.Length).Replace("{}", "", StringComparison.Ordinal).Replace(",}", "}", StringComparison.Ordinal).Replace("{,", "{", StringComparison.Ordinal);
+                values[key] = values.GetValueOrDefault(key) + value;
+            }
         }
 
         return values;
     }
+
+    [System.Text.RegularExpressions.GeneratedRegex("model=\"[^\"]*\"")]
+    private static partial System.Text.RegularExpressions.Regex ModelLabel();
 }

@@ -21,7 +21,6 @@ internal sealed class MatchingRuntime : IHostedLifecycleService, IAsyncDisposabl
 {
     private readonly IHostApplicationLifetime _lifetime;
     private readonly ILogger _logger;
-    private readonly ServerMetrics _metrics;
     private readonly Dictionary<string, ModelRuntime> _byName;
     private readonly Lock _stopLock = new();
     private Task? _stopped;
@@ -38,10 +37,9 @@ internal sealed class MatchingRuntime : IHostedLifecycleService, IAsyncDisposabl
         ILoggerFactory loggers)
     {
         _lifetime = lifetime;
-        _metrics = metrics;
         _logger = loggers.CreateLogger<MatchingRuntime>();
         var (slots, defaultName) = ModelSet.From(inference.Value, batching.Value, models.Value.Entries);
-        Models = [.. slots.Select(slot => new ModelRuntime(slot, limits.Value, time, openMatcher, metrics, tracked: slot.Name == defaultName, loggers))];
+        Models = [.. slots.Select(slot => new ModelRuntime(slot, limits.Value, time, openMatcher, metrics, loggers))];
         _byName = Models.ToDictionary(m => m.Name, StringComparer.Ordinal);
         Default = _byName[defaultName];
     }
@@ -103,7 +101,6 @@ internal sealed class MatchingRuntime : IHostedLifecycleService, IAsyncDisposabl
             await model.StartAsync(() => _lifetime.ApplicationStopping.IsCancellationRequested, cancellationToken).ConfigureAwait(false);
         }
 
-        _metrics.ModelReady(IsReady);
     }
 
     /// <summary>At the stop signal: not ready any more (health says NOT_SERVING, new calls get UNAVAILABLE) while streams drain.</summary>
@@ -153,8 +150,6 @@ internal sealed class MatchingRuntime : IHostedLifecycleService, IAsyncDisposabl
         {
             model.StopServing();
         }
-
-        _metrics.ModelReady(false);
     }
 
     /// <summary>A name from a request, safe to put in a message: at most 64 characters, control characters escaped.</summary>

@@ -16,9 +16,9 @@ internal sealed partial class ModelRuntime(
     TimeProvider time,
     MatcherFactory openMatcher,
     ServerMetrics metrics,
-    bool tracked,
     ILoggerFactory loggers) : IAsyncDisposable
 {
+    private readonly ServerMetrics.ModelMetrics _metrics = metrics.ForModel(slot.Name);
     private readonly ILogger _logger = loggers.CreateLogger<MatchingRuntime>();
     private IPairMatcher? _matcher;
     private PairBatcher? _batcher;
@@ -74,10 +74,7 @@ internal sealed partial class ModelRuntime(
             limits.MaxImagePixels, new DecodeBudget(limits.MaxDecodeMegabytes * 1024L * 1024));
         _batcher = new PairBatcher(_matcher, batching, time, loggers.CreateLogger<PairBatcher>());
         _batcher.Start();
-        if (tracked)
-        {
-            metrics.TrackQueue(() => _batcher.QueueLength);
-        }
+        _metrics.Queue = () => _batcher.QueueLength;
 
         if (options.WarmUp)
         {
@@ -90,13 +87,10 @@ internal sealed partial class ModelRuntime(
         }
 
         // Metrics count client traffic only, from here on: the batches, and the frames and pairs the model ran.
-        _batcher.Observer = metrics;
-        if (tracked)
-        {
-            metrics.TrackModel(_matcher.Work);
-        }
-
+        _batcher.Observer = _metrics;
+        _metrics.TrackWork(_matcher.Work);
         _ready = !stopping();
+        _metrics.Ready = _ready;
     }
 
     /// <summary>Not ready any more (health says NOT_SERVING, new calls get UNAVAILABLE) while streams drain.</summary>
@@ -104,6 +98,7 @@ internal sealed partial class ModelRuntime(
     {
         _phase = "stopping";
         _ready = false;
+        _metrics.Ready = false;
     }
 
     /// <summary>Ends what is queued and the batch that runs: nobody waits for them once the server has stopped.</summary>

@@ -43,7 +43,7 @@ internal static class ErrorReason
 /// <see cref="PrometheusExporter"/>): <c>videomatch_queue_wait_seconds</c> is the histogram
 /// <c>videomatch.queue_wait</c> in s.
 /// </remarks>
-internal sealed class ServerMetrics : IBatchObserver, IDisposable
+internal sealed class ServerMetrics : IDisposable
 {
     /// <summary>The meter's name, for OpenTelemetry's <c>AddMeter</c>.</summary>
     public const string MeterName = "VideoMatch";
@@ -64,12 +64,9 @@ internal sealed class ServerMetrics : IBatchObserver, IDisposable
     private readonly Histogram<double> _batchSize;
     private readonly Histogram<double> _queueWait;
     private readonly Histogram<double> _inference;
-    private Func<int>? _queueLengthSource;
+    private readonly Lock _modelsLock = new();
+    private ModelMetrics[] _models = [];
     private Func<int>? _openCalls;
-    private ModelWork? _work;
-    private long _encodedBefore;
-    private long _matchedBefore;
-    private volatile bool _ready;
 
     public ServerMetrics(IMeterFactory meters)
     {
@@ -90,14 +87,16 @@ internal sealed class ServerMetrics : IBatchObserver, IDisposable
         _batchSize = CreateHistogram("videomatch_batch_size", "{pair}", "Pairs per model run.", [1, 2, 4, 8, 16, 32, 64, 128]);
         _queueWait = CreateHistogram("videomatch_queue_wait_seconds", "s", "Time a pair waited in the batcher's queue before its batch ran; the autoscaling signal.", Exponential(0.0005, 2, 14));
         _inference = CreateHistogram("videomatch_inference_seconds", "s", "Time of one model run (one batch), preprocessing excluded.", Exponential(0.001, 2, 14));
-        CreateObservableGauge("videomatch_open_calls", "{call}", "gRPC calls open now: every method, streams before their config and health watches included.", () => _openCalls?.Invoke() ?? 0);
-        CreateObservableGauge("videomatch_queue_length", "{pair}", "Pairs waiting in the batcher's queue.", () => _queueLengthSource?.Invoke() ?? 0);
-        CreateObservableGauge("videomatch_model_ready", "", "1 once the model is loaded and warmed up, 0 while loading or stopping.", () => _ready ? 1 : 0);
-        CreateObservableCounter("videomatch_frames_encoded_total", "{frame}", "Frames run through a per-frame encoder (a split model's, or XFeat's extractor), warm-up not counted; once per frame while its features stay cached.", () => _work is null ? 0 : _work.FramesEncoded - _encodedBefore);
-        CreateObservableCounter("videomatch_matcher_pairs_total", "{pair}", "Pairs run through the model's pair matcher, warm-up not counted.", () => _work is null ? 0 : _work.PairsMatched - _matchedBefore);
-        CreateObservableCounter("videomatch_frame_bank_evictions_total", "{frame}", "Cached frame features dropped to make room in a full frame bank (those frames are encoded again if used).", () => _work?.Evictions ?? 0);
-        CreateObservableGauge("videomatch_frame_bank_slots_in_use", "{slot}", "Frame-bank slots holding a frame's features (split models).", () => _work?.Bank().InUse ?? 0);
-        CreateObservableGauge("videomatch_frame_bank_slots", "{slot}", "Frame-bank slots in all (Inference:FrameBankSlots; 0 without a split model).", () => _work?.Bank().Capacity ?? 0);
+        Checked(_meter.CreateObservableGauge(InstrumentName("videomatch_open_calls", "{call}", counter: false), () => (double)(_openCalls?.Invoke() ?? 0), "{call}",
+            "gRPC calls open now: every method, streams before their config and health watches included."), "videomatch_open_calls");
+        // Per model (label model="NAME"): its queue, readiness, the work its matcher did and its frame bank.
+        CreatePerModelGauge("videomatch_queue_length", "{pair}", "Pairs waiting in the model's batcher queue.", m => m.Queue?.Invoke() ?? 0);
+        CreatePerModelGauge("videomatch_model_ready", "", "1 once the model is loaded and warmed up (and passed its self-check), 0 while loading, stopping or failed.", m => m.Ready ? 1 : 0);
+        CreatePerModelCounter("videomatch_frames_encoded_total", "{frame}", "Frames run through a per-frame encoder (a split model's, or XFeat's extractor), warm-up not counted; once per frame while its features stay cached.", m => m.Work is { } w ? w.FramesEncoded - m.EncodedBefore : 0);
+        CreatePerModelCounter("videomatch_matcher_pairs_total", "{pair}", "Pairs run through the model's pair matcher, warm-up not counted.", m => m.Work is { } w ? w.PairsMatched - m.MatchedBefore : 0);
+        CreatePerModelCounter("videomatch_frame_bank_evictions_total", "{frame}", "Cached frame features dropped to make room in a full frame bank (those frames are encoded again if used).", m => m.Work?.Evictions ?? 0);
+        CreatePerModelGauge("videomatch_frame_bank_slots_in_use", "{slot}", "Frame-bank slots holding a frame's features (split models).", m => m.Work?.Bank().InUse ?? 0);
+        CreatePerModelGauge("videomatch_frame_bank_slots", "{slot}", "Frame-bank slots in all (Inference:FrameBankSlots; 0 without a split model).", m => m.Work?.Bank().Capacity ?? 0);
         // The frame-level reasons exist from the start (at 0), so rate() and alerts see them before the first error.
         foreach (var reason in new[] { ErrorReason.InvalidFrame, ErrorReason.PairFailed, ErrorReason.BatchFailed })
         {
@@ -111,24 +110,24 @@ internal sealed class ServerMetrics : IBatchObserver, IDisposable
     /// <summary>What <c>/metrics</c> serves.</summary>
     public PrometheusExporter Exporter { get; }
 
-    public void ModelReady(bool ready) => _ready = ready;
+    /// <summary>The metrics of model <paramref name="name"/> (label <c>model</c>): its batches, queue, readiness and work.</summary>
+    public ModelMetrics ForModel(string name)
+    {
+        lock (_modelsLock)
+        {
+            if (_models.FirstOrDefault(m => m.Name == name) is { } known)
+            {
+                return known;
+            }
 
-    /// <summary>Where the queue length gauge reads from when scraped.</summary>
-    public void TrackQueue(Func<int> queueLength) => _queueLengthSource = queueLength;
+            var model = new ModelMetrics(this, name);
+            _models = [.. _models, model];
+            return model;
+        }
+    }
 
     /// <summary>Where the open-calls gauge reads from when scraped.</summary>
     public void TrackCalls(Func<int> open) => _openCalls = open;
-
-    /// <summary>
-    /// Where the model-work counters and frame-bank gauges read from when scraped: from now on, so that work done
-    /// before (the warm-up) is not counted, as <c>videomatch_batches_total</c> does not count it.
-    /// </summary>
-    public void TrackModel(ModelWork work)
-    {
-        _encodedBefore = work.FramesEncoded;
-        _matchedBefore = work.PairsMatched;
-        _work = work;
-    }
 
     public void StreamStarted()
     {
@@ -155,19 +154,6 @@ internal sealed class ServerMetrics : IBatchObserver, IDisposable
     public void CallEndedByClient(bool deadline) => _endedByClient.Add(1, Reason(deadline ? "deadline" : "cancelled"));
 
     public void Error(string reason) => _errors.Add(1, Reason(reason));
-
-    public void BatchRan(int size, TimeSpan inference, ReadOnlySpan<TimeSpan> queueWaits)
-    {
-        _batches.Add(1);
-        _batchSize.Record(size);
-        _inference.Record(inference.TotalSeconds);
-        foreach (var wait in queueWaits)
-        {
-            _queueWait.Record(wait.TotalSeconds);
-        }
-    }
-
-    public void BatchFailed(int size) => Error(ErrorReason.BatchFailed);
 
     public void Dispose()
     {
@@ -198,11 +184,11 @@ internal sealed class ServerMetrics : IBatchObserver, IDisposable
         Checked(_meter.CreateHistogram(InstrumentName(prometheusName, unit, counter: false), unit, description, NoTags,
             new InstrumentAdvice<double> { HistogramBucketBoundaries = buckets }), prometheusName);
 
-    private void CreateObservableGauge(string prometheusName, string unit, string description, Func<double> read) =>
-        Checked(_meter.CreateObservableGauge(InstrumentName(prometheusName, unit, counter: false), read, unit, description), prometheusName);
+    private void CreatePerModelGauge(string prometheusName, string unit, string description, Func<ModelMetrics, double> read) =>
+        Checked(_meter.CreateObservableGauge(InstrumentName(prometheusName, unit, counter: false), () => _models.Select(m => new Measurement<double>(read(m), m.Tag)), unit, description), prometheusName);
 
-    private void CreateObservableCounter(string prometheusName, string unit, string description, Func<long> read) =>
-        Checked(_meter.CreateObservableCounter(InstrumentName(prometheusName, unit, counter: true), read, unit, description), prometheusName);
+    private void CreatePerModelCounter(string prometheusName, string unit, string description, Func<ModelMetrics, long> read) =>
+        Checked(_meter.CreateObservableCounter(InstrumentName(prometheusName, unit, counter: true), () => _models.Select(m => new Measurement<long>(read(m), m.Tag)), unit, description), prometheusName);
 
     /// <summary><c>videomatch_queue_wait_seconds</c> in s → <c>videomatch.queue_wait</c>; counters lose <c>_total</c>.</summary>
     private static string InstrumentName(string prometheusName, string unit, bool counter)
@@ -220,5 +206,54 @@ internal sealed class ServerMetrics : IBatchObserver, IDisposable
         return exported == prometheusName
             ? instrument
             : throw new InvalidOperationException($"Instrument {instrument.Name} would be exported as {exported}, not {prometheusName}.");
+    }
+
+    /// <summary>One model's metrics: every series carries its name as label <c>model</c>. Its batcher reports here.</summary>
+    internal sealed class ModelMetrics(ServerMetrics metrics, string name) : IBatchObserver
+    {
+        private readonly KeyValuePair<string, object?>[] _tags = [new("model", name)];
+        private volatile bool _ready;
+
+        public string Name => name;
+
+        public KeyValuePair<string, object?>[] Tag => _tags;
+
+        public Func<int>? Queue { get; set; }
+
+        public ModelWork? Work { get; private set; }
+
+        public long EncodedBefore { get; private set; }
+
+        public long MatchedBefore { get; private set; }
+
+        public bool Ready
+        {
+            get => _ready;
+            set => _ready = value;
+        }
+
+        /// <summary>
+        /// Where the model-work counters and frame-bank gauges read from when scraped: from now on, so that work done
+        /// before (the warm-up) is not counted, as <c>videomatch_batches_total</c> does not count it.
+        /// </summary>
+        public void TrackWork(ModelWork work)
+        {
+            EncodedBefore = work.FramesEncoded;
+            MatchedBefore = work.PairsMatched;
+            Work = work;
+        }
+
+        public void BatchRan(int size, TimeSpan inference, ReadOnlySpan<TimeSpan> queueWaits)
+        {
+            metrics._batches.Add(1, _tags);
+            metrics._batchSize.Record(size, _tags);
+            metrics._inference.Record(inference.TotalSeconds, _tags);
+            foreach (var wait in queueWaits)
+            {
+                metrics._queueWait.Record(wait.TotalSeconds, _tags);
+            }
+        }
+
+        public void BatchFailed(int size) => metrics.Error(ErrorReason.BatchFailed);
     }
 }
