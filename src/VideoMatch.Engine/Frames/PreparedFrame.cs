@@ -10,7 +10,7 @@ namespace VideoMatch.Engine.Frames;
 public sealed class PreparedFrame
 {
     private float[]? _pixels;
-    private object? _features;
+    private IFrameFeatures? _features;
     private int _references = 1;
 
     internal PreparedFrame(float[] pixels, FrameMapping mapping, ulong sequence, long timestampUs, double preprocessMs)
@@ -47,20 +47,20 @@ public sealed class PreparedFrame
     /// What a model computed from this frame alone (a detector's keypoints and descriptors, a split model's slot in its
     /// frame bank), kept for the frame's next pairs. Set and read on the batcher's thread, but taken away from others: a
     /// frame bank evicting the slot (<see cref="TryDetachFeatures"/>) and the last <see cref="Release"/>, on whichever
-    /// thread lets go, so every access is atomic. Dropped with the pixels, and disposed then when it is
-    /// <see cref="IDisposable"/> (a bank slot goes back to its bank).
+    /// thread lets go, so every access is atomic. Dropped with the pixels, and disposed then (a bank slot goes back to
+    /// its bank).
     /// </summary>
-    internal object? Features
+    internal IFrameFeatures? Features
     {
         get => Volatile.Read(ref _features);
         set => Volatile.Write(ref _features, value);
     }
 
     /// <summary>Sets <see cref="Features"/> and returns what it held.</summary>
-    internal object? ExchangeFeatures(object? features) => Interlocked.Exchange(ref _features, features);
+    internal IFrameFeatures? ExchangeFeatures(IFrameFeatures? features) => Interlocked.Exchange(ref _features, features);
 
     /// <summary>Drops <paramref name="features"/> if the frame still holds them (a frame bank evicting them); true if it did.</summary>
-    internal bool TryDetachFeatures(object features) => ReferenceEquals(Interlocked.CompareExchange(ref _features, null, features), features);
+    internal bool TryDetachFeatures(IFrameFeatures features) => ReferenceEquals(Interlocked.CompareExchange(ref _features, null, features), features);
 
     /// <summary>True once the last reference was released and the pixels went back to the pool.</summary>
     public bool IsReleased => Volatile.Read(ref _pixels) is null;
@@ -81,7 +81,7 @@ public sealed class PreparedFrame
         var left = Interlocked.Decrement(ref _references);
         if (left == 0)
         {
-            (Interlocked.Exchange(ref _features, null) as IDisposable)?.Dispose();
+            Interlocked.Exchange(ref _features, null)?.Dispose();
             var pixels = Interlocked.Exchange(ref _pixels, null);
             if (pixels is not null)
             {
@@ -93,4 +93,12 @@ public sealed class PreparedFrame
             throw new InvalidOperationException("A frame was released more often than referenced.");
         }
     }
+}
+
+/// <summary>
+/// What a model computed from one frame alone and keeps with it for the frame's next pairs: a split model's slot in
+/// its frame bank, a keypoint extractor's points and descriptors. Disposed when the frame lets go of it.
+/// </summary>
+internal interface IFrameFeatures : IDisposable
+{
 }

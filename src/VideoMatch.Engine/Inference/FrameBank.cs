@@ -166,7 +166,7 @@ internal sealed class FrameBank : IDisposable
         }
 
         // Whatever the frame held before (features of another model) goes, and is freed if it owns anything.
-        (frame.ExchangeFeatures(slot) as IDisposable)?.Dispose();
+        frame.ExchangeFeatures(slot)?.Dispose();
     }
 
     public void Dispose()
@@ -277,7 +277,7 @@ internal sealed record BankFeature(string Name, long[] SlotShape)
 }
 
 /// <summary>A frame's features in a <see cref="FrameBank"/>: owned by the frame, returned when it is released.</summary>
-internal sealed class BankSlot(FrameBank? bank, int index) : IDisposable
+internal sealed class BankSlot(FrameBank? bank, int index) : IFrameFeatures
 {
     /// <summary>Marks a slot reserved for a frame of the running batch before its features are written.</summary>
     public static readonly BankSlot Reserved = new(null, -1);

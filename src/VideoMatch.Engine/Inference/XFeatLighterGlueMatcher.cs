@@ -247,5 +247,11 @@ public sealed class XFeatLighterGlueMatcher : OrtMatcher
     }
 
     /// <summary>One frame's extractor output: keypoints in input pixels, the same normalised for LighterGlue, descriptors.</summary>
-    private sealed record Features(int Count, float[] Keypoints, float[] Normalised, float[] Descriptors);
+    private sealed record Features(int Count, float[] Keypoints, float[] Normalised, float[] Descriptors) : IFrameFeatures
+    {
+        /// <summary>Managed arrays only: nothing to give back.</summary>
+        public void Dispose()
+        {
+        }
+    }
 }
