@@ -30,10 +30,7 @@ public static class ModelLoader
 
         try
         {
-            var folder = options.ModelPath;
-            var manifest = Directory.Exists(folder) && !File.Exists(Path.Combine(folder, ModelManifest.FileName)) && XFeatLighterGlueMatcher.Discover(folder) is { } found
-                ? found
-                : ModelManifest.Load(folder);
+            var manifest = Describe(options.ModelPath);
             return Families[manifest.Family](manifest, options, maxBatchSize);
         }
         catch (InvalidDataException e)
@@ -42,6 +39,16 @@ public static class ModelLoader
             throw new InvalidOperationException(setting is null ? e.Message : $"{setting}: {e.Message}", e);
         }
     }
+
+    /// <summary>
+    /// The manifest of the model in <paramref name="path"/>: its <c>videomatch-model.json</c>, or, for a folder without
+    /// one that holds one <c>xfeat*.onnx</c> and one <c>lighterglue*.onnx</c>, the description of that pair.
+    /// </summary>
+    /// <exception cref="InvalidDataException">Neither: the message says what the folder is and what to give instead.</exception>
+    public static ModelManifest Describe(string path) =>
+        Directory.Exists(path) && !File.Exists(Path.Combine(path, ModelManifest.FileName)) && XFeatLighterGlueMatcher.Discover(path) is { } found
+            ? found
+            : ModelManifest.Load(path);
 
     /// <summary>A dense model: its stream split at the configured precision when the folder has one and it is on, else its whole-pair graph.</summary>
     private static IPairMatcher OpenDense(ModelManifest manifest, InferenceOptions options, int maxBatchSize)

@@ -17,7 +17,7 @@ public static class ModelSet
     public static (IReadOnlyList<ModelSlot> Models, string Default) From(InferenceOptions inference, BatchingOptions batching, IReadOnlyList<KeyValuePair<string, ModelEntryOptions>> entries)
     {
         var models = new List<ModelSlot>();
-        if (!string.IsNullOrEmpty(inference.ModelPath) || entries.Count == 0)
+        if (ServesModelPath(inference.ModelPath, entries.Count))
         {
             models.Add(new ModelSlot(NameOf(inference.ModelPath), inference, batching));
         }
@@ -58,8 +58,11 @@ public static class ModelSet
     {
         var path = configuration[$"{InferenceOptions.Section}:{nameof(InferenceOptions.ModelPath)}"] ?? "";
         var entries = Entries(configuration);
-        return [.. (path.Length > 0 || entries.Count == 0 ? [NameOf(path)] : Array.Empty<string>()).Concat(entries.Select(e => e.Key))];
+        return [.. (ServesModelPath(path, entries.Count) ? [NameOf(path)] : Array.Empty<string>()).Concat(entries.Select(e => e.Key))];
     }
+
+    /// <summary>Whether <c>Inference:ModelPath</c>'s model is served: when it is set, or when no Models entry is (the embedded model).</summary>
+    private static bool ServesModelPath(string? path, int entries) => !string.IsNullOrEmpty(path) || entries == 0;
 
     /// <summary>The name of the model in <paramref name="path"/>: its folder's name, or <c>embedded</c>.</summary>
     public static string NameOf(string path)

@@ -23,15 +23,10 @@ internal static class VerifyCommand
         command.SetAction(Cli.Guard(context, (parse, _) =>
         {
             var path = parse.GetValue(folder)!.FullName;
-            if (Directory.Exists(path) && !File.Exists(Path.Combine(path, ModelManifest.FileName)) && XFeatLighterGlueMatcher.Discover(path) is { } xfeat)
-            {
-                throw new InvalidDataException($"'{path}' holds {NoSelfCheck(xfeat)}");
-            }
-
-            var manifest = ModelManifest.Load(path);
+            var manifest = ModelLoader.Describe(path);
             if (manifest.Family == ModelFamily.XFeatLighterGlue)
             {
-                throw new InvalidDataException($"'{manifest.SourceFile}' describes {NoSelfCheck(manifest)}");
+                throw new InvalidDataException($"'{path}' holds {NoSelfCheck(manifest)}");
             }
 
             var selfCheck = manifest.SelfCheckPath(manifest.SourceFile);
