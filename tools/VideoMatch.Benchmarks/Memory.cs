@@ -38,7 +38,7 @@ internal static partial class Memory
         var options = new InferenceOptions { EmbeddedWidth = settings.Width, EmbeddedHeight = settings.Height, CpuMemoryArena = arena, CpuMemoryPattern = pattern };
         using var matcher = ModelLoader.Open(options, settings.Batch);
         var opened = Rss();
-        var preparer = new FramePreparer(settings.Width, settings.Height, 8192);
+        var preparer = new FramePreparer(settings.Width, settings.Height, 8192, elementType: matcher.FrameType);
         var input = Preprocessing.Frame(FramePixelFormat.Gray8, settings.Width, settings.Height);
         var pairs = 0;
         var clock = Stopwatch.StartNew();

@@ -145,12 +145,19 @@ internal static class Preprocessing
 {
     public static void Run(Settings settings)
     {
-        var preparer = new FramePreparer(settings.Width, settings.Height, 8192);
         Console.WriteLine("| preprocessing, one thread | frames/s | allocated bytes/frame |");
         Console.WriteLine("|---|---|---|");
-        Measure(preparer, "1280×720 RGB24 → gray", Frame(FramePixelFormat.Rgb24, 1280, 720));
-        Measure(preparer, "1920×1080 RGB24 → gray", Frame(FramePixelFormat.Rgb24, 1920, 1080));
-        Measure(preparer, $"{settings.Width}×{settings.Height} GRAY8 (pre-resized)", Frame(FramePixelFormat.Gray8, settings.Width, settings.Height));
+        // Frames are prepared in the model's input type: floats for a float graph, bytes for a uint8 one.
+        foreach (var type in new[] { InputElementType.Float32, InputElementType.UInt8 })
+        {
+            var preparer = new FramePreparer(settings.Width, settings.Height, 8192, elementType: type);
+            var into = type == InputElementType.UInt8 ? "uint8" : "float32";
+            Measure(preparer, $"1280×720 RGB24 → gray {into}", Frame(FramePixelFormat.Rgb24, 1280, 720));
+            Measure(preparer, $"1920×1080 RGB24 → gray {into}", Frame(FramePixelFormat.Rgb24, 1920, 1080));
+            Measure(preparer, $"720×480 GRAY8 → {into}", Frame(FramePixelFormat.Gray8, 720, 480));
+            Measure(preparer, $"{settings.Width}×{settings.Height} GRAY8 (pre-resized) → {into}", Frame(FramePixelFormat.Gray8, settings.Width, settings.Height));
+        }
+
         Console.WriteLine();
         JpegDecode();
     }
@@ -304,7 +311,7 @@ internal static class Matching
     {
         var options = settings.Inference(useSplit);
         using var matcher = ModelLoader.Open(options, settings.Batch);
-        var preparer = new FramePreparer(settings.Width, settings.Height, 8192);
+        var preparer = new FramePreparer(settings.Width, settings.Height, 8192, elementType: matcher.FrameType);
         var input = Preprocessing.Frame(FramePixelFormat.Gray8, settings.Width, settings.Height);
         var results = new PairMatchResult[settings.Batch];
         var batch = new PairInput[settings.Batch];

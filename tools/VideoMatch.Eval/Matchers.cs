@@ -25,7 +25,7 @@ internal sealed class EngineMatcher : IEvalMatcher
         Name = name;
         _matcher = ModelLoader.Open(new InferenceOptions { ModelPath = modelPath }, 1);
         var input = _matcher.Manifest.Input;
-        _preparer = new FramePreparer(input.Width, input.Height, 8192, input.RotateToFit);
+        _preparer = new FramePreparer(input.Width, input.Height, 8192, input.RotateToFit, elementType: _matcher.FrameType);
     }
 
     public string Name { get; }

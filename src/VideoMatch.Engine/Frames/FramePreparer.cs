@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using VideoMatch.Engine.Inference;
 using VideoMatch.Engine.Preprocessing;
 
 namespace VideoMatch.Engine.Frames;
@@ -18,7 +19,9 @@ public sealed class FramePreparer
     /// </param>
     /// <param name="maxPixels">Largest width × height accepted, raw or decoded.</param>
     /// <param name="decodeBudget">Bytes all decodes through <see cref="PrepareAsync"/> may hold at once; null: no bound.</param>
-    public FramePreparer(int width, int height, int maxDimension, bool rotateToFit = false, long maxPixels = long.MaxValue, DecodeBudget? decodeBudget = null)
+    /// <param name="elementType">The type the model takes its pixels in (<see cref="IPairMatcher.FrameType"/>): frames are prepared straight into it.</param>
+    public FramePreparer(int width, int height, int maxDimension, bool rotateToFit = false, long maxPixels = long.MaxValue, DecodeBudget? decodeBudget = null,
+        InputElementType elementType = InputElementType.Float32)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(height);
@@ -30,7 +33,11 @@ public sealed class FramePreparer
         MaxDimension = maxDimension;
         MaxPixels = maxPixels;
         DecodeBudget = decodeBudget;
+        ElementType = elementType;
     }
+
+    /// <summary>The type of the frames' planes.</summary>
+    public InputElementType ElementType { get; }
 
     /// <summary>Largest width or height accepted.</summary>
     public int MaxDimension { get; }
@@ -101,52 +108,56 @@ public sealed class FramePreparer
     {
         var rotated = _rotateToFit && (rotate ?? FrameGeometry.IsRotated(Width, Height, raw.Width, raw.Height));
         var mapping = FrameMapping.Create(Width, Height, raw.Width, raw.Height, rotated, letterbox);
-        var pixels = ArrayPool<float>.Shared.Rent(Width * Height);
-        try
-        {
-            if (!rotated && !mapping.Letterboxed)
-            {
-                Resizer(Width, Height).Run(raw, pixels);
-            }
-            else
-            {
-                RunPlaced(raw, mapping, pixels);
-            }
-        }
-        catch
-        {
-            ArrayPool<float>.Shared.Return(pixels);
-            throw;
-        }
-
+        Array pixels = ElementType == InputElementType.UInt8
+            ? Prepare<byte>(raw, mapping, static (resizer, in frame, plane) => resizer.Run(frame, plane))
+            : Prepare<float>(raw, mapping, static (resizer, in frame, plane) => resizer.Run(frame, plane));
         return new PreparedFrame(pixels, mapping, sequence, timestampUs, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
     }
 
+    private delegate void ResizeInto<T>(FramePreprocessor resizer, in FrameInput frame, Span<T> plane);
+
     /// <summary>
-    /// Resizes to the content size, then places it into the input: turned 90° clockwise when the mapping says so,
-    /// edge pixels repeated where the content does not reach.
+    /// The frame's plane in a pooled buffer: resized over the whole input, or resized to the content size and placed
+    /// into the input, turned 90° clockwise when the mapping says so, edge pixels repeated where the content does not reach.
     /// </summary>
-    private void RunPlaced(in FrameInput raw, FrameMapping mapping, float[] pixels)
+    private T[] Prepare<T>(in FrameInput raw, FrameMapping mapping, ResizeInto<T> resize)
     {
-        var (contentWidth, contentHeight) = (mapping.ContentWidth, mapping.ContentHeight);
-        var scratch = ArrayPool<float>.Shared.Rent(contentWidth * contentHeight);
+        var pixels = ArrayPool<T>.Shared.Rent(Width * Height);
         try
         {
-            Resizer(contentWidth, contentHeight).Run(raw, scratch);
-            for (var y = 0; y < Height; y++)
+            if (!mapping.Rotated && !mapping.Letterboxed)
             {
-                var row = pixels.AsSpan(y * Width, Width);
-                for (var x = 0; x < Width; x++)
+                resize(Resizer(Width, Height), raw, pixels);
+                return pixels;
+            }
+
+            var (contentWidth, contentHeight) = (mapping.ContentWidth, mapping.ContentHeight);
+            var content = ArrayPool<T>.Shared.Rent(contentWidth * contentHeight);
+            try
+            {
+                resize(Resizer(contentWidth, contentHeight), raw, content);
+                for (var y = 0; y < Height; y++)
                 {
-                    // Input (x, y) shows content (u, v); see FrameMapping.
-                    var (u, v) = mapping.Rotated ? (y, Width - 1 - x) : (x, y);
-                    row[x] = scratch[Math.Min(v, contentHeight - 1) * contentWidth + Math.Min(u, contentWidth - 1)];
+                    var row = pixels.AsSpan(y * Width, Width);
+                    for (var x = 0; x < Width; x++)
+                    {
+                        // Input (x, y) shows content (u, v); see FrameMapping.
+                        var (u, v) = mapping.Rotated ? (y, Width - 1 - x) : (x, y);
+                        row[x] = content[Math.Min(v, contentHeight - 1) * contentWidth + Math.Min(u, contentWidth - 1)];
+                    }
                 }
             }
+            finally
+            {
+                ArrayPool<T>.Shared.Return(content);
+            }
+
+            return pixels;
         }
-        finally
+        catch
         {
-            ArrayPool<float>.Shared.Return(scratch);
+            ArrayPool<T>.Shared.Return(pixels);
+            throw;
         }
     }
 

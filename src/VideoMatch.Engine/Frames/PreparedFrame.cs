@@ -1,20 +1,29 @@
 using System.Buffers;
+using VideoMatch.Engine.Inference;
 
 namespace VideoMatch.Engine.Frames;
 
 /// <summary>
-/// A frame resized to the model's input: a gray plane in [0, 1] in a pooled buffer, plus what the response needs
-/// (original size, sequence, timestamp). Reference-counted: a stream frame belongs to two pairs, (t−1, t) and
+/// A frame resized to the model's input: a gray plane in a pooled buffer, held in the model's input type (bytes
+/// 0..255 for a uint8 graph, floats in [0, 1] for a float one, so neither is converted twice), plus what the response
+/// needs (original size, sequence, timestamp). Reference-counted: a stream frame belongs to two pairs, (t−1, t) and
 /// (t, t+1), and is preprocessed once for both; the buffer goes back to the pool when the last holder releases it.
 /// </summary>
 public sealed class PreparedFrame
 {
-    private float[]? _pixels;
+    // A float[] or a byte[] from the shared pool, as ElementType says; null once released.
+    private Array? _pixels;
     private IFrameFeatures? _features;
     private int _references = 1;
 
-    internal PreparedFrame(float[] pixels, FrameMapping mapping, ulong sequence, long timestampUs, double preprocessMs)
+    internal PreparedFrame(Array pixels, FrameMapping mapping, ulong sequence, long timestampUs, double preprocessMs)
     {
+        ElementType = pixels switch
+        {
+            float[] => InputElementType.Float32,
+            byte[] => InputElementType.UInt8,
+            _ => throw new ArgumentException($"A frame's plane is float[] or byte[], not {pixels.GetType().Name}.", nameof(pixels)),
+        };
         _pixels = pixels;
         Mapping = mapping;
         Sequence = sequence;
@@ -39,9 +48,21 @@ public sealed class PreparedFrame
     /// <summary>Decode and resize time.</summary>
     public double PreprocessMs { get; }
 
-    /// <summary>The gray plane; valid while the caller holds a reference.</summary>
-    public ReadOnlySpan<float> Pixels(int length) =>
-        (_pixels ?? throw new ObjectDisposedException(nameof(PreparedFrame), "A released frame was read.")).AsSpan(0, length);
+    /// <summary>The type the plane is held in: the input type of the model it was prepared for.</summary>
+    public InputElementType ElementType { get; }
+
+    /// <summary>The gray plane in [0, 1] of a frame prepared for a float graph; valid while the caller holds a reference.</summary>
+    public ReadOnlySpan<float> Floats(int length) => Plane<float>().AsSpan(0, length);
+
+    /// <summary>The gray plane as bytes 0..255 of a frame prepared for a uint8 graph; valid while the caller holds a reference.</summary>
+    public ReadOnlySpan<byte> Bytes(int length) => Plane<byte>().AsSpan(0, length);
+
+    private T[] Plane<T>() => Volatile.Read(ref _pixels) switch
+    {
+        T[] plane => plane,
+        null => throw new ObjectDisposedException(nameof(PreparedFrame), "A released frame was read."),
+        _ => throw new InvalidOperationException($"This frame was prepared for a {ElementType.ToString().ToLowerInvariant()} input, and was read as {typeof(T).Name}: prepare frames with the matcher's FrameType."),
+    };
 
     /// <summary>
     /// What a model computed from this frame alone (a detector's keypoints and descriptors, a split model's slot in its
@@ -82,10 +103,14 @@ public sealed class PreparedFrame
         if (left == 0)
         {
             Interlocked.Exchange(ref _features, null)?.Dispose();
-            var pixels = Interlocked.Exchange(ref _pixels, null);
-            if (pixels is not null)
+            switch (Interlocked.Exchange(ref _pixels, null))
             {
-                ArrayPool<float>.Shared.Return(pixels);
+                case float[] floats:
+                    ArrayPool<float>.Shared.Return(floats);
+                    break;
+                case byte[] bytes:
+                    ArrayPool<byte>.Shared.Return(bytes);
+                    break;
             }
         }
         else if (left < 0)

@@ -18,6 +18,9 @@ public interface IPairMatcher : IDisposable
     /// <summary>Which graph serves and at what precision, for the start-up log and model info.</summary>
     string Graph => Manifest.Name;
 
+    /// <summary>The type its frames' pixels must be prepared in (<see cref="FramePreparer"/>): what its first graph takes.</summary>
+    InputElementType FrameType => Manifest.Input.ElementType;
+
     /// <summary>Largest batch <see cref="Match"/> accepts.</summary>
     int MaxBatchSize { get; }
 

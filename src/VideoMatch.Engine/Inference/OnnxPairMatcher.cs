@@ -58,8 +58,8 @@ public sealed class OnnxPairMatcher : OrtMatcher
         CheckBatch(size);
         for (var i = 0; i < size; i++)
         {
-            CopyIn(batch[i].Frame0.Pixels(_plane), 2 * i);
-            CopyIn(batch[i].Frame1.Pixels(_plane), (2 * i) + 1);
+            CopyIn(batch[i].Frame0, 2 * i);
+            CopyIn(batch[i].Frame1, (2 * i) + 1);
         }
 
         Run(size);
@@ -85,7 +85,7 @@ public sealed class OnnxPairMatcher : OrtMatcher
             var source = pixels.Slice(image * _plane, _plane);
             if (_inputBytes is not null)
             {
-                CopyIn(source, image);
+                CopyIn(source, _inputBytes, image);
                 continue;
             }
 
@@ -94,41 +94,32 @@ public sealed class OnnxPairMatcher : OrtMatcher
                 scaled[p] = source[p] / 255f;
             }
 
-            CopyIn(scaled, image);
+            CopyIn<float>(scaled, _inputFloat!, image);
         }
 
         Run(size);
         return _outputs.Copy(size);
     }
 
-    /// <summary>A frame's gray plane into every channel of image <paramref name="image"/> of the float input.</summary>
-    private void CopyIn(ReadOnlySpan<float> pixels, int image)
+    /// <summary>A frame's plane, in the input's type, into every channel of image <paramref name="image"/> of the input.</summary>
+    private void CopyIn(PreparedFrame frame, int image)
     {
-        var channels = Manifest.Input.Channels;
-        for (var c = 0; c < channels; c++)
+        if (_inputFloat is not null)
         {
-            var offset = ((image * channels) + c) * _plane;
-            if (_inputFloat is not null)
-            {
-                pixels.CopyTo(_inputFloat.AsSpan(offset, _plane));
-                continue;
-            }
-
-            var target = _inputBytes.AsSpan(offset, _plane);
-            for (var p = 0; p < target.Length; p++)
-            {
-                target[p] = PairMatchers.ToByte(pixels[p]);
-            }
+            CopyIn(frame.Floats(_plane), _inputFloat, image);
+        }
+        else
+        {
+            CopyIn(frame.Bytes(_plane), _inputBytes!, image);
         }
     }
 
-    /// <summary>Gray bytes into every channel of image <paramref name="image"/> of the uint8 input.</summary>
-    private void CopyIn(ReadOnlySpan<byte> pixels, int image)
+    private void CopyIn<T>(ReadOnlySpan<T> pixels, T[] input, int image)
     {
         var channels = Manifest.Input.Channels;
         for (var c = 0; c < channels; c++)
         {
-            pixels.CopyTo(_inputBytes.AsSpan(((image * channels) + c) * _plane, _plane));
+            pixels.CopyTo(input.AsSpan(((image * channels) + c) * _plane, _plane));
         }
     }
 

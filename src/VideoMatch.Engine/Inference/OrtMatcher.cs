@@ -30,6 +30,9 @@ public abstract class OrtMatcher : IPairMatcher
     /// <inheritdoc/>
     public string Graph { get; internal set; } = "";
 
+    /// <inheritdoc/>
+    public virtual InputElementType FrameType => Manifest.Input.ElementType;
+
     public int MaxBatchSize { get; }
 
     public ModelWork Work { get; }
@@ -208,7 +211,4 @@ internal static class PairMatchers
             throw new ArgumentOutOfRangeException(nameof(size), size, $"Batch size must be 1..{maxBatchSize}.");
         }
     }
-
-    /// <summary>One rule, everywhere, for a pixel in [0, 1] as the byte a uint8 graph takes: round half up, clamp at 255.</summary>
-    public static byte ToByte(float value) => (byte)MathF.Min(MathF.Floor((value * 255f) + 0.5f), 255f);
 }

@@ -86,6 +86,9 @@ public sealed class SplitPairMatcher : OrtMatcher
         });
     }
 
+    /// <summary>The encoder takes uint8 frames (the contract's, see <see cref="ModelManifest.ValidateGraphs"/>).</summary>
+    public override InputElementType FrameType => InputElementType.UInt8;
+
     public override void Match(ReadOnlySpan<PairInput> batch, Span<PairMatchResult> results)
     {
         var size = batch.Length;
@@ -172,12 +175,7 @@ public sealed class SplitPairMatcher : OrtMatcher
             {
                 for (var k = 0; k < run; k++)
                 {
-                    var pixels = _pending[done + k].Pixels(_plane);
-                    var target = _frames.AsSpan(k * _plane, _plane);
-                    for (var p = 0; p < _plane; p++)
-                    {
-                        target[p] = PairMatchers.ToByte(pixels[p]);
-                    }
+                    _pending[done + k].Bytes(_plane).CopyTo(_frames.AsSpan(k * _plane, _plane));
                 }
 
                 RunEncoder(start, run);

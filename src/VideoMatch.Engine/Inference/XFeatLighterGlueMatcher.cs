@@ -1,3 +1,4 @@
+using System.Buffers;
 using Microsoft.ML.OnnxRuntime;
 using VideoMatch.Engine.Frames;
 
@@ -24,6 +25,7 @@ public sealed class XFeatLighterGlueMatcher : OrtMatcher
     private readonly string[] _pairNames;
     private readonly string[] _matchNames;
     private readonly int _descriptorLength;
+    private readonly MatchSelector _selector = new();
     private static readonly Features NoFeatures = new(0, [], [], []);
     private readonly int _plane;
 
@@ -102,6 +104,9 @@ public sealed class XFeatLighterGlueMatcher : OrtMatcher
             resources.Session(File.ReadAllBytes(extractorPath), graphs.Extractor, manifest), resources.Session(File.ReadAllBytes(matcherPath), graphs.Matcher, manifest), maxBatchSize));
     }
 
+    /// <summary>The extractor takes float frames in [0, 1].</summary>
+    public override InputElementType FrameType => InputElementType.Float32;
+
     public override void Match(ReadOnlySpan<PairInput> batch, Span<PairMatchResult> results)
     {
         CheckBatch(batch.Length);
@@ -123,7 +128,7 @@ public sealed class XFeatLighterGlueMatcher : OrtMatcher
             return cached;
         }
 
-        var pixels = frame.Pixels(_plane);
+        var pixels = frame.Floats(_plane);
         for (var c = 0; c < 3; c++)
         {
             pixels.CopyTo(_image.AsSpan(c * _plane, _plane));
@@ -194,36 +199,29 @@ public sealed class XFeatLighterGlueMatcher : OrtMatcher
         var matches = outputs[0].GetTensorDataAsSpan<long>();
         var scores = outputs[1].GetTensorDataAsSpan<float>();
 
-        // Keep scores strictly above the threshold; order by score, then by image-0 keypoint, so results are deterministic.
-        var order = new List<(float Score, long Index0, long Index1)>(scores.Length);
-        for (var m = 0; m < scores.Length; m++)
+        // LighterGlue's matches are mutual, so each image-0 keypoint starts at most one: candidates by image-0 keypoint.
+        var partners = ArrayPool<int>.Shared.Rent(features0.Count);
+        var byPoint = ArrayPool<float>.Shared.Rent(features0.Count);
+        try
         {
-            var (i0, i1) = (matches[2 * m], matches[2 * m + 1]);
-            if (scores[m] > pair.Threshold && i0 >= 0 && i0 < features0.Count && i1 >= 0 && i1 < features1.Count)
+            partners.AsSpan(0, features0.Count).Fill(-1);
+            for (var m = 0; m < scores.Length; m++)
             {
-                order.Add((scores[m], i0, i1));
+                var (i0, i1) = (matches[2 * m], matches[2 * m + 1]);
+                if (i0 >= 0 && i0 < features0.Count && i1 >= 0 && i1 < features1.Count)
+                {
+                    (partners[i0], byPoint[i0]) = ((int)i1, scores[m]);
+                }
             }
-        }
 
-        order.Sort(static (a, b) => a.Score != b.Score ? b.Score.CompareTo(a.Score) : a.Index0.CompareTo(b.Index0));
-        var count = pair.MaxMatches > 0 ? Math.Min(order.Count, pair.MaxMatches) : order.Count;
-        var points0 = new float[2 * count];
-        var points1 = new float[2 * count];
-        var kept = new float[count];
-        for (var m = 0; m < count; m++)
+            var candidates = new PointMatches(partners.AsSpan(0, features0.Count), byPoint, features0.Keypoints, features1.Keypoints);
+            return _selector.Select(candidates, pair.Threshold, pair.MaxMatches, pair.Frame0.Mapping, pair.Frame1.Mapping);
+        }
+        finally
         {
-            var (score, i0, i1) = order[m];
-            kept[m] = score;
-            (points0[2 * m], points0[2 * m + 1]) = ToOriginal(features0.Keypoints, i0, pair.Frame0);
-            (points1[2 * m], points1[2 * m + 1]) = ToOriginal(features1.Keypoints, i1, pair.Frame1);
+            ArrayPool<int>.Shared.Return(partners);
+            ArrayPool<float>.Shared.Return(byPoint);
         }
-
-        return count == 0 ? PairMatchResult.Empty : new PairMatchResult(points0, points1, kept);
-    }
-
-    private static (float X, float Y) ToOriginal(float[] keypoints, long index, PreparedFrame frame)
-    {
-        return frame.Mapping.ToOriginal(keypoints[2 * index], keypoints[2 * index + 1]);
     }
 
     /// <summary>The keypoints (and their descriptors) that lie on the frame's own pixels, not on letterbox padding.</summary>

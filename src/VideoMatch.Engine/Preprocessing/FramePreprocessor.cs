@@ -34,15 +34,10 @@ public sealed class FramePreprocessor
     /// <summary>Forces the portable path even where AVX2 is available (tests compare the two).</summary>
     internal bool DisableAvx2 { get; init; }
 
-    /// <summary>Writes the gray plane of <paramref name="frame"/> (already validated) into <paramref name="destination"/>.</summary>
+    /// <summary>Writes the gray plane of <paramref name="frame"/> (already validated) in [0, 1] into <paramref name="destination"/>: a float graph's input.</summary>
     public void Run(in FrameInput frame, Span<float> destination)
     {
-        var format = frame.Format ?? throw new ArgumentException("Encoded frames must be decoded first.", nameof(frame));
-        if (destination.Length < Width * Height)
-        {
-            throw new ArgumentException($"Destination holds {destination.Length} values; {Width * Height} needed.", nameof(destination));
-        }
-
+        var format = Check(frame, destination.Length);
         if (format == FramePixelFormat.Gray8 && frame.Width == Width && frame.Height == Height)
         {
             // Already the model's size and gray (the format clients are told to prefer): the result is pixel / 255.
@@ -50,8 +45,66 @@ public sealed class FramePreprocessor
             return;
         }
 
-        var channels = format == FramePixelFormat.Gray8 ? 1 : 3;
+        Resize(frame, format, destination[..(Width * Height)], keepLevels: false);
+    }
+
+    /// <summary>
+    /// Writes the gray plane of <paramref name="frame"/> (already validated) as bytes 0..255 into
+    /// <paramref name="destination"/>: a uint8 graph's input, equal to <see cref="ToByte"/> of what the float
+    /// <see cref="Run(in FrameInput, Span{float})"/> writes. Gray frames keep their 8-bit levels throughout (resized
+    /// levels are whole numbers, and a frame of the model's size is copied); a colour frame's gray is rounded once.
+    /// </summary>
+    public void Run(in FrameInput frame, Span<byte> destination)
+    {
+        var format = Check(frame, destination.Length);
         var plane = Width * Height;
+        if (format == FramePixelFormat.Gray8 && frame.Width == Width && frame.Height == Height)
+        {
+            var data = frame.Data.Span;
+            for (var y = 0; y < Height; y++)
+            {
+                data.Slice(y * frame.RowStride, Width).CopyTo(destination.Slice(y * Width, Width));
+            }
+
+            return;
+        }
+
+        var values = ArrayPool<float>.Shared.Rent(plane);
+        try
+        {
+            var levels = Resize(frame, format, values.AsSpan(0, plane), keepLevels: true);
+            for (var p = 0; p < plane; p++)
+            {
+                destination[p] = levels ? (byte)values[p] : ToByte(values[p]);
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(values);
+        }
+    }
+
+    /// <summary>The one rule for a pixel in [0, 1] as the byte a uint8 graph takes: round half up, clamp at 255.</summary>
+    public static byte ToByte(float value) => (byte)MathF.Min(MathF.Floor((value * 255f) + 0.5f), 255f);
+
+    private FramePixelFormat Check(in FrameInput frame, int destinationLength)
+    {
+        var format = frame.Format ?? throw new ArgumentException("Encoded frames must be decoded first.", nameof(frame));
+        if (destinationLength < Width * Height)
+        {
+            throw new ArgumentException($"Destination holds {destinationLength} values; {Width * Height} needed.", nameof(destinationLength));
+        }
+
+        return format;
+    }
+
+    /// <summary>
+    /// Resizes into <paramref name="destination"/> (one plane). Returns true when it holds 8-bit levels 0..255 (a gray
+    /// frame with <paramref name="keepLevels"/>), false when it holds gray in [0, 1].
+    /// </summary>
+    private bool Resize(in FrameInput frame, FramePixelFormat format, Span<float> destination, bool keepLevels)
+    {
+        var channels = format == FramePixelFormat.Gray8 ? 1 : 3;
         var horizontal = ResampleAxis.Get(frame.Width, Width);
         var vertical = ResampleAxis.Get(frame.Height, Height);
         var rowsLength = channels * frame.Height * Width;
@@ -63,13 +116,20 @@ public sealed class FramePreprocessor
             Horizontal(frame, format, horizontal, rows, channels);
             if (channels == 1)
             {
-                Vertical(rows, vertical, destination[..plane]);
-                ScaleInPlace(destination[..plane]);
+                Vertical(rows, vertical, destination);
+                if (keepLevels)
+                {
+                    return true;
+                }
+
+                ScaleInPlace(destination);
             }
             else
             {
-                VerticalToGray(rows, frame.Height, vertical, scratch.AsSpan(rowsLength, 3 * Width), destination[..plane]);
+                VerticalToGray(rows, frame.Height, vertical, scratch.AsSpan(rowsLength, 3 * Width), destination);
             }
+
+            return false;
         }
         finally
         {

@@ -71,7 +71,7 @@ internal sealed partial class ModelRuntime(
 
         cancellationToken.ThrowIfCancellationRequested();
         _preparer = new FramePreparer(manifest.Input.Width, manifest.Input.Height, limits.MaxImageDimension, manifest.Input.RotateToFit,
-            limits.MaxImagePixels, new DecodeBudget(limits.MaxDecodeMegabytes * 1024L * 1024));
+            limits.MaxImagePixels, new DecodeBudget(limits.MaxDecodeMegabytes * 1024L * 1024), _matcher.FrameType);
         _batcher = new PairBatcher(_matcher, batching, time, loggers.CreateLogger<PairBatcher>());
         _batcher.Start();
         _metrics.Queue = () => _batcher.QueueLength;

@@ -27,7 +27,7 @@ public sealed class FrameGeometryTests
 
         var preparer = new FramePreparer(height, width, 64, rotateToFit: true);
         var frame = preparer.Prepare(FrameInput.Raw(FramePixelFormat.Gray8, width, height, 0, gray));
-        var pixels = frame.Pixels(width * height);
+        var pixels = frame.Floats(width * height);
 
         for (var y = 0; y < width; y++)
         {
@@ -41,6 +41,32 @@ public sealed class FrameGeometryTests
 
         // Clockwise: the input's top-left shows the frame's bottom-left.
         Assert.Equal(gray[(height - 1) * width] / 255f, pixels[0], 1e-6f);
+    }
+
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    public void Prepare_ForAUint8Model_HoldsBytesRoundedByTheOneRule(bool rotate, bool letterbox)
+    {
+        // A colour frame resized, turned and letterboxed: a uint8 model's frame is the float frame rounded once, in bytes.
+        var rgb = new byte[90 * 50 * 3];
+        new Random(3).NextBytes(rgb);
+        var input = FrameInput.Raw(FramePixelFormat.Rgb24, 90, 50, 0, rgb);
+        var asFloats = new FramePreparer(24, 32, 4096, rotateToFit: true);
+        var asBytes = new FramePreparer(24, 32, 4096, rotateToFit: true, elementType: VideoMatch.Engine.Inference.InputElementType.UInt8);
+
+        var floats = asFloats.Prepare(input, rotate: rotate, letterbox: letterbox);
+        var bytes = asBytes.Prepare(input, rotate: rotate, letterbox: letterbox);
+
+        Assert.Equal(VideoMatch.Engine.Inference.InputElementType.UInt8, bytes.ElementType);
+        Assert.Equal(floats.Floats(24 * 32).ToArray().Select(VideoMatch.Engine.Preprocessing.FramePreprocessor.ToByte).ToArray(), bytes.Bytes(24 * 32).ToArray());
+        var wrongType = Assert.Throws<InvalidOperationException>(() => bytes.Floats(1).Length);
+        Assert.Contains("prepared for a uint8 input", wrongType.Message, StringComparison.Ordinal);
+        floats.Release();
+        bytes.Release();
+        Assert.Throws<ObjectDisposedException>(() => bytes.Bytes(1).Length);
     }
 
     [Fact]
@@ -84,7 +110,7 @@ public sealed class FrameMappingTests
         var preparer = new FramePreparer(8, 8, 64);
 
         var frame = preparer.Prepare(FrameInput.Raw(FramePixelFormat.Gray8, 8, 4, 0, gray), letterbox: true);
-        var pixels = frame.Pixels(64);
+        var pixels = frame.Floats(64);
 
         Assert.Equal((8, 4), (frame.Mapping.ContentWidth, frame.Mapping.ContentHeight));
         for (var y = 0; y < 8; y++)

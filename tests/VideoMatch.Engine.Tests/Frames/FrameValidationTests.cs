@@ -43,7 +43,7 @@ public sealed class FrameValidationTests
         var fromPng = Preparer.Prepare(FrameInput.Encoded(FrameEncoding.Png, png), sequence: 4);
         var fromRaw = Preparer.Prepare(FrameInput.Raw(FramePixelFormat.Rgba32, 24, 16, 0, rgba));
 
-        Assert.Equal(fromRaw.Pixels(32 * 32).ToArray(), fromPng.Pixels(32 * 32).ToArray());
+        Assert.Equal(fromRaw.Floats(32 * 32).ToArray(), fromPng.Floats(32 * 32).ToArray());
         Assert.Equal((24, 16, 4UL), (fromPng.OriginalWidth, fromPng.OriginalHeight, fromPng.Sequence));
     }
 
@@ -57,7 +57,7 @@ public sealed class FrameValidationTests
         var frame = Preparer.Prepare(FrameInput.Encoded(FrameEncoding.Jpeg, jpeg));
 
         Assert.Equal((40, 30), (frame.OriginalWidth, frame.OriginalHeight));
-        Assert.InRange(frame.Pixels(32 * 32)[0], 120f / 255f, 136f / 255f);
+        Assert.InRange(frame.Floats(32 * 32)[0], 120f / 255f, 136f / 255f);
     }
 
     [Fact]

@@ -103,7 +103,7 @@ public sealed class EfficientLoFTRExportTests(Xunit.Abstractions.ITestOutputHelp
         var (golden, _) = Safetensors.Read(Path.Combine(ExportedModels.Checkpoint("tiny")!, "golden.safetensors"));
         // Pair d: image 1 is image 0 shifted by exactly (16, 8) px; the random weights match such shifts cell to cell.
         var pixels = golden["pd.pixel_values"].As<float>("F32");
-        var preparer = new FramePreparer(160, 128, 8192);
+        var preparer = new FramePreparer(160, 128, 8192, elementType: matcher.FrameType);
         var frames = new PreparedFrame[2];
         for (var i = 0; i < 2; i++)
         {

@@ -98,3 +98,30 @@ public sealed class PostProcessorTests
     private static FrameMapping Map(int originalWidth, int originalHeight) =>
         FrameMapping.Create(Width, Height, originalWidth, originalHeight, rotated: false, letterbox: false);
 }
+
+public sealed class MatchSelectorTests
+{
+    [Fact]
+    public void Select_SparseMatchesListedOutOfOrder_OrderedAsDenseOnes()
+    {
+        // Image-0 points 0..3 at (k, 0), image-1 points at (k, k); point 1 has no match. Equal scores go by image-0
+        // point, as dense slots do, whatever order the matcher listed them in.
+        int[] partners = [2, -1, 0, 1];
+        float[] scores = [0.7f, 0f, 0.9f, 0.7f];
+        float[] points0 = [0, 0, 1, 0, 2, 0, 3, 0];
+        float[] points1 = [0, 0, 1, 1, 2, 2, 3, 3];
+        var map = FrameMapping.Create(8, 8, 8, 8, rotated: false, letterbox: false);
+
+        var all = new MatchSelector().Select(new PointMatches(partners, scores, points0, points1), threshold: 0.2f, maxMatches: 0, map, map);
+        var best = new MatchSelector().Select(new PointMatches(partners, scores, points0, points1), threshold: 0.2f, maxMatches: 2, map, map);
+        var strict = new MatchSelector().Select(new PointMatches(partners, scores, points0, points1), threshold: 0.7f, maxMatches: 0, map, map);
+
+        // Same size in and out: model pixels are the image's.
+        Assert.Equal([0.9f, 0.7f, 0.7f], all.Scores);
+        Assert.Equal([2f, 0f, 0f, 0f, 3f, 0f], all.Keypoints0);
+        Assert.Equal([0f, 0f, 2f, 2f, 1f, 1f], all.Keypoints1);
+        Assert.Equal([0.9f, 0.7f], best.Scores);
+        Assert.Equal([2f, 0f, 0f, 0f], best.Keypoints0);
+        Assert.Equal([0.9f], strict.Scores);
+    }
+}

@@ -182,7 +182,8 @@ public sealed class SplitPairMatcherTests(Xunit.Abstractions.ITestOutputHelper o
     {
         var (golden, _) = Safetensors.Read(Path.Combine(ExportedModels.Checkpoint("tiny")!, "golden.safetensors"));
         var pixels = golden["pd.pixel_values"].As<float>("F32");
-        var preparer = new FramePreparer(Width, Height, 8192);
+        // The split's encoder and the whole-pair graph both take uint8 frames.
+        var preparer = new FramePreparer(Width, Height, 8192, elementType: InputElementType.UInt8);
         var frames = new PreparedFrame[count];
         for (var t = 0; t < count; t++)
         {

@@ -144,6 +144,54 @@ public sealed class FramePreprocessorTests
         Assert.Equal(portable, fast);
     }
 
+    [Theory]
+    [InlineData(FramePixelFormat.Gray8, 75, 9, 0)]        // the model's size: copied
+    [InlineData(FramePixelFormat.Gray8, 75, 9, 80)]       // the model's size with padded rows
+    [InlineData(FramePixelFormat.Gray8, 203, 77, 0)]      // resized: whole 8-bit levels
+    [InlineData(FramePixelFormat.Gray8, 40, 5, 0)]        // enlarged
+    [InlineData(FramePixelFormat.Rgb24, 203, 77, 0)]      // colour: gray rounded once
+    [InlineData(FramePixelFormat.Rgba32, 75, 9, 0)]       // colour at the model's size
+    public void Run_IntoBytes_IsTheFloatPlaneRoundedByTheOneRule(FramePixelFormat format, int width, int height, int stride)
+    {
+        var rowBytes = width * PixelFormats.BytesPerPixel(format);
+        var pixels = RandomBytes(Math.Max(stride, rowBytes) * height, seed: 21);
+        var frame = FrameInput.Raw(format, width, height, stride, pixels);
+        var floats = new float[75 * 9];
+        var bytes = new byte[75 * 9];
+
+        new FramePreprocessor(75, 9).Run(frame, floats);
+        new FramePreprocessor(75, 9).Run(frame, bytes);
+
+        Assert.Equal(floats.Select(FramePreprocessor.ToByte).ToArray(), bytes);
+    }
+
+    [Fact]
+    public void Run_Gray8AtModelSizeIntoBytes_IsThePixelsThemselves()
+    {
+        // A uint8 model gets the client's bytes: no trip through [0, 1] and back.
+        var padded = RandomBytes(80 * 9, seed: 4);
+        var bytes = new byte[75 * 9];
+
+        new FramePreprocessor(75, 9).Run(FrameInput.Raw(FramePixelFormat.Gray8, 75, 9, 80, padded), bytes);
+
+        for (var y = 0; y < 9; y++)
+        {
+            Assert.Equal(padded.AsSpan(y * 80, 75).ToArray(), bytes.AsSpan(y * 75, 75).ToArray());
+        }
+    }
+
+    [Fact]
+    public void ToByte_EveryLevelOver255_GivesTheLevelBack()
+    {
+        for (var level = 0; level < 256; level++)
+        {
+            Assert.Equal(level, FramePreprocessor.ToByte(level / 255f));
+            Assert.Equal(level, FramePreprocessor.ToByte(level * (1f / 255f)));
+        }
+
+        Assert.Equal(255, FramePreprocessor.ToByte(1.5f));
+    }
+
     [Fact]
     public void Run_SameImageInEveryColourLayout_GivesSameResult()
     {
