@@ -73,10 +73,7 @@ public sealed class FramePreprocessor
         try
         {
             var levels = Resize(frame, format, values.AsSpan(0, plane), keepLevels: true);
-            for (var p = 0; p < plane; p++)
-            {
-                destination[p] = levels ? (byte)values[p] : ToByte(values[p]);
-            }
+            ToBytes(values.AsSpan(0, plane), destination[..plane], levels);
         }
         finally
         {
@@ -86,6 +83,29 @@ public sealed class FramePreprocessor
 
     /// <summary>The one rule for a pixel in [0, 1] as the byte a uint8 graph takes: round half up, clamp at 255.</summary>
     public static byte ToByte(float value) => (byte)MathF.Min(MathF.Floor((value * 255f) + 0.5f), 255f);
+
+    /// <summary><see cref="ToByte"/> of every value in [0, 1], or, for 8-bit <paramref name="levels"/>, the level itself; vectorised.</summary>
+    private static void ToBytes(ReadOnlySpan<float> values, Span<byte> bytes, bool levels)
+    {
+        var scale = new Vector<float>(levels ? 1f : 255f);
+        var half = new Vector<float>(levels ? 0f : 0.5f);
+        var max = new Vector<float>(255f);
+        var lanes = Vector<float>.Count;
+        var i = 0;
+        for (; i + (4 * lanes) <= values.Length; i += 4 * lanes)
+        {
+            var a = Vector.ConvertToUInt32(Vector.Min(Vector.Floor((new Vector<float>(values[i..]) * scale) + half), max));
+            var b = Vector.ConvertToUInt32(Vector.Min(Vector.Floor((new Vector<float>(values[(i + lanes)..]) * scale) + half), max));
+            var c = Vector.ConvertToUInt32(Vector.Min(Vector.Floor((new Vector<float>(values[(i + (2 * lanes))..]) * scale) + half), max));
+            var d = Vector.ConvertToUInt32(Vector.Min(Vector.Floor((new Vector<float>(values[(i + (3 * lanes))..]) * scale) + half), max));
+            Vector.Narrow(Vector.Narrow(a, b), Vector.Narrow(c, d)).CopyTo(bytes[i..]);
+        }
+
+        for (; i < values.Length; i++)
+        {
+            bytes[i] = levels ? (byte)values[i] : ToByte(values[i]);
+        }
+    }
 
     private FramePixelFormat Check(in FrameInput frame, int destinationLength)
     {
