@@ -75,6 +75,49 @@ public sealed class LingeringCloseTests
         }
     }
 
+    [Fact]
+    public async Task ServerEndsTheConnectionItself_ItsFinWaitsForTheClientsFin()
+    {
+        // As Kestrel ends an HTTP/2 connection whose streams are all done after GOAWAY: the last bytes written, the
+        // pending read cancelled, the handler returns. Its client may still be busy with those streams (.NET's HTTP/2
+        // client abandons the request body of a stream reset with NO_ERROR after its status), and a FIN in that moment
+        // fails them with "the server closed the connection"; it closes the connection itself when it is done.
+        var ended = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0, listen =>
+        {
+            listen.Use(LingeringClose.Use);
+            listen.Run(async connection =>
+            {
+                await connection.Transport.Output.WriteAsync(Goodbye);
+                connection.Transport.Input.CancelPendingRead();
+                ended.SetResult(System.Diagnostics.Stopwatch.GetTimestamp());
+            });
+        }));
+        await using var app = builder.Build();
+        await app.StartAsync().DefaultTimeout();
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(Endpoint(app)).DefaultTimeout();
+        var received = new byte[Goodbye.Length];
+        for (var at = 0; at < received.Length;)
+        {
+            at += await client.ReceiveAsync(received.AsMemory(at), SocketFlags.None).AsTask().DefaultTimeout();
+        }
+
+        var end = await ended.Task.DefaultTimeout();
+        var fin = client.ReceiveAsync(new byte[1].AsMemory(), SocketFlags.None).AsTask();
+        var finFirst = await Task.WhenAny(fin, Task.Delay(300)) == fin;
+        var sinceEnd = System.Diagnostics.Stopwatch.GetElapsedTime(end);
+
+        // No FIN while the client is busy (unless the linger ran out first on a loaded machine); the client's own FIN
+        // ends the wait at once.
+        Assert.False(finFirst && sinceEnd < LingeringClose.Linger, $"the server's FIN came {sinceEnd.TotalMilliseconds:F0} ms after it ended the connection, before the client's");
+        client.Shutdown(SocketShutdown.Send);
+        Assert.Equal(0, await fin.DefaultTimeout());
+        Assert.Equal(Goodbye, received);
+    }
+
     private static async Task<WebApplication> StartAsync(bool lingering, TaskCompletionSource ended)
     {
         var builder = WebApplication.CreateSlimBuilder();

@@ -10,6 +10,13 @@ namespace VideoMatch.Server.Hosting;
 /// unread makes TCP reset the connection, and the client's kernel then drops what the client had not read yet: the last
 /// answers and the status (seen as "broken pipe" or "the server closed the connection" instead of UNAVAILABLE). So the
 /// socket is read, and what arrives dropped, until the client closes its side or <see cref="Linger"/> has passed.
+/// <para>
+/// The server's own end of the socket (its FIN) waits for that too. A stream the server ended while its client was
+/// still sending is reset by Kestrel with NO_ERROR after its status; the client then abandons the request body, which
+/// takes it a moment. A FIN that arrives in that moment makes .NET's HTTP/2 client fail the stream with "the server
+/// closed the connection" although its answers and status had arrived. A client closes the connection itself once its
+/// last stream is done after GOAWAY, so waiting for the client's FIN costs nothing when all is well.
+/// </para>
 /// </summary>
 internal static class LingeringClose
 {
@@ -19,7 +26,8 @@ internal static class LingeringClose
     public static ConnectionDelegate Use(ConnectionDelegate next) => async connection =>
     {
         var transport = connection.Transport;
-        connection.Transport = new Duplex(new KeptOpen(transport.Input), transport.Output);
+        var output = new FinHeld(transport.Output);
+        connection.Transport = new Duplex(new KeptOpen(transport.Input), output);
         try
         {
             await next(connection).ConfigureAwait(false);
@@ -28,6 +36,8 @@ internal static class LingeringClose
         {
             connection.Transport = transport;
             await DrainAsync(transport.Input, connection.ConnectionClosed).ConfigureAwait(false);
+            // Kestrel's bytes went out as it wrote them; the FIN (or the failure it completed with) goes now.
+            await transport.Output.CompleteAsync(output.Completion).ConfigureAwait(false);
         }
     };
 
@@ -39,9 +49,11 @@ internal static class LingeringClose
         {
             while (true)
             {
+                // A read Kestrel cancelled when it ended the connection itself (CancelPendingRead) comes back
+                // canceled once: that is no end of the client's data, so the linger reads on.
                 var result = await input.ReadAsync(linger.Token).ConfigureAwait(false);
                 input.AdvanceTo(result.Buffer.End);
-                if (result.IsCompleted || result.IsCanceled)
+                if (result.IsCompleted)
                 {
                     break;
                 }
@@ -60,6 +72,31 @@ internal static class LingeringClose
         public PipeReader Input { get; } = input;
 
         public PipeWriter Output { get; } = output;
+    }
+
+    /// <summary>The socket's writer as Kestrel sees it, except that completing it leaves the socket's side open for the linger.</summary>
+    private sealed class FinHeld(PipeWriter inner) : PipeWriter
+    {
+        /// <summary>What Kestrel completed the writer with (null: a clean end).</summary>
+        public Exception? Completion { get; private set; }
+
+        public override bool CanGetUnflushedBytes => inner.CanGetUnflushedBytes;
+
+        public override long UnflushedBytes => inner.UnflushedBytes;
+
+        public override void Advance(int bytes) => inner.Advance(bytes);
+
+        public override void CancelPendingFlush() => inner.CancelPendingFlush();
+
+        public override void Complete(Exception? exception = null) => Completion ??= exception;
+
+        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) => inner.FlushAsync(cancellationToken);
+
+        public override Memory<byte> GetMemory(int sizeHint = 0) => inner.GetMemory(sizeHint);
+
+        public override Span<byte> GetSpan(int sizeHint = 0) => inner.GetSpan(sizeHint);
+
+        public override ValueTask<FlushResult> WriteAsync(ReadOnlyMemory<byte> source, CancellationToken cancellationToken = default) => inner.WriteAsync(source, cancellationToken);
     }
 
     /// <summary>The socket's reader as Kestrel sees it, except that completing it leaves the socket's side open for the linger.</summary>
