@@ -328,8 +328,8 @@ public sealed class CliTests(LoopbackServer server) : IClassFixture<LoopbackServ
 
         using (process)
         {
-            var errors = await process.StandardError.ReadToEndAsync();
-            await process.WaitForExitAsync();
+            var errors = await process.StandardError.ReadToEndAsync().DefaultTimeout();
+            await process.WaitForExitAsync().DefaultTimeout();
             Assert.True(process.ExitCode == 0, $"ffmpeg failed: {errors}");
         }
     }

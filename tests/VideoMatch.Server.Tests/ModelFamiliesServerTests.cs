@@ -45,7 +45,7 @@ public sealed class ModelFamiliesServerTests
 
         using var server = new ServerFactory(ThreeModels);
         var streams = expected.Keys.Select(name => Streams.PairsAsync(server.Client, new StreamConfig { MatchThreshold = 0.1f, Model = name }, frames)).ToArray();
-        var answers = await Task.WhenAll(streams);
+        var answers = await Task.WhenAll(streams).DefaultTimeout();
 
         foreach (var (name, answer) in expected.Keys.Zip(answers))
         {

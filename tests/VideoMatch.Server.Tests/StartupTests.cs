@@ -86,7 +86,7 @@ public sealed class StartupTests
         Assert.False(Log().Contains("; ready", StringComparison.Ordinal), "the stop should land during start-up; the server was already ready:\n" + Log());
         using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
         {
-            await kill.WaitForExitAsync();
+            await kill.WaitForExitAsync().DefaultTimeout();
         }
 
         await process.WaitForExitAsync().WaitAsync(Limits.Call);
@@ -303,7 +303,7 @@ public sealed class StartupTests
             finally
             {
                 process.Kill(entireProcessTree: true);
-                await process.WaitForExitAsync();
+                await process.WaitForExitAsync().DefaultTimeout();
             }
         }
         finally
@@ -437,7 +437,7 @@ public sealed class StartupTests
                 process.Kill(entireProcessTree: true);
             }
 
-            await process.WaitForExitAsync();
+            await process.WaitForExitAsync().DefaultTimeout();
         }
     }
 }

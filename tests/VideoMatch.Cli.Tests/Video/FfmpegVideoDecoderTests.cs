@@ -84,8 +84,8 @@ public sealed class FfmpegVideoDecoderTests : IDisposable
         }
 
         using var process = Process.Start(start)!;
-        var errors = await process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
+        var errors = await process.StandardError.ReadToEndAsync().DefaultTimeout();
+        await process.WaitForExitAsync().DefaultTimeout();
         Assert.True(process.ExitCode == 0, $"ffmpeg failed: {errors}");
     }
 }
