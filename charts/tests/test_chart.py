@@ -1,8 +1,8 @@
-"""Chart tests without helm: render charts/videomatch with the Go renderer (text/template + sprig + the helm
-functions the chart uses), parse and check the manifests, validate values against values.schema.json, lint
+"""Chart tests on the real helm: `helm lint` and `helm template` on the chart with every values file (and every
+invalid one must fail), parse and check the rendered manifests, validate values against values.schema.json, lint
 the YAML, and start the built server with the environment the chart renders.
 
-Needs: go, Debian's golang-github-masterminds-sprig-dev and golang-gopkg-yaml.v3-dev, python3-yaml,
+Needs: helm 4.1.4 at .tools/helm/helm (charts/tests/get-helm.sh puts it there; HELM names another), python3-yaml,
 python3-jsonschema, yamllint. VIDEOMATCH_SERVER_DLL (set by test.sh) enables the live-server check.
 """
 import glob
@@ -25,33 +25,41 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 CHART = os.path.join(ROOT, "charts", "videomatch")
 VALUES = sorted(glob.glob(os.path.join(HERE, "values", "*.yaml")))
 INVALID = sorted(glob.glob(os.path.join(HERE, "invalid", "*.yaml")))
-RENDERER = None
+HELM = os.environ.get("HELM") or os.path.join(ROOT, ".tools", "helm", "helm")
+HELM_ENV = None
 
 
 def setUpModule():
-    global RENDERER
-    out = tempfile.mkdtemp(prefix="videomatch-render-")
-    RENDERER = os.path.join(out, "render")
-    env = dict(os.environ, GO111MODULE="off", GOPATH="/usr/share/gocode", GOFLAGS="")
-    env.setdefault("GOCACHE", os.path.join(tempfile.gettempdir(), "videomatch-gocache"))
-    subprocess.run(["go", "build", "-o", RENDERER, "./charts/tests/render"], cwd=ROOT, env=env, check=True)
+    global HELM_ENV
+    if not os.access(HELM, os.X_OK):
+        raise RuntimeError(f"no helm at {HELM}: run charts/tests/get-helm.sh (or set HELM)")
+    # helm's cache, config and data in a folder of their own: nothing from the user's helm setup leaks in.
+    home = tempfile.mkdtemp(prefix="videomatch-helm-")
+    HELM_ENV = dict(os.environ, HELM_CACHE_HOME=os.path.join(home, "cache"), HELM_CONFIG_HOME=os.path.join(home, "config"),
+                    HELM_DATA_HOME=os.path.join(home, "data"), KUBECONFIG=os.path.join(home, "kubeconfig"))
 
 
 def tearDownModule():
-    shutil.rmtree(os.path.dirname(RENDERER), ignore_errors=True)
+    shutil.rmtree(os.path.dirname(HELM_ENV["HELM_CACHE_HOME"]), ignore_errors=True)
+
+
+def helm(*args):
+    """Runs helm; returns (exit code, stdout, stderr)."""
+    done = subprocess.run([HELM, *args], capture_output=True, text=True, timeout=60, env=HELM_ENV)
+    return done.returncode, done.stdout, done.stderr
 
 
 def render(*args, values=None, notes=False):
-    """Renders the chart; returns (exit code, stdout, stderr)."""
-    cmd = [RENDERER, "-chart", CHART, "-name", "vm", "-namespace", "vision"]
+    """Renders the chart as release vm in namespace vision (its NOTES with notes=True); returns (exit code, stdout, stderr)."""
+    options = ["--namespace", "vision"]
     for f in values or []:
-        cmd += ["-f", f]
+        options += ["-f", f]
     for s in args:
-        cmd += ["-set", s]
-    if notes:
-        cmd.append("-notes")
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    return done.returncode, done.stdout, done.stderr
+        options += ["--set", s]
+    if not notes:
+        return helm("template", "vm", CHART, *options)
+    code, out, err = helm("install", "vm", CHART, "--dry-run=client", *options)
+    return code, out.split("NOTES:\n", 1)[-1] if code == 0 else out, err
 
 
 def manifests(*args, values=None):
@@ -241,8 +249,9 @@ class ValueSets(unittest.TestCase):
 
     def test_mistakes_fail_rendering_with_a_message(self):
         cases = [
-            (["model.source=pvc"], "model.source=pvc needs model.pvc.claimName"),
-            (["model.source=download"], "model.source=download needs model.download.url"),
+            # helm checks values.schema.json before any template runs: its answer names the field.
+            (["model.source=pvc"], "at '/model/pvc/claimName': minLength"),
+            (["model.source=download"], "at '/model/download/url': minLength"),
             (["model.source=download", "model.download.url=https://x/m.tar.gz", "model.path=/opt/m"], "model.path must be a folder under /models/"),
             (["gpu.enabled=false", "server.executionProvider=cuda"], "needs gpu.enabled=true"),
             (["gpu.enabled=true"], "would hold a whole GPU for the weight-free CPU demo"),
@@ -253,7 +262,7 @@ class ValueSets(unittest.TestCase):
             self.assertEqual(1, code, sets)
             self.assertIn(message, err, sets)
         code, _, err = render(values=[os.path.join(HERE, "invalid", "pvc-without-claim.yaml")])
-        self.assertIn("needs model.pvc.claimName", err)
+        self.assertIn("at '/model/pvc/claimName'", err)
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
             f.write("security:\n  apiKeys:\n    keys: [a]\n")
         try:
@@ -262,6 +271,59 @@ class ValueSets(unittest.TestCase):
             os.unlink(f.name)
         self.assertEqual(1, code)
         self.assertIn("security.apiKeys.secretName is needed", err)
+
+
+class Helm(unittest.TestCase):
+    """What helm itself checks: lint (templates, schema, Chart.yaml) and a render, for every values file."""
+
+    def test_lint_and_template_pass_on_the_defaults_and_every_values_file(self):
+        self.assertGreaterEqual(len(VALUES), 4)
+        for values in [[]] + [[path] for path in VALUES]:
+            with self.subTest(values=[os.path.basename(v) for v in values]):
+                files = [a for v in values for a in ("-f", v)]
+                code, out, err = helm("lint", "--strict", CHART, *files)
+                self.assertEqual(0, code, out + err)
+                code, out, err = render(values=values)
+                self.assertEqual(0, code, err)
+
+    def test_every_invalid_values_file_fails_lint_and_template(self):
+        self.assertGreaterEqual(len(INVALID), 8)
+        for path in INVALID:
+            with self.subTest(values=os.path.basename(path)):
+                code, out, err = helm("lint", CHART, "-f", path)
+                self.assertNotEqual(0, code, out)
+                code, out, err = render(values=[path])
+                self.assertNotEqual(0, code, out)
+                self.assertIn("Error:", err)
+
+    def test_keda_renders_a_scaled_object_and_no_hpa(self):
+        docs, _ = manifests(values=[os.path.join(HERE, "values", "keda.yaml")])
+        scaled = one(docs, "ScaledObject")
+        self.assertEqual([], [d for d in docs if d["kind"] == "HorizontalPodAutoscaler"])
+        # KEDA owns the replica count: the Deployment states none.
+        self.assertNotIn("replicas", one(docs, "Deployment")["spec"])
+        spec = scaled["spec"]
+        self.assertEqual("vm-videomatch", spec["scaleTargetRef"]["name"])
+        self.assertEqual((2, 12), (spec["minReplicaCount"], spec["maxReplicaCount"]))
+        prometheus, cpu = spec["triggers"]
+        self.assertEqual(("prometheus", "Value"), (prometheus["type"], prometheus["metricType"]))
+        self.assertEqual("0.05", prometheus["metadata"]["threshold"])
+        query = prometheus["metadata"]["query"]
+        # The metric the HPA's adapter rule reads, over this release's pods only.
+        self.assertIn("histogram_quantile(0.9", query)
+        self.assertIn("videomatch_queue_wait_seconds_bucket", query)
+        self.assertIn('namespace="vision"', query)
+        self.assertIn('pod=~"vm-videomatch-.*"', query)
+        self.assertIn(re.search(r"(videomatch_\w+)_bucket", query).group(1), server_metric_names())
+        self.assertEqual("cpu", cpu["type"])
+        code, notes, err = render(values=[os.path.join(HERE, "values", "keda.yaml")], notes=True)
+        self.assertEqual(0, code, err)
+        self.assertIn("get scaledobject vm-videomatch", notes)
+
+    def test_keda_and_the_hpa_at_once_are_refused(self):
+        code, _, err = render("autoscaling.enabled=true", "autoscaling.keda.enabled=true")
+        self.assertEqual(1, code)
+        self.assertIn("at '/autoscaling/keda/enabled': value must be false", err)
 
 
 class Schema(unittest.TestCase):
