@@ -5,6 +5,8 @@ using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
+using Grpc.Net.Client.Balancer;
+using Grpc.Net.Client.Configuration;
 using VideoMatch.Contracts.V1;
 
 namespace VideoMatch.Client;
@@ -37,7 +39,7 @@ public sealed class VideoMatchClient : IDisposable
 #pragma warning restore CA5359
         }
 
-        _channel = GrpcChannel.ForAddress(options.Address, new GrpcChannelOptions
+        _channel = CreateChannel(options, new GrpcChannelOptions
         {
             HttpHandler = handler,
             MaxReceiveMessageSize = options.MaxMessageBytes,
@@ -145,7 +147,58 @@ public sealed class VideoMatchClient : IDisposable
         }
     }
 
+    /// <summary>
+    /// Streams <paramref name="frames"/> as <see cref="StreamAsync(IAsyncEnumerable{Frame}, StreamConfig?, CancellationToken)"/>
+    /// does, and when the server goes away (UNAVAILABLE, its drain, a reset or closed connection) goes on with another
+    /// one: it reconnects (<paramref name="resume"/>'s attempts, backoff and deadline; the caller's cancellation always
+    /// wins), resumes the stream there (<see cref="StreamConfig.Resume"/>), sends again the frames not yet answered, in
+    /// order, and goes on. One response per frame, in order, with no duplicate and no gap; each move is reported to
+    /// <see cref="StreamResumeOptions.Moved"/>. When the stream cannot go on, the error names the last frame answered.
+    /// </summary>
+    public IAsyncEnumerable<StreamResponse> StreamAsync(IAsyncEnumerable<Frame> frames, StreamConfig? config, StreamResumeOptions resume,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(frames);
+        ArgumentNullException.ThrowIfNull(resume);
+        return new ResumableStream(_matcher, _headers, WithModel(config), resume).RunAsync(frames, cancellationToken);
+    }
+
     public void Dispose() => _channel.Dispose();
+
+    /// <summary>One address, as it is; several (or a <c>dns:///</c> name), balanced round-robin over what they resolve to.</summary>
+    private static GrpcChannel CreateChannel(VideoMatchClientOptions options, GrpcChannelOptions channel)
+    {
+        var addresses = options.Addresses;
+        if (addresses.Count == 0 && options.Address.Scheme is "http" or "https")
+        {
+            return GrpcChannel.ForAddress(options.Address, channel);
+        }
+
+        var schemes = addresses.Select(a => a.Scheme).Distinct().ToArray();
+        if (schemes.Length > 1 || schemes.Any(s => s is not ("http" or "https")))
+        {
+            throw new ArgumentException($"Addresses must all be http:// or all https:// (got {string.Join(", ", addresses)}).", nameof(options));
+        }
+
+        channel.Credentials = schemes is ["https"] ? ChannelCredentials.SecureSsl : ChannelCredentials.Insecure;
+        channel.ServiceConfig = new ServiceConfig { LoadBalancingConfigs = { new RoundRobinConfig() } };
+        if (addresses.Count == 0)
+        {
+            // dns:///name:port: every address the name resolves to (re-resolved when a connection fails).
+            return GrpcChannel.ForAddress(options.Address, channel);
+        }
+
+        BalancerAddress[] servers = [.. addresses.Select(a => new BalancerAddress(a.Host, a.Port))];
+        channel.ServiceProvider = new Resolvers(new StaticResolverFactory(_ => servers));
+        return GrpcChannel.ForAddress("static:///videomatch", channel);
+    }
+
+    /// <summary>What the channel asks its service provider for: the resolver of the static address list.</summary>
+    private sealed class Resolvers(ResolverFactory factory) : IServiceProvider
+    {
+        public object? GetService(Type serviceType) =>
+            serviceType == typeof(IEnumerable<ResolverFactory>) ? new[] { factory } : serviceType == typeof(ResolverFactory) ? factory : null;
+    }
 
     private static async Task SendAsync(IClientStreamWriter<StreamRequest> requests, IAsyncEnumerable<Frame> frames, StreamConfig config, CancellationToken cancellationToken)
     {

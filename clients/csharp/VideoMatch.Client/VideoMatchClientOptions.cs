@@ -8,6 +8,13 @@ public sealed class VideoMatchClientOptions
     /// <summary>Server address. <c>http://</c> is plaintext HTTP/2; <c>https://</c> uses TLS. Default http://127.0.0.1:50051.</summary>
     public Uri Address { get; set; } = new("http://127.0.0.1:50051");
 
+    /// <summary>
+    /// Several servers (pods) behind one client: calls are balanced over them round-robin, each stream on one, and a
+    /// server that goes away is skipped. All with the same scheme. Empty: <see cref="Address"/> alone. For a DNS name
+    /// with an address per pod (a Kubernetes headless Service), use <c>dns:///name:port</c> as <see cref="Address"/>.
+    /// </summary>
+    public IList<Uri> Addresses { get; } = [];
+
     /// <summary>Sent as <c>authorization: Bearer …</c> on every call when set (servers that require a key check it).</summary>
     public string? ApiKey { get; set; }
 

@@ -17,6 +17,24 @@ public sealed class TrackLinker
     private ulong[] _lastIds = [];
     private bool _hasLast;
 
+    /// <summary>
+    /// Goes on from a stream another linker served, from its last pair as the client received it and the next id it
+    /// would have given; the caller has checked them (points of equal count, two values per id, ids below
+    /// <paramref name="nextId"/>).
+    /// </summary>
+    public void Resume(ulong sequence0, ulong sequence1, float[] points0, float[] points1, ulong[] ids, ulong nextId)
+    {
+        ArgumentNullException.ThrowIfNull(points0);
+        ArgumentNullException.ThrowIfNull(points1);
+        ArgumentNullException.ThrowIfNull(ids);
+        if (points0.Length != 2 * ids.Length || points1.Length != 2 * ids.Length || nextId == 0 || ids.Any(id => id == 0 || id >= nextId))
+        {
+            throw new ArgumentException("A resumed track state needs two values per id in each frame and ids from 1 below the next id.", nameof(ids));
+        }
+
+        (_hasLast, _lastSequence0, _lastSequence1, _lastPoints0, _lastPoints1, _lastIds, _nextId) = (true, sequence0, sequence1, points0, points1, ids, nextId);
+    }
+
     /// <summary>Ids handed out so far.</summary>
     public ulong IdsIssued => _nextId - 1;
 

@@ -41,6 +41,9 @@ internal static partial class ServerLog
     [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "Stream {Stream} from {Peer} started (threshold {Threshold}, max matches {MaxMatches})")]
     public static partial void StreamStarted(ILogger logger, string stream, string peer, float threshold, int maxMatches);
 
+    [LoggerMessage(EventId = 21, Level = LogLevel.Information, Message = "Stream {Stream} resumed after frame {Sequence} (track ids from {NextTrackId})")]
+    public static partial void StreamResumed(ILogger logger, string stream, ulong sequence, ulong nextTrackId);
+
     [LoggerMessage(EventId = 11, Level = LogLevel.Information, Message = "Stream {Stream} ended after {Seconds:F1} s: {Frames} frames, {Pairs} pairs matched, {Rejected} rejected, {Dropped} dropped, {Failed} failed")]
     public static partial void StreamEnded(ILogger logger, string stream, long frames, long pairs, long rejected, long dropped, long failed, double seconds);
 

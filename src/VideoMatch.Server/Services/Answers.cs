@@ -84,8 +84,16 @@ internal static class Answers
     public static RpcException TooFast(double rate, ulong sequence) => new(new Status(StatusCode.ResourceExhausted, string.Create(CultureInfo.InvariantCulture,
         $"This stream sent more than {rate} frames per second (Security:MaxFramesPerSecondPerStream); frame {sequence} and later were not processed. Send slower.")));
 
+    /// <summary>The drain's end of a stream; the trailer <see cref="ResumeAfterTrailer"/> names the last frame answered, for a client that resumes.</summary>
     public static RpcException ShuttingDown(ulong? lastAnswered) => new(new Status(StatusCode.Unavailable, string.Create(CultureInfo.InvariantCulture,
-        $"The server is shutting down; every frame it read was answered (the last was {(lastAnswered is { } last ? last.ToString(CultureInfo.InvariantCulture) : "none")}). Reconnect and resend the rest.")));
+        $"The server is shutting down; every frame it read was answered (the last was {(lastAnswered is { } last ? last.ToString(CultureInfo.InvariantCulture) : "none")}). Reconnect and resend the rest, or resume the stream on another instance (StreamConfig.resume).")),
+        lastAnswered is { } answered ? new Metadata { { ResumeAfterTrailer, answered.ToString(CultureInfo.InvariantCulture) } } : new Metadata());
+
+    /// <summary>Trailer of a stream the server ended while draining: the sequence number of the last frame it answered; the stream can be resumed from there.</summary>
+    public const string ResumeAfterTrailer = "videomatch-resume-after";
+
+    /// <summary>Resume data the stream cannot go on from: INVALID_ARGUMENT naming the field.</summary>
+    public static RpcException BadResume(string field, string problem) => InvalidArgument($"StreamConfig.resume{field} {problem}");
 
     public static StreamResponse DrainExpired(ulong sequence0, ulong sequence1, double seconds) => Frame(sequence1, FrameStatusCode.Dropped, string.Create(CultureInfo.InvariantCulture,
         $"Frames {sequence0} and {sequence1} were not matched: the server is shutting down and its drain time (Streaming:ShutdownDrainSeconds={seconds}) ran out. Send this frame to another instance."));

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Threading.Channels;
 using Grpc.Core;
 using VideoMatch.Contracts.V1;
@@ -103,6 +104,11 @@ internal sealed partial class StreamSession
         using Pairing pairing = _settings.Keyframes
             ? new KeyframePairing(_settings, MatchedAsync, _runtime.Batcher.EnqueueAsync, drain.Token)
             : new ConsecutivePairing(_settings.Match, MatchedAsync, drain.Token);
+        if (first.Config.Resume is { } resume)
+        {
+            await ResumeAsync(resume, pairing).ConfigureAwait(false);
+        }
+
         var started = Stopwatch.GetTimestamp();
         ServerLog.StreamStarted(_logger, _settings.Name, _peer, _settings.Match.Threshold, _settings.Match.MaxMatches);
         _metrics.StreamStarted();
@@ -127,6 +133,96 @@ internal sealed partial class StreamSession
             _metrics.StreamEnded();
             ServerLog.StreamEnded(_logger, _settings.Name, _frames, _pairs, _rejected, _dropped, _failed, seconds);
         }
+    }
+
+    /// <summary>
+    /// Primes the stream from what its client holds of it (another server served it so far): the reference frame, sent
+    /// again, is prepared as any frame and becomes the one the next frame pairs with, without an answer of its own; the
+    /// last matched pair's points and ids let continuing points keep their ids. The frame is re-validated like any
+    /// other, and nothing of another stream is read.
+    /// </summary>
+    /// <exception cref="RpcException">INVALID_ARGUMENT naming the field the stream cannot go on from.</exception>
+    private async Task ResumeAsync(StreamResume resume, Pairing pairing)
+    {
+        if (resume.Reference?.Image is not { } image)
+        {
+            throw Answers.BadResume(".reference.image", "is missing: send again the frame the next frame pairs with (the keyframe in keyframe mode, else the last frame answered with anything but INVALID).");
+        }
+
+        var sequence = resume.Reference.Sequence;
+        PreparedFrame prepared;
+        try
+        {
+            prepared = await _runtime.Preparer.PrepareAsync(ProtoMapping.ToFrameInput(image), sequence, resume.Reference.TimestampUs, null,
+                _settings.Match.Letterbox, _drain).ConfigureAwait(false);
+        }
+        catch (FrameRejectedException e)
+        {
+            throw Answers.BadResume(".reference.image", $"cannot be used: {e.Message}");
+        }
+
+        var last = sequence;
+        if (resume.Tracks is { } tracks)
+        {
+            last = Math.Max(last, tracks.Sequence1);
+            try
+            {
+                ResumeTracks(tracks);
+            }
+            catch
+            {
+                prepared.Release();
+                throw;
+            }
+        }
+
+        _rotate = prepared.Rotated;
+        _lastSequence = last;
+        if (pairing.Reference(prepared) is { } unexpected)
+        {
+            unexpected.Release();
+            throw new InvalidOperationException("A resumed stream's pairing held a frame already.");
+        }
+
+        ServerLog.StreamResumed(_logger, _settings.Name, last, resume.Tracks?.NextTrackId ?? 0);
+    }
+
+    private void ResumeTracks(TrackState tracks)
+    {
+        if (_tracks is null)
+        {
+            throw Answers.BadResume(".tracks", "is set, but StreamConfig.track_ids is off: send the same settings the stream had.");
+        }
+
+        var ids = tracks.TrackIds.ToArray();
+        if (tracks.Keypoints0.Count != 2 * ids.Length || tracks.Keypoints1.Count != 2 * ids.Length)
+        {
+            throw Answers.BadResume(".tracks", string.Create(CultureInfo.InvariantCulture,
+                $"must hold two keypoint values per track id in each frame: {ids.Length} ids, {tracks.Keypoints0.Count} values in keypoints0, {tracks.Keypoints1.Count} in keypoints1."));
+        }
+
+        if (tracks.Sequence1 <= tracks.Sequence0)
+        {
+            throw Answers.BadResume(".tracks.sequence1", string.Create(CultureInfo.InvariantCulture, $"({tracks.Sequence1}) must be greater than sequence0 ({tracks.Sequence0})."));
+        }
+
+        var seen = new HashSet<ulong>();
+        foreach (var id in ids)
+        {
+            if (id == 0 || !seen.Add(id))
+            {
+                throw Answers.BadResume(".tracks.track_ids", string.Create(CultureInfo.InvariantCulture, $"holds {(id == 0 ? "0, which is no id" : $"{id} twice")}: send them as received."));
+            }
+        }
+
+        var largest = ids.Length == 0 ? 0 : ids.Max();
+        if (tracks.NextTrackId <= largest)
+        {
+            throw Answers.BadResume(".tracks.next_track_id", string.Create(CultureInfo.InvariantCulture,
+                $"({tracks.NextTrackId}) must be greater than every track id received (the largest here is {largest}): one more than the largest id of the stream."));
+        }
+
+        _tracks.Resume(tracks.Sequence0, tracks.Sequence1, tracks.Keypoints0.ToArray(), tracks.Keypoints1.ToArray(), ids, tracks.NextTrackId);
     }
 
     /// <summary>One message after the config: a frame is answered (in order, now or once its pair ends); anything else ends the call.</summary>

@@ -1,0 +1,160 @@
+using System.Globalization;
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using Google.Protobuf;
+using VideoMatch.Client;
+using VideoMatch.Contracts.V1;
+using VideoMatch.Synthetic;
+using VideoMatch.Tests;
+using Xunit.Abstractions;
+
+namespace VideoMatch.Server.Tests;
+
+/// <summary>
+/// Cameras that survive their servers: three server processes on loopback behind one client (round-robin), four
+/// streams with keyframes and track ids; the server that serves two of them is stopped mid-stream, later a new one
+/// starts and another is stopped. Every frame is answered once, in order, as one uninterrupted server answers it.
+/// </summary>
+[Collection(SoakRunsAlone.Name)]
+public sealed class ResumeAcrossServersTests(ITestOutputHelper output)
+{
+    private const int Cameras = 4;
+    private const int FramesPerPhase = 8;
+    private static readonly string[] Settings = ["--Inference:EmbeddedWidth=160", "--Inference:EmbeddedHeight=128", "--Inference:WarmUp=false"];
+
+    [Fact]
+    public async Task Resume_ServersStoppedAndStartedUnderFourCameras_EveryFrameAnsweredOnceAsByOneServer()
+    {
+        var ports = Enumerable.Range(0, 4).Select(_ => Ports.Free()).Distinct().ToArray();
+        Assert.Equal(4, ports.Length);
+        var servers = new List<ServerProcess>();
+        try
+        {
+            foreach (var port in ports.Take(3))
+            {
+                servers.Add(await ServerProcess.StartAsync(output, [.. Settings, "--urls", $"http://127.0.0.1:{port}"]));
+            }
+
+            var options = new VideoMatchClientOptions();
+            foreach (var port in ports)
+            {
+                // The fourth is not running yet: round-robin skips it until it is.
+                options.Addresses.Add(new Uri($"http://127.0.0.1:{port}"));
+            }
+
+            using var client = new VideoMatchClient(options);
+            var moves = new List<StreamMove>();
+            var resume = new StreamResumeOptions { Moved = move => { lock (moves) { moves.Add(move); } } };
+            var phases = new[] { new TaskCompletionSource(), new TaskCompletionSource() };
+            var answered = new int[Cameras];
+            var runs = new Task<List<StreamResponse>>[Cameras];
+            for (var camera = 0; camera < Cameras; camera++)
+            {
+                var c = camera;
+                runs[c] = Task.Run(async () =>
+                {
+                    var responses = new List<StreamResponse>();
+                    await foreach (var response in client.StreamAsync(Frames(c, phases), Config(c), resume).WithCancellation(CancellationToken.None))
+                    {
+                        responses.Add(response);
+                        Interlocked.Increment(ref answered[c]);
+                    }
+
+                    return responses;
+                });
+                // One camera after another, once the one before is answered: by then the channel has connected to every
+                // server, and round-robin spreads the cameras over all three (one server gets two).
+                await Limits.UntilAsync(() => Volatile.Read(ref answered[c]) > 0 || runs[c].IsCompleted, $"camera {c}'s first answer");
+            }
+
+            // Phase 0 answered everywhere: stop the server that serves two cameras while phase 1's frames flow.
+            await Limits.UntilAsync(() => answered.All(a => Volatile.Read(ref a) >= FramesPerPhase), "every camera's first frames to be answered");
+            var busiest = servers.OrderByDescending(s => Streams(s)).First();
+            Assert.Equal(2, Streams(busiest));
+            phases[0].SetResult();
+            busiest.Terminate();
+
+            // Phase 1 answered: a new server starts, and another one that serves a camera is stopped.
+            await Limits.UntilAsync(() => answered.All(a => Volatile.Read(ref a) >= 2 * FramesPerPhase), "every camera's second frames to be answered");
+            servers.Add(await ServerProcess.StartAsync(output, [.. Settings, "--urls", $"http://127.0.0.1:{ports[3]}"]));
+            var next = servers.First(s => !s.HasExited && s != busiest && Streams(s) > 0);
+            phases[1].SetResult();
+            next.Terminate();
+
+            var results = await Task.WhenAll(runs).DefaultTimeout();
+            Assert.Equal(0, await busiest.ExitCodeAsync());
+            Assert.Equal(0, await next.ExitCodeAsync());
+
+            // The same frames through one server, without a move.
+            var survivor = servers.First(s => !s.HasExited);
+            using var single = new VideoMatchClient(new Uri(survivor.Address));
+            for (var c = 0; c < Cameras; c++)
+            {
+                var expected = new List<StreamResponse>();
+                await foreach (var response in single.StreamAsync(Frames(c, null), Config(c)))
+                {
+                    expected.Add(response);
+                }
+
+                Assert.Equal(3 * FramesPerPhase, results[c].Count);
+                Assert.Equal(Describe(expected), Describe(results[c]));
+            }
+
+            output.WriteLine(string.Join(Environment.NewLine, moves.Select(m => $"moved after {m.LastAnswered}, {m.Resent} sent again, {m.Attempts} connections: {m.Cause.StatusCode}")));
+            Assert.True(moves.Count >= 3, $"{moves.Count} moves");
+            Assert.Contains(results.SelectMany(r => r), r => r.Pair?.NewKeyframe == true);
+        }
+        finally
+        {
+            foreach (var server in servers)
+            {
+                await server.DisposeAsync();
+            }
+        }
+    }
+
+    private static StreamConfig Config(int camera) =>
+        new() { StreamName = $"camera-{camera}", MatchThreshold = 0.2f, TrackIds = true, Keyframes = true, RekeyMinInliers = 60 };
+
+    /// <summary>How many camera streams a server has started and not ended, from its log.</summary>
+    private static int Streams(ServerProcess server) =>
+        server.Log.Split('\n').Count(l => l.Contains("Stream camera-", StringComparison.Ordinal) && l.Contains(" started ", StringComparison.Ordinal))
+        - server.Log.Split('\n').Count(l => l.Contains("Stream camera-", StringComparison.Ordinal) && l.Contains(" ended after ", StringComparison.Ordinal));
+
+    /// <summary>A camera's frames: a pan with a cut in each phase (so keyframes change), each phase after its gate opens.</summary>
+    private static async IAsyncEnumerable<Frame> Frames(int camera, TaskCompletionSource[]? phases, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var scenes = new[] { new TexturedScene(seed: 60 + camera), new TexturedScene(seed: 70 + camera) };
+        for (var i = 0; i < 3 * FramesPerPhase; i++)
+        {
+            if (phases is not null && i % FramesPerPhase == 0 && i > 0)
+            {
+                await phases[(i / FramesPerPhase) - 1].Task.WaitAsync(cancellationToken).DefaultTimeout();
+            }
+
+            if (phases is not null && i >= FramesPerPhase)
+            {
+                // Frames keep flowing while a server stops, so some are in flight and sent again.
+                await Task.Delay(20, cancellationToken);
+            }
+
+            var scene = scenes[(i / 5) % 2];
+            yield return new Frame { Sequence = (ulong)(100 + i), Image = Render(scene, Matrix3x2.CreateTranslation(40 + (1.5f * i), 30 + (0.5f * i))) };
+        }
+    }
+
+    private static Image Render(TexturedScene scene, Matrix3x2 view)
+    {
+        var gray = new byte[160 * 128];
+        scene.RenderGray(160, 128, view, gray);
+        return new Image { Raw = new RawImage { Format = PixelFormat.Gray8, Width = 160, Height = 128, Data = ByteString.CopyFrom(gray) } };
+    }
+
+    private static string[] Describe(List<StreamResponse> responses) =>
+    [
+        .. responses.Select(r => r.Pair is { } p
+            ? string.Create(CultureInfo.InvariantCulture,
+                $"{p.Sequence0}->{p.Sequence1} key={p.NewKeyframe} n={p.Matches.Count} s=[{string.Join(',', p.Matches.Scores.Select(BitConverter.SingleToInt32Bits))}] k1=[{string.Join(',', p.Matches.Keypoints1.Select(BitConverter.SingleToInt32Bits))}] ids=[{string.Join(',', p.Matches.TrackIds)}]")
+            : $"{r.Status.Sequence} {r.Status.Code}"),
+    ];
+}
