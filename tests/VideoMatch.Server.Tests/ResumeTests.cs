@@ -60,7 +60,7 @@ public sealed class ResumeTests : IClassFixture<ServerFactory>
         var frames = Enumerable.Range(0, 3).Select(i => new Frame { Sequence = (ulong)(10 + i), Image = Render(SceneA, Pan(3f * i, 0)) }).ToArray();
         var config = new StreamConfig { TrackIds = true };
         // The last matched pair (9, 10) had no matches; ids up to 4999 were given before.
-        var resume = new StreamResume { Reference = frames[0], Tracks = new TrackState { Sequence0 = 9, Sequence1 = 10, NextTrackId = 5000 } };
+        var resume = new StreamResume { Reference = frames[0], Tracks = new TrackState { LastPair = new PairMatches { Sequence0 = 9, Sequence1 = 10 }, NextTrackId = 5000 } };
 
         var after = await Streams.RunAsync(_server.Client, new StreamConfig(config) { Resume = resume }, frames.Skip(1));
 
@@ -100,17 +100,23 @@ public sealed class ResumeTests : IClassFixture<ServerFactory>
     private static Dictionary<string, (StreamConfig Config, string Field)> BadResumes()
     {
         var frame = new Frame { Sequence = 7, Image = Render(SceneA, Pan(0, 0)) };
-        var tracks = new TrackState { Sequence0 = 6, Sequence1 = 7, Keypoints0 = { 1, 2 }, Keypoints1 = { 3, 4 }, TrackIds = { 9 }, NextTrackId = 10 };
+        static PairMatches Points(ulong sequence0, ulong[] ids, params float[] xy) => new()
+        {
+            Sequence0 = sequence0,
+            Sequence1 = 7,
+            Matches = new Matches { Count = (uint)ids.Length, Keypoints0 = { xy[..(xy.Length / 2)] }, Keypoints1 = { xy[(xy.Length / 2)..] }, TrackIds = { ids } },
+        };
+        var tracks = new TrackState { LastPair = Points(6, [9], 1, 2, 3, 4), NextTrackId = 10 };
         StreamConfig With(StreamResume resume, bool trackIds = true) => new() { TrackIds = trackIds, Resume = resume };
         return new Dictionary<string, (StreamConfig, string)>
         {
             ["no reference"] = (With(new StreamResume { Tracks = tracks }), "StreamConfig.resume.reference.image is missing"),
             ["reference not an image"] = (With(new StreamResume { Reference = new Frame { Sequence = 7, Image = new Image { Raw = new RawImage { Format = PixelFormat.Gray8, Width = 4, Height = 4, Data = ByteString.CopyFrom(new byte[3]) } } } }), "StreamConfig.resume.reference.image cannot be used"),
             ["tracks without track ids"] = (With(new StreamResume { Reference = frame, Tracks = tracks }, trackIds: false), "StreamConfig.resume.tracks is set, but StreamConfig.track_ids is off"),
-            ["points and ids disagree"] = (With(new StreamResume { Reference = frame, Tracks = new TrackState(tracks) { TrackIds = { 11 }, NextTrackId = 12 } }), "StreamConfig.resume.tracks must hold two keypoint values per track id"),
-            ["pair out of order"] = (With(new StreamResume { Reference = frame, Tracks = new TrackState(tracks) { Sequence1 = 6 } }), "StreamConfig.resume.tracks.sequence1 (6) must be greater than sequence0 (6)"),
-            ["id twice"] = (With(new StreamResume { Reference = frame, Tracks = new TrackState(tracks) { Keypoints0 = { 5, 6 }, Keypoints1 = { 7, 8 }, TrackIds = { 9 } } }), "StreamConfig.resume.tracks.track_ids holds 9 twice"),
-            ["id zero"] = (With(new StreamResume { Reference = frame, Tracks = new TrackState { Sequence0 = 6, Sequence1 = 7, Keypoints0 = { 1, 2 }, Keypoints1 = { 3, 4 }, TrackIds = { 0 }, NextTrackId = 10 } }), "StreamConfig.resume.tracks.track_ids holds 0"),
+            ["points and ids disagree"] = (With(new StreamResume { Reference = frame, Tracks = new TrackState(tracks) { LastPair = Points(6, [9, 11], 1, 2, 3, 4), NextTrackId = 12 } }), "StreamConfig.resume.tracks.last_pair.matches must hold two keypoint values per track id"),
+            ["pair out of order"] = (With(new StreamResume { Reference = frame, Tracks = new TrackState(tracks) { LastPair = Points(7, [9], 1, 2, 3, 4) } }), "StreamConfig.resume.tracks.last_pair.sequence1 (7) must be greater than sequence0 (7)"),
+            ["id twice"] = (With(new StreamResume { Reference = frame, Tracks = new TrackState(tracks) { LastPair = Points(6, [9, 9], 1, 2, 5, 6, 3, 4, 7, 8) } }), "StreamConfig.resume.tracks.last_pair.matches.track_ids holds 9 twice"),
+            ["id zero"] = (With(new StreamResume { Reference = frame, Tracks = new TrackState(tracks) { LastPair = Points(6, [0], 1, 2, 3, 4) } }), "StreamConfig.resume.tracks.last_pair.matches.track_ids holds 0"),
             ["next id not above the ids"] = (With(new StreamResume { Reference = frame, Tracks = new TrackState(tracks) { NextTrackId = 9 } }), "StreamConfig.resume.tracks.next_track_id (9) must be greater than every track id"),
         };
     }

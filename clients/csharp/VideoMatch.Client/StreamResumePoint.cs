@@ -70,14 +70,7 @@ public sealed class StreamResumePoint
 
             if (matches.TrackIds.Count > 0 || matches.Count == 0)
             {
-                _tracks = new TrackState
-                {
-                    Sequence0 = response.Pair.Sequence0,
-                    Sequence1 = response.Pair.Sequence1,
-                    Keypoints0 = { matches.Keypoints0 },
-                    Keypoints1 = { matches.Keypoints1 },
-                    TrackIds = { matches.TrackIds },
-                };
+                _tracks = new TrackState { LastPair = response.Pair };
             }
         }
     }

@@ -164,7 +164,7 @@ internal sealed partial class StreamSession
         var last = sequence;
         if (resume.Tracks is { } tracks)
         {
-            last = Math.Max(last, tracks.Sequence1);
+            last = Math.Max(last, tracks.LastPair?.Sequence1 ?? 0);
             try
             {
                 ResumeTracks(tracks);
@@ -194,16 +194,18 @@ internal sealed partial class StreamSession
             throw Answers.BadResume(".tracks", "is set, but StreamConfig.track_ids is off: send the same settings the stream had.");
         }
 
-        var ids = tracks.TrackIds.ToArray();
-        if (tracks.Keypoints0.Count != 2 * ids.Length || tracks.Keypoints1.Count != 2 * ids.Length)
+        var pair = tracks.LastPair ?? new PairMatches();
+        var matches = pair.Matches ?? new Matches();
+        var ids = matches.TrackIds.ToArray();
+        if (matches.Keypoints0.Count != 2 * ids.Length || matches.Keypoints1.Count != 2 * ids.Length)
         {
-            throw Answers.BadResume(".tracks", string.Create(CultureInfo.InvariantCulture,
-                $"must hold two keypoint values per track id in each frame: {ids.Length} ids, {tracks.Keypoints0.Count} values in keypoints0, {tracks.Keypoints1.Count} in keypoints1."));
+            throw Answers.BadResume(".tracks.last_pair.matches", string.Create(CultureInfo.InvariantCulture,
+                $"must hold two keypoint values per track id in each frame: {ids.Length} ids, {matches.Keypoints0.Count} values in keypoints0, {matches.Keypoints1.Count} in keypoints1."));
         }
 
-        if (tracks.Sequence1 <= tracks.Sequence0)
+        if (tracks.LastPair is not null && pair.Sequence1 <= pair.Sequence0)
         {
-            throw Answers.BadResume(".tracks.sequence1", string.Create(CultureInfo.InvariantCulture, $"({tracks.Sequence1}) must be greater than sequence0 ({tracks.Sequence0})."));
+            throw Answers.BadResume(".tracks.last_pair.sequence1", string.Create(CultureInfo.InvariantCulture, $"({pair.Sequence1}) must be greater than sequence0 ({pair.Sequence0})."));
         }
 
         var seen = new HashSet<ulong>();
@@ -211,7 +213,7 @@ internal sealed partial class StreamSession
         {
             if (id == 0 || !seen.Add(id))
             {
-                throw Answers.BadResume(".tracks.track_ids", string.Create(CultureInfo.InvariantCulture, $"holds {(id == 0 ? "0, which is no id" : $"{id} twice")}: send them as received."));
+                throw Answers.BadResume(".tracks.last_pair.matches.track_ids", string.Create(CultureInfo.InvariantCulture, $"holds {(id == 0 ? "0, which is no id" : $"{id} twice")}: send them as received."));
             }
         }
 
@@ -222,7 +224,7 @@ internal sealed partial class StreamSession
                 $"({tracks.NextTrackId}) must be greater than every track id received (the largest here is {largest}): one more than the largest id of the stream."));
         }
 
-        _tracks.Resume(tracks.Sequence0, tracks.Sequence1, tracks.Keypoints0.ToArray(), tracks.Keypoints1.ToArray(), ids, tracks.NextTrackId);
+        _tracks.Resume(pair.Sequence0, pair.Sequence1, matches.Keypoints0.ToArray(), matches.Keypoints1.ToArray(), ids, tracks.NextTrackId);
     }
 
     /// <summary>One message after the config: a frame is answered (in order, now or once its pair ends); anything else ends the call.</summary>
