@@ -196,6 +196,37 @@ public sealed class CliTests(LoopbackServer server) : IClassFixture<LoopbackServ
         Assert.Contains("latency p50 / p99", error, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Stream_SeveralServersWithResume_SkipsTheOneThatIsDownAndWritesWhatOneServerWrites()
+    {
+        var source = WriteScenePng("scene.png", 480, 360, Vector2.Zero);
+        var video = Path.Combine(_folder.FullName, "pan.mkv");
+        await Ffmpeg("-v", "error", "-y", "-loop", "1", "-i", source, "-vf", "format=rgb24,crop=320:240:x='20+2*n':y='10+n'",
+            "-frames:v", "6", "-c:v", "ffv1", video);
+        var one = Path.Combine(_folder.FullName, "one.ndjson");
+        var several = Path.Combine(_folder.FullName, "several.ndjson");
+
+        var (exitOne, _, errorOne) = await RunAsync("stream", video, "--server", server.Url, "--out", one, "--track-ids");
+        // Nothing listens on the first address: round-robin leaves it out, and --resume would move the stream on a stop.
+        var (exit, _, error) = await RunAsync("stream", video, "--server", $"http://127.0.0.1:{Ports.Free()}, {server.Url}", "--resume", "--out", several, "--track-ids");
+
+        Assert.True(exitOne == 0, errorOne);
+        Assert.True(exit == 0, error);
+        static string[] Pairs(string file) => [.. File.ReadAllLines(file).Select(l => JsonDocument.Parse(l).RootElement)
+            .Select(p => $"{p.GetProperty("frame0")}->{p.GetProperty("frame1")} {p.GetProperty("matches").GetArrayLength()} {p.GetProperty("track_ids")}")];
+        Assert.Equal(5, Pairs(one).Length);
+        Assert.Equal(Pairs(one), Pairs(several));
+    }
+
+    [Fact]
+    public async Task Info_ServerListWithABadAddress_OneLineNamingIt()
+    {
+        var (exit, _, error) = await RunAsync("info", "--server", $"{server.Url},ftp://x");
+
+        Assert.Equal(1, exit);
+        Assert.Contains("--server 'ftp://x' is not an http:// or https:// address", error, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("similarity")]
     [InlineData("homography")]

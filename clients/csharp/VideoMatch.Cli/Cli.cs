@@ -4,6 +4,7 @@ using Spectre.Console;
 using VideoMatch.Cli.Commands;
 using VideoMatch.Cli.Video;
 using VideoMatch.Client;
+using VideoMatch.Contracts.V1;
 
 namespace VideoMatch.Cli;
 
@@ -52,7 +53,7 @@ internal static class Cli
 {
     public static readonly Option<string> Server = new("--server", "-s")
     {
-        Description = "Server address (http:// plaintext, https:// TLS). Default: $VIDEOMATCH_SERVER or http://127.0.0.1:50051.",
+        Description = "Server address (http:// plaintext, https:// TLS), or several separated by commas (calls balanced round-robin), or a dns:/// name with an address per server. Default: $VIDEOMATCH_SERVER or http://127.0.0.1:50051.",
         DefaultValueFactory = _ => Environment.GetEnvironmentVariable("VIDEOMATCH_SERVER") is { Length: > 0 } url ? url : "http://127.0.0.1:50051",
     };
 
@@ -66,6 +67,30 @@ internal static class Cli
     {
         Description = "Which of the server's models to use (videomatch info lists them). Default: the server's default model.",
     };
+
+    public static readonly Option<bool> Resume = new("--resume")
+    {
+        Description = "When the server stops (a rolling update, scale-in), go on on another one (several --server addresses or a dns:/// name): the stream resumes where it was, frames not yet answered are sent again, and each move is reported.",
+    };
+
+    /// <summary>
+    /// How a command streams: resuming on another server when <see cref="Resume"/> is given (each move reported on
+    /// standard error), else one server for the whole stream.
+    /// </summary>
+    public static Func<VideoMatchClient, IAsyncEnumerable<Frame>, StreamConfig, CancellationToken, IAsyncEnumerable<StreamResponse>> Streamer(ParseResult parse, CliContext context)
+    {
+        if (!parse.GetValue(Resume))
+        {
+            return static (client, frames, config, cancellationToken) => client.StreamAsync(frames, config, cancellationToken);
+        }
+
+        var options = new StreamResumeOptions
+        {
+            Moved = move => context.Error.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"The server stopped ({move.Cause.StatusCode}); the stream went on on another one after frame {(move.LastAnswered is { } last ? last.ToString(System.Globalization.CultureInfo.InvariantCulture) : "none")}, {move.Resent} frames sent again.")),
+        };
+        return (client, frames, config, cancellationToken) => client.StreamAsync(frames, config, options, cancellationToken);
+    }
 
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, IVideoDecoder decoder, CancellationToken cancellationToken = default)
     {
@@ -180,13 +205,27 @@ internal static class Cli
 
     public static VideoMatchClient Connect(ParseResult parse)
     {
-        var address = parse.GetValue(Server)!;
-        if (!Uri.TryCreate(address, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+        var options = new VideoMatchClientOptions { ApiKey = parse.GetValue(ApiKey), Model = parse.GetValue(Model) };
+        var addresses = parse.GetValue(Server)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        foreach (var address in addresses)
         {
-            throw new ArgumentException($"--server '{address}' is not an http:// or https:// address (for example http://127.0.0.1:50051).");
+            var dns = addresses.Length == 1 && address.StartsWith("dns:///", StringComparison.Ordinal);
+            if (!Uri.TryCreate(address, UriKind.Absolute, out var uri) || !(dns || uri.Scheme is "http" or "https"))
+            {
+                throw new ArgumentException($"--server '{address}' is not an http:// or https:// address (for example http://127.0.0.1:50051), nor one dns:/// name.");
+            }
+
+            if (addresses.Length == 1)
+            {
+                options.Address = uri;
+            }
+            else
+            {
+                options.Addresses.Add(uri);
+            }
         }
 
-        return new VideoMatchClient(new VideoMatchClientOptions { Address = uri, ApiKey = parse.GetValue(ApiKey), Model = parse.GetValue(Model) });
+        return new VideoMatchClient(options);
     }
 
     /// <summary>Opens a file for writing, or standard output for "-".</summary>

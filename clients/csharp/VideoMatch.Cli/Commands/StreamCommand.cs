@@ -31,7 +31,7 @@ internal static class StreamCommand
         var trackRadius = new Option<float>("--track-radius") { Description = "Track linking radius in video pixels. Default: the model's." };
         var command = new Command("stream", "Stream a video's frames to the server and write the matches of each consecutive pair.")
         {
-            video, output, vizEvery, vizDir, threshold, maxMatches, estimate, inlierThreshold, keyframes, rekey, trackIds, trackRadius, letterbox,
+            video, output, vizEvery, vizDir, threshold, maxMatches, estimate, inlierThreshold, keyframes, rekey, trackIds, trackRadius, letterbox, Cli.Resume,
         };
         command.Validators.Add(result =>
         {
@@ -63,6 +63,7 @@ internal static class StreamCommand
             var source = await context.Decoder.ProbeAsync(path, cancellationToken).ConfigureAwait(false);
             var run = new StreamRun(context, client, model, source, path)
             {
+                Stream = Cli.Streamer(parse, context),
                 Threshold = parse.GetValue(threshold),
                 MaxMatches = parse.GetValue(maxMatches),
                 VizEvery = parse.GetValue(vizEvery),
@@ -134,6 +135,9 @@ internal static class StreamCommand
         private readonly StreamTally _tally = new();
         private PairPixels? _pictures;
 
+        /// <summary>Streams through one server, or resuming on another (<see cref="Cli.Streamer"/>).</summary>
+        public required Func<VideoMatchClient, IAsyncEnumerable<Frame>, StreamConfig, CancellationToken, IAsyncEnumerable<StreamResponse>> Stream { get; init; }
+
         public float? Threshold { get; init; }
 
         public int MaxMatches { get; init; }
@@ -187,7 +191,7 @@ internal static class StreamCommand
             var progress = context.Interactive ? new ProgressReporter(context.Console, source.EstimatedFrames) : null;
             try
             {
-                await foreach (var response in client.StreamAsync(SendAsync(frames.Reader, stop.Token), config, stop.Token).ConfigureAwait(false))
+                await foreach (var response in Stream(client, SendAsync(frames.Reader, stop.Token), config, stop.Token).ConfigureAwait(false))
                 {
                     _tally.Count(response);
                     if (response.Pair is { } pair)

@@ -25,7 +25,7 @@ internal static class StabilizeCommand
         var threshold = CliOptions.Threshold("Match threshold in [0, 1). Default: the model's.");
         var command = new Command("stabilize", "Stabilize a shaky video: per-pair transforms from the server, a smoothed camera path, warped frames.")
         {
-            input, output, smooth, picture, threshold,
+            input, output, smooth, picture, threshold, Cli.Resume,
         };
         command.Validators.Add(result =>
         {
@@ -50,7 +50,7 @@ internal static class StabilizeCommand
             var video = await context.Decoder.ProbeAsync(source, cancellationToken).ConfigureAwait(false);
 
             var started = Stopwatch.GetTimestamp();
-            var transforms = await MeasureAsync(context, client, model, video, source, parse.GetValue(threshold), cancellationToken).ConfigureAwait(false);
+            var transforms = await MeasureAsync(context, client, Cli.Streamer(parse, context), model, video, source, parse.GetValue(threshold), cancellationToken).ConfigureAwait(false);
             var path = CameraPath.Smooth(transforms.Matrices, parse.GetValue(smooth));
             var means = await WarpAndEncodeAsync(context, path, video, source, target, cancellationToken).ConfigureAwait(false);
             BeforeAfterPicture.Save(picturePath, means.Before, means.After, video.Width, video.Height, path);
@@ -70,7 +70,8 @@ internal static class StabilizeCommand
     }
 
     /// <summary>Pass 1: each pair's similarity (frame t−1 → t) in video pixels; null where the server found none.</summary>
-    private static async Task<(List<double[]?> Matrices, int Missing, StreamTally Tally)> MeasureAsync(CliContext context, VideoMatchClient client, ModelInfo model,
+    private static async Task<(List<double[]?> Matrices, int Missing, StreamTally Tally)> MeasureAsync(CliContext context, VideoMatchClient client,
+        Func<VideoMatchClient, IAsyncEnumerable<Frame>, StreamConfig, CancellationToken, IAsyncEnumerable<StreamResponse>> stream, ModelInfo model,
         Video.VideoInfo video, string source, float? threshold, CancellationToken cancellationToken)
     {
         var scale = FrameScale.For(video.Width, video.Height, model);
@@ -89,7 +90,7 @@ internal static class StabilizeCommand
         var tally = new StreamTally();
         try
         {
-            await foreach (var response in client.StreamAsync(frames.Reader.ReadAllAsync(stop.Token), config, stop.Token).ConfigureAwait(false))
+            await foreach (var response in stream(client, frames.Reader.ReadAllAsync(stop.Token), config, stop.Token).ConfigureAwait(false))
             {
                 tally.Count(response);
                 var sequence = response.Pair is { } pair ? pair.Sequence1 : response.Status?.Sequence ?? 0;
