@@ -80,7 +80,7 @@ else
   elif ! clients/python/generate.sh; then
     suite_failed "python: generating the stubs failed"
   else
-    VIDEOMATCH_ADDRESS="$address" $testkit unittest clients/python/tests "$results/python.json"
+    VIDEOMATCH_ADDRESS="$address" VIDEOMATCH_SERVER_DLL="$server_dll" $testkit unittest clients/python/tests "$results/python.json"
     [ -f "$results/python.json" ] || suite_failed "python: the unittest run wrote no results"
   fi
 

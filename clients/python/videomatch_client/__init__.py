@@ -12,8 +12,8 @@ if _generated not in sys.path:
     # The stubs import each other as 'videomatch.v1...', the package path protoc gives them.
     sys.path.insert(0, _generated)
 
-from .client import (MAX_PIXELS, FrameStatus, Matches, PairResult, Transform, VideoMatchClient, describe_error,  # noqa: E402
-                     image_message, prepare_image, to_own_pixels)
+from .client import (MAX_PIXELS, FrameStatus, Matches, PairResult, ResumePoint, StreamEndedError, StreamMove,  # noqa: E402
+                     Transform, VideoMatchClient, describe_error, image_message, prepare_image, to_own_pixels)
 
 __all__ = ["VideoMatchClient", "Matches", "PairResult", "Transform", "FrameStatus", "image_message", "prepare_image",
-           "to_own_pixels", "describe_error", "MAX_PIXELS"]
+           "to_own_pixels", "describe_error", "MAX_PIXELS", "ResumePoint", "StreamMove", "StreamEndedError"]

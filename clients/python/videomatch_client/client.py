@@ -9,7 +9,8 @@ import os
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Optional, Union
+import time
+from typing import Callable, Iterable, Iterator, Optional, Union
 
 import grpc
 import numpy as np
@@ -237,15 +238,127 @@ def _pil_array(image: "PIL.Image.Image") -> np.ndarray:
     return np.asarray(image.convert(mode))
 
 
+def _target(address: str) -> str:
+    """A gRPC target: several "ip:port" pairs become one ipv4: (or ipv6:) list; anything else stays as it is."""
+    if "," not in address or ":///" in address:
+        return address
+    parts = [part.strip() for part in address.split(",") if part.strip()]
+    return ("ipv6:" if any(part.startswith("[") for part in parts) else "ipv4:") + ",".join(parts)
+
+
+def _result(response: "pb.StreamResponse") -> Union[PairResult, FrameStatus]:
+    if response.HasField("pair"):
+        pair = response.pair
+        transform = Transform.from_message(pair.transform) if pair.HasField("transform") else None
+        return PairResult(pair.sequence0, pair.sequence1, Matches.from_message(pair.matches), pair.timings, transform,
+                          pair.new_keyframe)
+    status = response.status
+    return FrameStatus(status.sequence, pb.FrameStatusCode.Name(status.code).replace("FRAME_STATUS_CODE_", ""), status.message)
+
+
+def _movable(error: grpc.RpcError) -> bool:
+    """The server went away or is draining (a move can go on elsewhere)."""
+    if not hasattr(error, "code"):
+        return False
+    details = (error.details() or "").lower()
+    return error.code() == grpc.StatusCode.UNAVAILABLE or (
+        error.code() in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN) and ("closed" in details or "reset" in details))
+
+
+class StreamEndedError(Exception):
+    """A resuming stream that could not go on; ``last_answered`` is the sequence number of the last frame answered."""
+
+    def __init__(self, message: str, last_answered: Optional[int], code: str):
+        super().__init__(message)
+        self.last_answered = last_answered
+        self.code = code
+
+
+def _ended(point: "ResumePoint", why: str, error: grpc.RpcError) -> StreamEndedError:
+    last = point.last_answered
+    return StreamEndedError(f"The stream could not go on: {why} (the last frame answered was "
+                            f"{'none' if last is None else last}; send the frames after it to a new stream). "
+                            f"{error.code().name}: {error.details()}", last, error.code().name)
+
+
+@dataclass
+class StreamMove:
+    """A stream that moved to another server: why, after which frame, how many frames it sent again."""
+
+    cause: str
+    details: str
+    last_answered: Optional[int]
+    resent: int
+    attempts: int
+
+
+class ResumePoint:
+    """What a client keeps of a stream to resume it elsewhere (``StreamConfig.resume``): the frame the next frame
+    pairs with, the last matched pair (track ids), the largest id, and the frames sent but not answered yet.
+    Feed it every frame sent and every response read, in order."""
+
+    def __init__(self, keyframes: bool):
+        self._keyframes = keyframes
+        self.unanswered: "list[pb.Frame]" = []
+        self._reference: Optional["pb.Frame"] = None
+        self._last_pair: Optional["pb.PairMatches"] = None
+        self._largest_id = 0
+        self.last_answered: Optional[int] = None
+
+    @property
+    def can_resume(self) -> bool:
+        return self._reference is not None
+
+    def sent(self, frame: "pb.Frame") -> None:
+        self.unanswered.append(frame)
+
+    def answered(self, response: "pb.StreamResponse") -> None:
+        sequence = response.pair.sequence1 if response.HasField("pair") else response.status.sequence
+        if not self.unanswered or self.unanswered[0].sequence != sequence:
+            raise RuntimeError(f"a response for frame {sequence} while frame "
+                               f"{self.unanswered[0].sequence if self.unanswered else 'none'} waits for its answer")
+        frame = self.unanswered.pop(0)
+        self.last_answered = sequence
+        usable = response.HasField("pair") or response.status.code != pb.FRAME_STATUS_CODE_INVALID
+        new_key = response.HasField("pair") and response.pair.new_keyframe
+        if usable and (not self._keyframes or self._reference is None or new_key):
+            self._reference = frame
+        if response.HasField("pair"):
+            ids = response.pair.matches.track_ids
+            if ids:
+                self._largest_id = max(self._largest_id, max(ids))
+            if ids or response.pair.matches.count == 0:
+                self._last_pair = response.pair
+
+    def build(self, config: "pb.StreamConfig") -> "pb.StreamResume":
+        if self._reference is None:
+            raise RuntimeError(f"nothing to resume from: no usable frame was answered (the last answered was "
+                               f"{'none' if self.last_answered is None else self.last_answered})")
+        resume = pb.StreamResume(reference=self._reference)
+        if config.track_ids and self._last_pair is not None:
+            resume.tracks.last_pair.CopyFrom(self._last_pair)
+            resume.tracks.next_track_id = self._largest_id + 1
+        return resume
+
+
 class VideoMatchClient:
     """A connection to a VideoMatch server; thread-safe, reuse it."""
 
     def __init__(self, address: str = "127.0.0.1:50051", api_key: Optional[str] = None,
                  max_message_bytes: int = 64 * 1024 * 1024, model: str = ""):
-        """``model``: which of the server's models every call uses (``list_models`` names them); "" for its default."""
+        """``model``: which of the server's models every call uses (``list_models`` names them); "" for its default.
+        ``address``: "host:port", several IP:port pairs separated by commas (balanced round-robin), or a gRPC target
+        such as "dns:///name:port" (every address the name resolves to, round-robin)."""
         options = [("grpc.max_send_message_length", max_message_bytes),
                    ("grpc.max_receive_message_length", max_message_bytes)]
-        self._channel = grpc.insecure_channel(address, options=options)
+        target = _target(address)
+        if target != address or address.startswith(("dns:", "ipv4:", "ipv6:")):
+            # Several servers: calls balanced round-robin, each stream on one; one that goes away is skipped.
+            options.append(("grpc.lb_policy_name", "round_robin"))
+            if target != address:
+                # An address list is no host name: name the first as the :authority (servers refuse the list).
+                options.append(("grpc.default_authority", address.split(",")[0].strip()))
+        self._channel = grpc.insecure_channel(target, options=options)
         self._stub = pb_grpc.VideoMatcherStub(self._channel)
         self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else None
         self._model = model
@@ -303,7 +416,9 @@ class VideoMatchClient:
                name: str = "", first_sequence: int = 0, estimate: Optional[str] = None,
                inlier_threshold_px: float = 0, keyframes: bool = False, rekey_min_inliers: int = 0,
                track_ids: bool = False, track_radius_px: float = 0, letterbox: bool = False,
-               timeout: Optional[float] = None) -> Iterator[Union[PairResult, FrameStatus]]:
+               timeout: Optional[float] = None, resume: bool = False, max_attempts: int = 6,
+               resume_deadline: float = 30.0, max_unanswered: int = 16,
+               on_move: Optional[Callable[["StreamMove"], None]] = None) -> Iterator[Union[PairResult, FrameStatus]]:
         """Streams frames and yields one result per frame, in order: a PairResult for (previous, this) or a
         FrameStatus. Frames are numbered from ``first_sequence``; they are sent from a background thread while
         results are read, so the server's batching sees a steady flow. ``estimate`` ("homography", "affine" or
@@ -313,13 +428,24 @@ class VideoMatchClient:
         ``letterbox`` keeps each frame's aspect ratio in the model input.
 
         If ``frames`` raises (or yields something that is not a frame), the frames before it are answered and
-        then the same exception is raised here, in the caller."""
+        then the same exception is raised here, in the caller.
+
+        With ``resume``, the stream survives its server: when it stops (UNAVAILABLE, its drain, a closed connection)
+        the client reconnects (at most ``max_attempts`` connections and ``resume_deadline`` seconds per move, with
+        backoff), resumes the stream there (``StreamConfig.resume``), sends again the frames not yet answered (at most
+        ``max_unanswered`` are kept), and goes on: one result per frame, in order, no duplicate, no gap, as one
+        uninterrupted server answers them. ``on_move`` is called with a :class:`StreamMove` after each move; when the
+        stream cannot go on, the error names the last frame answered."""
         config = pb.StreamConfig(max_matches=max_matches, stream_name=name, estimate=_estimate(estimate), model=self._model,
                                  inlier_threshold_px=inlier_threshold_px, keyframes=keyframes,
                                  rekey_min_inliers=rekey_min_inliers, track_ids=track_ids,
                                  track_radius_px=track_radius_px, letterbox=letterbox)
         if threshold is not None:
             config.match_threshold.CopyFrom(wrappers_pb2.FloatValue(value=threshold))
+        if resume:
+            yield from self._stream_resuming(frames, config, first_sequence, name, timeout, max_attempts,
+                                             resume_deadline, max_unanswered, on_move)
+            return
         # Bounded: the producer stays a few frames ahead of what gRPC has taken.
         requests: "queue.Queue[Optional[pb.StreamRequest]]" = queue.Queue(maxsize=8)
         stopped = threading.Event()
@@ -356,18 +482,119 @@ class VideoMatchClient:
         call = self._stub.MatchStream(request_iterator(), timeout=timeout, metadata=self._metadata)
         try:
             for response in call:
-                if response.HasField("pair"):
-                    pair = response.pair
-                    transform = Transform.from_message(pair.transform) if pair.HasField("transform") else None
-                    yield PairResult(pair.sequence0, pair.sequence1, Matches.from_message(pair.matches), pair.timings, transform,
-                                     pair.new_keyframe)
-                else:
-                    status = response.status
-                    yield FrameStatus(status.sequence, pb.FrameStatusCode.Name(status.code).replace("FRAME_STATUS_CODE_", ""),
-                                      status.message)
+                yield _result(response)
             producer.join()
             if failure:
                 raise failure[0]
         finally:
             stopped.set()
             call.cancel()
+
+    def _stream_resuming(self, frames: Iterable[ImageLike], config: "pb.StreamConfig", first_sequence: int, name: str,
+                         timeout: Optional[float], max_attempts: int, resume_deadline: float, max_unanswered: int,
+                         on_move: Optional[Callable[["StreamMove"], None]]) -> Iterator[Union[PairResult, FrameStatus]]:
+        """:meth:`stream` with ``resume``: each attempt is one MatchStream call; a move starts the next."""
+        point = ResumePoint(config.keyframes)
+        lock = threading.Lock()  # the point, and the taking of frames from the queue
+        incoming: "queue.Queue[object]" = queue.Queue(maxsize=1)
+        room = threading.Semaphore(max_unanswered)
+        stopped = threading.Event()
+        failure: "list[BaseException]" = []
+        end = object()
+        ended = [False]
+
+        def produce() -> None:
+            try:
+                for index, frame in enumerate(frames):
+                    message = pb.Frame(sequence=first_sequence + index, image=image_message(frame))
+                    while not room.acquire(timeout=0.1):
+                        if stopped.is_set():
+                            return
+                    while not stopped.is_set():
+                        try:
+                            incoming.put(message, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+            except BaseException as error:  # noqa: BLE001 - handed to the caller's thread, never lost
+                failure.append(error)
+            finally:
+                while not stopped.is_set():
+                    try:
+                        incoming.put(end, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+
+        def requests(alive: threading.Event) -> Iterator["pb.StreamRequest"]:
+            with lock:
+                first = pb.StreamConfig()
+                first.CopyFrom(config)
+                if point.can_resume:
+                    first.resume.CopyFrom(point.build(config))
+                again = list(point.unanswered)
+            yield pb.StreamRequest(config=first)
+            for frame in again:
+                yield pb.StreamRequest(frame=frame)
+            while alive.is_set():
+                with lock:
+                    # Taken under the lock, and recorded before it is sent: a later attempt sends it again.
+                    if not alive.is_set() or ended[0]:
+                        return
+                    try:
+                        item = incoming.get(timeout=0.05)
+                    except queue.Empty:
+                        continue
+                    if item is end:
+                        ended[0] = True
+                        return
+                    point.sent(item)
+                yield pb.StreamRequest(frame=item)
+
+        producer = threading.Thread(target=produce, daemon=True, name=f"videomatch-stream-{name or 'frames'}")
+        producer.start()
+        cause: Optional[grpc.RpcError] = None
+        moved_after: Optional[int] = None
+        move_started = 0.0
+        failures = 0
+        try:
+            while True:
+                alive = threading.Event()
+                alive.set()
+                with lock:
+                    resent = len(point.unanswered)
+                call = self._stub.MatchStream(requests(alive), timeout=timeout, metadata=self._metadata)
+                try:
+                    for response in call:
+                        with lock:
+                            point.answered(response)
+                        room.release()
+                        if cause is not None:
+                            if on_move is not None:
+                                on_move(StreamMove(cause.code().name, cause.details() or "", moved_after, resent, failures + 1))
+                            cause, failures = None, 0
+                        yield _result(response)
+                    break
+                except grpc.RpcError as error:
+                    if not _movable(error):
+                        if cause is not None:
+                            raise _ended(point, "the server it moved to refused it", error) from error
+                        raise
+                    alive.clear()
+                    call.cancel()
+                    with lock:  # the old attempt takes no more frames
+                        if cause is None:
+                            moved_after, move_started, failures = point.last_answered, time.monotonic(), 0
+                        else:
+                            failures += 1
+                    cause = error
+                    elapsed = time.monotonic() - move_started
+                    if failures >= max_attempts or elapsed >= resume_deadline:
+                        raise _ended(point, f"{failures + 1} connections over {elapsed:.1f} s found no server to resume it on",
+                                     error) from error
+                    time.sleep(min(2.0, 0.1 * (2 ** failures)))
+            producer.join()
+            if failure:
+                raise failure[0]
+        finally:
+            stopped.set()
