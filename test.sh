@@ -91,7 +91,7 @@ else
     suite_failed "node: npm ci failed in clients/node"
   else
     mkdir -p "$results/node"
-    (cd clients/node && VIDEOMATCH_ADDRESS=$address node --test --test-reporter=spec --test-reporter-destination=stdout \
+    (cd clients/node && VIDEOMATCH_ADDRESS=$address VIDEOMATCH_SERVER_DLL="$server_dll" node --test --test-reporter=spec --test-reporter-destination=stdout \
       --test-reporter=junit --test-reporter-destination="$results/node/junit.xml" test/)
     has_results "$results/node" '*.xml' || suite_failed "node: the test run wrote no results"
   fi

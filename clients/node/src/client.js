@@ -63,16 +63,85 @@ function streamResult(response) {
   return { kind: 'status', sequence: status.sequence, code: status.code.replace('FRAME_STATUS_CODE_', ''), message: status.message };
 }
 
+/** A gRPC target: several "ip:port" pairs become one ipv4: (or ipv6:) list; anything else stays as it is. */
+function target(address) {
+  if (!address.includes(',') || address.includes(':///')) return address;
+  const parts = address.split(',').map((part) => part.trim()).filter(Boolean);
+  return (parts.some((part) => part.startsWith('[')) ? 'ipv6:' : 'ipv4:') + parts.join(',');
+}
+
+/**
+ * What a client keeps of a stream to resume it elsewhere (StreamConfig.resume): the frame the next frame pairs with,
+ * the last matched pair (track ids), the largest id, and the frames sent but not answered yet. Feed it every frame
+ * sent (the Frame message) and every response read (as grpc-js gives it), in order.
+ */
+class ResumePoint {
+  constructor(keyframes) {
+    this.keyframes = keyframes;
+    this.unanswered = [];
+    this.reference = null;
+    this.lastPair = null;
+    this.largestId = 0;
+    this.lastAnswered = null;
+  }
+
+  get canResume() { return this.reference !== null; }
+
+  sent(frame) { this.unanswered.push(frame); }
+
+  answered(response) {
+    const sequence = response.result === 'pair' ? response.pair.sequence1 : response.status.sequence;
+    if (this.unanswered.length === 0 || this.unanswered[0].sequence !== sequence) {
+      throw new Error(`a response for frame ${sequence} while frame ${this.unanswered.length ? this.unanswered[0].sequence : 'none'} waits for its answer`);
+    }
+    const frame = this.unanswered.shift();
+    this.lastAnswered = sequence;
+    const usable = response.result === 'pair' || response.status.code !== 'FRAME_STATUS_CODE_INVALID';
+    const newKeyframe = response.result === 'pair' && response.pair.newKeyframe;
+    if (usable && (!this.keyframes || this.reference === null || newKeyframe)) this.reference = frame;
+    if (response.result === 'pair') {
+      const ids = response.pair.matches.trackIds || [];
+      for (const id of ids) this.largestId = Math.max(this.largestId, Number(id));
+      if (ids.length > 0 || response.pair.matches.count === 0) this.lastPair = response.pair;
+    }
+  }
+
+  build(config) {
+    if (this.reference === null) {
+      throw new Error(`nothing to resume from: no usable frame was answered (the last answered was ${this.lastAnswered ?? 'none'})`);
+    }
+    const resume = { reference: this.reference };
+    if (config.trackIds && this.lastPair) resume.tracks = { lastPair: this.lastPair, nextTrackId: this.largestId + 1 };
+    return resume;
+  }
+}
+
+/** The server went away or is draining: a move can go on elsewhere. */
+function movable(error) {
+  const details = String(error.details || '').toLowerCase();
+  return error.code === grpc.status.UNAVAILABLE
+    || ((error.code === grpc.status.INTERNAL || error.code === grpc.status.UNKNOWN) && (details.includes('closed') || details.includes('reset')));
+}
+
 class VideoMatchClient {
   /**
-   * @param {string} address host:port of a plaintext HTTP/2 server; pass credentials for TLS.
+   * @param {string} address host:port of a plaintext HTTP/2 server (pass credentials for TLS); several ip:port pairs
+   * separated by commas, or a gRPC target such as dns:///name:port, balance calls round-robin over the servers.
    * `model` names which of the server's models every call uses (listModels names them); '' for its default.
    */
   constructor(address = '127.0.0.1:50051', { credentials = grpc.credentials.createInsecure(), apiKey, maxMessageBytes = 64 * 1024 * 1024, model = '' } = {}) {
-    this.stub = new proto.VideoMatcher(address, credentials, {
+    const options = {
       'grpc.max_send_message_length': maxMessageBytes,
       'grpc.max_receive_message_length': maxMessageBytes,
-    });
+    };
+    const balanced = target(address);
+    if (balanced !== address || /^(dns|ipv4|ipv6):/.test(address)) {
+      // Several servers: calls balanced round-robin, each stream on one; one that goes away is skipped.
+      options['grpc.service_config'] = JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] });
+      // An address list is no host name: name the first as the :authority (servers refuse the list).
+      if (balanced !== address) options['grpc.default_authority'] = address.split(',')[0].trim();
+    }
+    this.stub = new proto.VideoMatcher(balanced, credentials, options);
     this.metadata = new grpc.Metadata();
     if (apiKey) this.metadata.set('authorization', `Bearer ${apiKey}`);
     this.model = model;
@@ -151,6 +220,7 @@ class VideoMatchClient {
    * error; its `results` property holds their results.
    */
   async stream(images, options = {}) {
+    if (options.resume) return this.streamResuming(images, options);
     const stream = this.openStream(options);
     const results = [];
     const reading = (async () => { for await (const result of stream) results.push(result); })();
@@ -167,6 +237,104 @@ class VideoMatchClient {
     await reading;
     return results;
   }
+
+  /**
+   * stream() with `resume`: when the server stops (UNAVAILABLE, its drain, a closed connection) the client reconnects
+   * (at most `maxAttempts` connections and `resumeDeadlineMs` per move, with backoff), resumes the stream there
+   * (StreamConfig.resume), sends again the frames not yet answered, and goes on: one result per frame, in order, as
+   * one uninterrupted server answers them. `onMove({ cause, details, lastAnswered, resent, attempts })` reports each
+   * move; when the stream cannot go on, the error (with `lastAnswered` and `results`) names the last frame answered.
+   */
+  async streamResuming(images, {
+    threshold, maxMatches = 0, name = '', estimate, inlierThresholdPx = 0, keyframes = false, rekeyMinInliers = 0,
+    trackIds = false, trackRadiusPx = 0, letterbox = false, firstSequence = 0, maxAttempts = 6, resumeDeadlineMs = 30000, onMove,
+  } = {}) {
+    const config = { maxMatches, streamName: name, inlierThresholdPx, keyframes, rekeyMinInliers, trackIds, trackRadiusPx, letterbox, model: this.model };
+    if (estimate !== undefined) config.estimate = estimateName(estimate);
+    if (threshold !== undefined) config.matchThreshold = { value: threshold };
+    const point = new ResumePoint(keyframes);
+    const results = [];
+    const source = images[Symbol.asyncIterator] ? images[Symbol.asyncIterator]() : images[Symbol.iterator]();
+    let sequence = firstSequence;
+    let pending = null; // a frame taken from the images but not yet sent (its call died first)
+    let done = false;
+    let cause = null;
+    let movedAfter = null;
+    let moveStarted = 0;
+    let failures = 0;
+    const ended = (why, error) => Object.assign(new Error(`The stream could not go on: ${why} (the last frame answered was ${point.lastAnswered ?? 'none'}; `
+      + `send the frames after it to a new stream). ${error.details || error.message}`), { code: error.code, lastAnswered: point.lastAnswered, results });
+    for (;;) {
+      const call = this.stub.matchStream(this.metadata);
+      let alive = true;
+      let die;
+      const dead = new Promise((resolve) => { die = resolve; });
+      const first = point.canResume ? { ...config, resume: point.build(config) } : config;
+      const resent = point.unanswered.length;
+      // A write waits for HTTP/2 flow control, or for the call's end (a dead call never drains).
+      const write = (message) => Promise.race([dead, new Promise((resolve) => {
+        if (!alive) { resolve(); return; }
+        try {
+          if (call.write(message)) resolve();
+          else call.once('drain', resolve);
+        } catch { resolve(); }
+      })]);
+      const sending = (async () => {
+        await write({ config: first });
+        for (const frame of [...point.unanswered]) await write({ frame });
+        while (alive && !done) {
+          if (pending === null) {
+            const next = await source.next();
+            if (next.done) { done = true; break; }
+            pending = { sequence: sequence++, image: imageMessage(next.value) };
+          }
+          if (!alive) break;
+          // Recorded before it is written: if this call fails now, the next one sends it again.
+          point.sent(pending);
+          const frame = pending;
+          pending = null;
+          await write({ frame });
+        }
+        if (alive) call.end();
+      })();
+      try {
+        for await (const response of call) {
+          point.answered(response);
+          if (cause !== null) {
+            if (onMove) onMove({ cause: cause.code, details: cause.details, lastAnswered: movedAfter, resent, attempts: failures + 1 });
+            cause = null;
+            failures = 0;
+          }
+          results.push(streamResult(response));
+        }
+        await sending;
+        return results;
+      } catch (error) {
+        alive = false;
+        die();
+        call.cancel();
+        await sending.catch(() => {});
+        if (error.code === undefined || !movable(error)) {
+          if (cause !== null) throw ended('the server it moved to refused it', error);
+          error.results = results;
+          throw error;
+        }
+        if (cause === null) {
+          movedAfter = point.lastAnswered;
+          moveStarted = Date.now();
+          failures = 0;
+        } else {
+          failures += 1;
+        }
+        cause = error;
+        const elapsed = Date.now() - moveStarted;
+        if (failures >= maxAttempts || elapsed >= resumeDeadlineMs) {
+          throw ended(`${failures + 1} connections over ${(elapsed / 1000).toFixed(1)} s found no server to resume it on`, error);
+        }
+        await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * 2 ** failures)));
+      }
+    }
+  }
 }
 
-module.exports = { VideoMatchClient, imageMessage, prepareImage, MAX_PIXELS, proto, grpc };
+module.exports = { VideoMatchClient, ResumePoint, imageMessage, prepareImage, MAX_PIXELS, proto, grpc };

@@ -1,0 +1,110 @@
+'use strict';
+// A Node stream that survives its server: two server processes behind one client, the serving one stopped
+// mid-stream (needs VIDEOMATCH_SERVER_DLL, the built server, which test.sh sets).
+const fs = require('node:fs');
+const net = require('node:net');
+const { spawn } = require('node:child_process');
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { VideoMatchClient, ResumePoint } = require('../src/client');
+const { texture, crop } = require('../support/scenes');
+
+const serverDll = process.env.VIDEOMATCH_SERVER_DLL || '';
+const settings = ['--Inference:EmbeddedWidth=160', '--Inference:EmbeddedHeight=128', '--Inference:WarmUp=false', '--Metrics:Url='];
+const picture = texture(300, 400, 7);
+
+function freePort() {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** The built server as a process on a port, ready once it answers GetModelInfo (UNAVAILABLE while loading). */
+async function startServer(port) {
+  const child = spawn('dotnet', [serverDll, ...settings, '--urls', `http://127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const server = { port, child, log: '' };
+  child.stdout.on('data', (chunk) => { server.log += chunk; });
+  child.stderr.on('data', (chunk) => { server.log += chunk; });
+  server.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  const probe = new VideoMatchClient(`127.0.0.1:${port}`);
+  try {
+    for (const started = Date.now(); ;) {
+      try {
+        await probe.modelInfo();
+        return server;
+      } catch {
+        if (child.exitCode !== null || Date.now() - started > 60000) throw new Error(`the server on ${port} did not start: ${server.log.slice(-2000)}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+  } finally {
+    probe.close();
+  }
+}
+
+function streams(server) {
+  return (server.log.match(/Stream camera from \S+ started/g) || []).length - (server.log.match(/Stream camera ended/g) || []).length;
+}
+
+async function* frames(gate) {
+  for (let i = 0; i < 16; i++) {
+    if (gate && i === 8) await gate.promise;
+    if (gate && i >= 8) await new Promise((resolve) => setTimeout(resolve, 20)); // frames flow while the server stops
+    yield crop(picture, 20 + 2 * i, 10 + i, 160, 128);
+  }
+}
+
+function describe(results) {
+  return results.map((r) => (r.kind === 'pair'
+    ? `${r.sequence0}->${r.sequence1} key=${r.newKeyframe} n=${r.matches.count} s=${r.matches.scores.join(',')} k1=${r.matches.keypoints1.join(',')} ids=${r.matches.trackIds.join(',')}`
+    : `${r.sequence} ${r.code}`));
+}
+
+const options = { threshold: 0.2, name: 'camera', trackIds: true, keyframes: true, rekeyMinInliers: 60 };
+
+test('resume', { skip: !(serverDll && fs.existsSync(serverDll)) && 'needs VIDEOMATCH_SERVER_DLL (the built server; test.sh sets it)' }, async (t) => {
+  await t.test('a server stopped mid-stream: the stream goes on as on one server', async () => {
+    const ports = [await freePort(), await freePort()];
+    const servers = [await startServer(ports[0]), await startServer(ports[1])];
+    try {
+      const client = new VideoMatchClient(ports.map((p) => `127.0.0.1:${p}`).join(','));
+      const moves = [];
+      let open;
+      const gate = { promise: new Promise((resolve) => { open = resolve; }) };
+      const running = client.stream(frames(gate), { ...options, resume: true, onMove: (move) => moves.push(move) });
+      for (const started = Date.now(); !servers.some((s) => /Stream camera from/.test(s.log)) || servers.every((s) => streams(s) === 0);) {
+        assert.ok(Date.now() - started < 60000, 'the stream started');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      // Stop the serving server while the second half flows: what it read, it answers; the rest goes elsewhere.
+      const serving = servers.find((s) => streams(s) > 0);
+      open();
+      serving.child.kill('SIGTERM');
+      const results = await running;
+      assert.equal(await serving.exited, 0);
+      client.close();
+
+      const survivor = servers.find((s) => s !== serving);
+      const single = new VideoMatchClient(`127.0.0.1:${survivor.port}`);
+      const expected = await single.stream(frames(null), options);
+      single.close();
+      assert.equal(results.length, 16);
+      assert.deepEqual(describe(results), describe(expected));
+      assert.equal(moves.length, 1);
+      assert.equal(moves[0].cause, 14); // UNAVAILABLE
+    } finally {
+      for (const server of servers) if (server.child.exitCode === null) server.child.kill('SIGKILL');
+    }
+  });
+
+  await t.test('resume point: nothing usable answered yet says so', () => {
+    const point = new ResumePoint(false);
+    point.sent({ sequence: 3 });
+    point.answered({ result: 'status', status: { sequence: 3, code: 'FRAME_STATUS_CODE_INVALID' } });
+    assert.equal(point.canResume, false);
+    assert.throws(() => point.build({}), /the last answered was 3/);
+  });
+});
