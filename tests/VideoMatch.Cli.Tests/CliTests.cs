@@ -168,11 +168,7 @@ public sealed class CliTests(LoopbackServer server) : IClassFixture<LoopbackServ
     [Fact]
     public async Task Stream_VideoMadeWithFfmpeg_WritesOneLinePerPairInVideoPixels()
     {
-        // A 320×240 crop window moving by (+2, +1) px per frame over a textured picture: content moves by (−2, −1).
-        var source = WriteScenePng("scene.png", 480, 360, Vector2.Zero);
-        var video = Path.Combine(_folder.FullName, "pan.mkv");
-        await Ffmpeg("-v", "error", "-y", "-loop", "1", "-i", source, "-vf", "format=rgb24,crop=320:240:x='20+2*n':y='10+n'",
-            "-frames:v", "8", "-c:v", "ffv1", video);
+        var video = await PanVideoAsync(8);
         var lines = Path.Combine(_folder.FullName, "pairs.ndjson");
 
         var (exit, _, error) = await RunAsync("stream", video, "--server", server.Url, "--out", lines);
@@ -199,10 +195,7 @@ public sealed class CliTests(LoopbackServer server) : IClassFixture<LoopbackServ
     [Fact]
     public async Task Stream_SeveralServersWithResume_SkipsTheOneThatIsDownAndWritesWhatOneServerWrites()
     {
-        var source = WriteScenePng("scene.png", 480, 360, Vector2.Zero);
-        var video = Path.Combine(_folder.FullName, "pan.mkv");
-        await Ffmpeg("-v", "error", "-y", "-loop", "1", "-i", source, "-vf", "format=rgb24,crop=320:240:x='20+2*n':y='10+n'",
-            "-frames:v", "6", "-c:v", "ffv1", video);
+        var video = await PanVideoAsync(6);
         var one = Path.Combine(_folder.FullName, "one.ndjson");
         var several = Path.Combine(_folder.FullName, "several.ndjson");
 
@@ -216,6 +209,16 @@ public sealed class CliTests(LoopbackServer server) : IClassFixture<LoopbackServ
             .Select(p => $"{p.GetProperty("frame0")}->{p.GetProperty("frame1")} {p.GetProperty("matches").GetArrayLength()} {p.GetProperty("track_ids")}")];
         Assert.Equal(5, Pairs(one).Length);
         Assert.Equal(Pairs(one), Pairs(several));
+    }
+
+    /// <summary>A 320×240 crop window moving by (+2, +1) px per frame over a textured picture: content moves by (−2, −1).</summary>
+    private async Task<string> PanVideoAsync(int frames)
+    {
+        var source = WriteScenePng("scene.png", 480, 360, Vector2.Zero);
+        var video = Path.Combine(_folder.FullName, "pan.mkv");
+        await Ffmpeg("-v", "error", "-y", "-loop", "1", "-i", source, "-vf", "format=rgb24,crop=320:240:x='20+2*n':y='10+n'",
+            "-frames:v", frames.ToString(System.Globalization.CultureInfo.InvariantCulture), "-c:v", "ffv1", video);
+        return video;
     }
 
     [Fact]

@@ -75,6 +75,16 @@ def frames(picture, gate: "threading.Event | None", count: int = 16):
         yield crop(picture, 20 + 2 * i, 10 + i, 160, 128)
 
 
+def start_and_wait(run, answered) -> threading.Thread:
+    """Runs a stream on a thread until its first half (before the gate) is answered."""
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while len(answered) < 8 and time.monotonic() < deadline and worker.is_alive():
+        time.sleep(0.02)
+    return worker
+
+
 def describe(results):
     return [(r.sequence0, r.sequence1, r.new_keyframe, len(r.matches), r.matches.scores.tobytes(), r.matches.keypoints1.tobytes(),
              tuple(r.matches.track_ids)) if isinstance(r, PairResult) else (r.sequence, r.code) for r in results]
@@ -102,11 +112,7 @@ class ResumeTest(unittest.TestCase):
                                             keyframes=True, rekey_min_inliers=60, resume=True, on_move=moves.append):
                     answered.append(result)
 
-            worker = threading.Thread(target=run)
-            worker.start()
-            deadline = time.monotonic() + 60
-            while len(answered) < 8 and time.monotonic() < deadline and worker.is_alive():
-                time.sleep(0.02)
+            worker = start_and_wait(run, answered)
             self.assertEqual(8, len(answered), "the first half answered")
             serving = next(s for s in self.servers if s.streams() > 0)
             gate.set()
@@ -139,11 +145,7 @@ class ResumeTest(unittest.TestCase):
                 except StreamEndedError as error:
                     errors.append(error)
 
-            worker = threading.Thread(target=run)
-            worker.start()
-            deadline = time.monotonic() + 60
-            while len(answered) < 8 and time.monotonic() < deadline and worker.is_alive():
-                time.sleep(0.02)
+            worker = start_and_wait(run, answered)
             gate.set()
             self.assertEqual(0, self.servers[0].stop())
             worker.join(timeout=60)

@@ -246,6 +246,17 @@ def _target(address: str) -> str:
     return ("ipv6:" if any(part.startswith("[") for part in parts) else "ipv4:") + ",".join(parts)
 
 
+def _put(into: "queue.Queue", item: object, stopped: threading.Event) -> bool:
+    """Puts ``item`` into a bounded queue, waiting for room; False once ``stopped`` is set (the stream ended)."""
+    while not stopped.is_set():
+        try:
+            into.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
 def _result(response: "pb.StreamResponse") -> Union[PairResult, FrameStatus]:
     if response.HasField("pair"):
         pair = response.pair
@@ -452,13 +463,7 @@ class VideoMatchClient:
         failure: "list[BaseException]" = []
 
         def put(item: Optional["pb.StreamRequest"]) -> bool:
-            while not stopped.is_set():
-                try:
-                    requests.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
+            return _put(requests, item, stopped)
 
         def produce() -> None:
             try:
@@ -503,6 +508,9 @@ class VideoMatchClient:
         end = object()
         ended = [False]
 
+        def put(item: object) -> bool:
+            return _put(incoming, item, stopped)
+
         def produce() -> None:
             try:
                 for index, frame in enumerate(frames):
@@ -510,21 +518,12 @@ class VideoMatchClient:
                     while not room.acquire(timeout=0.1):
                         if stopped.is_set():
                             return
-                    while not stopped.is_set():
-                        try:
-                            incoming.put(message, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
+                    if not put(message):
+                        return
             except BaseException as error:  # noqa: BLE001 - handed to the caller's thread, never lost
                 failure.append(error)
             finally:
-                while not stopped.is_set():
-                    try:
-                        incoming.put(end, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
+                put(end)
 
         def requests(alive: threading.Event) -> Iterator["pb.StreamRequest"]:
             with lock:
