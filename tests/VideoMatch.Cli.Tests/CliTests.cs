@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Numerics;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using SkiaSharp;
 using VideoMatch.Cli.Video;
 using VideoMatch.Synthetic;
@@ -285,6 +286,39 @@ public sealed class CliTests(LoopbackServer server) : IClassFixture<LoopbackServ
         Assert.Equal(root.GetProperty("frames_sent").GetInt64(), root.GetProperty("responses").GetInt64());
         Assert.Equal(2, root.GetProperty("first_frames").GetInt64());
         Assert.True(root.GetProperty("pairs").GetInt64() >= 2);
+        Assert.Contains("pairs/s", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Bench_ResumeWhileAServerStops_EveryFrameAnsweredOnceAndNoStreamStartsAgain()
+    {
+        var report = Path.Combine(_folder.FullName, "bench.json");
+        var stopping = await LoopbackServer.StartAsync();
+        var calls = stopping.Services.GetRequiredService<VideoMatch.Server.Hosting.CallTracker>();
+
+        var run = RunAsync("bench", "--server", $"{stopping.Url},{server.Url}", "--resume", "--streams", "4", "--fps", "10", "--seconds", "3", "--size", "160x128", "--json", report);
+        // Round-robin puts streams on both; once one runs on the stopping server (and has sent a few frames), stop it.
+        var waited = Stopwatch.StartNew();
+        while (calls.Open - calls.Watches == 0)
+        {
+            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(2.5), "in 2.5 s of a 3 s run, round-robin put none of the 4 streams on the second server");
+            await Task.Delay(20);
+        }
+
+        await Task.Delay(500);
+        await stopping.DisposeAsync();
+        var (exit, output, error) = await run;
+
+        Assert.True(exit == 0, error);
+        Assert.Contains("the stream went on on another one", error, StringComparison.Ordinal);
+        using var json = JsonDocument.Parse(await File.ReadAllTextAsync(report));
+        var root = json.RootElement;
+        Assert.Equal(0, root.GetProperty("unanswered").GetInt64());
+        Assert.Equal(root.GetProperty("frames_sent").GetInt64(), root.GetProperty("responses").GetInt64());
+        // A resumed stream pairs its next frame with the last one answered: no second FIRST_FRAME, no pair lost.
+        Assert.Equal(4, root.GetProperty("first_frames").GetInt64());
+        Assert.Equal(root.GetProperty("responses").GetInt64() - 4, root.GetProperty("pairs").GetInt64() + root.GetProperty("dropped").GetInt64());
+        Assert.Equal(0, root.GetProperty("invalid").GetInt64() + root.GetProperty("failed").GetInt64());
         Assert.Contains("pairs/s", output, StringComparison.Ordinal);
     }
 

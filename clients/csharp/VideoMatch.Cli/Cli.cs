@@ -77,7 +77,7 @@ internal static class Cli
     /// How a command streams: resuming on another server when <see cref="Resume"/> is given (each move reported on
     /// standard error), else one server for the whole stream.
     /// </summary>
-    public static Func<VideoMatchClient, IAsyncEnumerable<Frame>, StreamConfig, CancellationToken, IAsyncEnumerable<StreamResponse>> Streamer(ParseResult parse, CliContext context)
+    public static Streamer Streamer(ParseResult parse, CliContext context)
     {
         if (!parse.GetValue(Resume))
         {

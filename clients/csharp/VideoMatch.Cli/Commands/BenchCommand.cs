@@ -20,7 +20,7 @@ internal static class BenchCommand
         var threshold = CliOptions.Threshold("Match threshold for the streams, in [0, 1). Default: the model's.");
         var command = new Command("bench", "Load-test a server: N streams × F frames/s for S seconds; report pairs/s, latency and what was dropped.")
         {
-            streams, fps, seconds, size, json, threshold,
+            streams, fps, seconds, size, json, threshold, Cli.Resume,
         };
         command.SetAction(Cli.Guard(context, async (parse, cancellationToken) =>
         {
@@ -28,7 +28,7 @@ internal static class BenchCommand
             var (width, height) = parse.GetValue(size) is { } text ? ParseSize(text) : await ModelSizeAsync(client, cancellationToken).ConfigureAwait(false);
             var settings = new BenchSettings(parse.GetValue(streams), parse.GetValue(fps), TimeSpan.FromSeconds(parse.GetValue(seconds)), width, height, parse.GetValue(threshold));
             await context.Error.WriteLineAsync($"bench: {settings.Streams} streams × {settings.FramesPerSecond} frames/s for {settings.Duration.TotalSeconds} s, {width}×{height} GRAY8, against {parse.GetValue(Cli.Server)}").ConfigureAwait(false);
-            var report = await BenchRunner.RunAsync(client, settings, cancellationToken).ConfigureAwait(false);
+            var report = await BenchRunner.RunAsync(client, settings, cancellationToken, Cli.Streamer(parse, context)).ConfigureAwait(false);
             Render(context, report);
             if (parse.GetValue(json) is { } file)
             {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Numerics;
+using System.Threading.Channels;
 using VideoMatch.Client;
 using VideoMatch.Contracts.V1;
 using VideoMatch.Synthetic;
@@ -36,19 +37,22 @@ internal sealed record BenchReport(
 /// <summary>
 /// The project's load generator: N concurrent streams, each sending pre-rendered GRAY8 frames of a moving
 /// textured scene at F frames/s for S seconds (a stream that the server slows sends late, never early), then
-/// waiting for every response.
+/// waiting for every response. Each stream runs through <see cref="StreamHarness"/>, as <c>stream</c> does.
 /// </summary>
 internal static class BenchRunner
 {
     private const int DistinctFrames = 8;
 
-    public static async Task<BenchReport> RunAsync(VideoMatchClient client, BenchSettings settings, CancellationToken cancellationToken)
+    /// <param name="stream">How each stream reaches the server (<see cref="Cli.Streamer"/>: resuming or not); null: one call on one server.</param>
+    public static async Task<BenchReport> RunAsync(VideoMatchClient client, BenchSettings settings, CancellationToken cancellationToken, Streamer? stream = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(settings.Streams);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(settings.FramesPerSecond);
+        stream ??= static (client, frames, config, token) => client.StreamAsync(frames, config, token);
         var started = Stopwatch.GetTimestamp();
         var results = await Task.WhenAll(Enumerable.Range(0, settings.Streams)
-            .Select(s => RunStreamAsync(client, settings, s, cancellationToken))).ConfigureAwait(false);
+            .Select(s => StreamHarness.RunAsync(client, stream, new StreamConfig { StreamName = $"bench-{s}", MatchThreshold = settings.Threshold },
+                (frames, token) => FeedAsync(settings, s, frames, token), answer: null, cancellationToken))).ConfigureAwait(false);
         var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
         var all = StreamTally.Combine(results);
         return new BenchReport(settings.Streams, settings.FramesPerSecond, seconds, settings.Width, settings.Height,
@@ -56,40 +60,34 @@ internal static class BenchRunner
             all.Pairs / seconds, all.Responses / seconds, all.LatencyPercentile(50), all.LatencyPercentile(95), all.LatencyPercentile(99));
     }
 
-    private static async Task<StreamTally> RunStreamAsync(VideoMatchClient client, BenchSettings settings, int stream, CancellationToken cancellationToken)
+    /// <summary>One stream's frames at the target rate for the run's duration; a server that slows the call delays the next frame.</summary>
+    private static async Task FeedAsync(BenchSettings settings, int stream, ChannelWriter<Frame> frames, CancellationToken cancellationToken)
     {
-        var frames = Render(settings.Width, settings.Height, seed: 1000 + stream);
-        var capacity = (int)Math.Ceiling(settings.FramesPerSecond * settings.Duration.TotalSeconds) + 2;
-        var tally = new StreamTally();
-        var config = new StreamConfig { StreamName = $"bench-{stream}", MatchThreshold = settings.Threshold };
-        await using var session = await client.OpenStreamAsync(config, cancellationToken).ConfigureAwait(false);
-        var receiving = ReceiveAsync(session, tally, cancellationToken);
-
-        var period = TimeSpan.FromSeconds(1 / settings.FramesPerSecond);
-        var deadline = Stopwatch.GetTimestamp() + (long)(settings.Duration.TotalSeconds * Stopwatch.Frequency);
-        using var timer = new PeriodicTimer(period);
-        ulong sequence = 0;
-        while (Stopwatch.GetTimestamp() < deadline && (int)sequence < capacity)
+        try
         {
-            tally.Sending(sequence);
-            await session.SendAsync(new Frame { Sequence = sequence, TimestampUs = (long)(sequence * period.TotalMicroseconds), Image = frames[(int)(sequence % DistinctFrames)] }, cancellationToken).ConfigureAwait(false);
-            sequence++;
-            if (!await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+            var images = Render(settings.Width, settings.Height, seed: 1000 + stream);
+            var capacity = (int)Math.Ceiling(settings.FramesPerSecond * settings.Duration.TotalSeconds) + 2;
+            var period = TimeSpan.FromSeconds(1 / settings.FramesPerSecond);
+            var deadline = Stopwatch.GetTimestamp() + (long)(settings.Duration.TotalSeconds * Stopwatch.Frequency);
+            using var timer = new PeriodicTimer(period);
+            ulong sequence = 0;
+            while (Stopwatch.GetTimestamp() < deadline && (int)sequence < capacity)
             {
-                break;
+                await frames.WriteAsync(new Frame { Sequence = sequence, TimestampUs = (long)(sequence * period.TotalMicroseconds), Image = images[(int)(sequence % DistinctFrames)] },
+                    cancellationToken).ConfigureAwait(false);
+                sequence++;
+                if (!await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    break;
+                }
             }
+
+            frames.TryComplete();
         }
-
-        await session.CompleteAsync().ConfigureAwait(false);
-        await receiving.ConfigureAwait(false);
-        return tally;
-    }
-
-    private static async Task ReceiveAsync(MatchSession session, StreamTally tally, CancellationToken cancellationToken)
-    {
-        await foreach (var response in session.Responses.WithCancellation(cancellationToken).ConfigureAwait(false))
+        catch (Exception e)
         {
-            tally.Count(response);
+            frames.TryComplete(e);
+            throw;
         }
     }
 

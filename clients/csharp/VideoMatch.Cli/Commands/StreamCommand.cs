@@ -4,7 +4,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using System.Threading.Channels;
 using Spectre.Console;
 using VideoMatch.Client;
 using VideoMatch.Contracts.V1;
@@ -127,16 +126,15 @@ internal static class StreamCommand
     }
 
     /// <summary>
-    /// One run: decoded frames flow through a bounded channel to the call; each response is counted, written,
-    /// perhaps drawn, and settles the pixels held for pictures.
+    /// One run through <see cref="StreamHarness"/>: decoded frames go to the call; each response is written, perhaps
+    /// drawn, and settles the pixels held for pictures.
     /// </summary>
     private sealed class StreamRun(CliContext context, VideoMatchClient client, ModelInfo model, Video.VideoInfo source, string path)
     {
-        private readonly StreamTally _tally = new();
         private PairPixels? _pictures;
 
         /// <summary>Streams through one server, or resuming on another (<see cref="Cli.Streamer"/>).</summary>
-        public required Func<VideoMatchClient, IAsyncEnumerable<Frame>, StreamConfig, CancellationToken, IAsyncEnumerable<StreamResponse>> Stream { get; init; }
+        public required Streamer Stream { get; init; }
 
         public float? Threshold { get; init; }
 
@@ -168,11 +166,6 @@ internal static class StreamCommand
         {
             var scale = Scale;
             _pictures = VizEvery > 0 && VizDirectory is not null ? new PairPixels(Keyframes) : null;
-            // Bounded, Wait: decoding runs at most a few frames ahead of what the stream has sent.
-            var frames = Channel.CreateBounded<Frame>(new BoundedChannelOptions(8) { FullMode = BoundedChannelFullMode.Wait, SingleReader = true, SingleWriter = true });
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            var decoding = Video.FrameFeed.DecodeAsync(context.Decoder, path, scale.Width, scale.Height, source.FramesPerSecond, frames.Writer,
-                _pictures is null ? null : _pictures.Keep, stop.Token);
             var started = Stopwatch.GetTimestamp();
             var config = new StreamConfig
             {
@@ -188,15 +181,15 @@ internal static class StreamCommand
                 TrackIds = TrackIds,
                 TrackRadiusPx = (float)(TrackRadiusPx / scale.MeanScale),
             };
-            var progress = context.Interactive ? new ProgressReporter(context.Console, source.EstimatedFrames) : null;
-            try
-            {
-                await foreach (var response in Stream(client, SendAsync(frames.Reader, stop.Token), config, stop.Token).ConfigureAwait(false))
+            using var progress = context.Interactive ? new ProgressReporter(context.Console, source.EstimatedFrames) : null;
+            var tally = await StreamHarness.RunAsync(client, Stream, config,
+                (frames, token) => Video.FrameFeed.DecodeAsync(context.Decoder, path, scale.Width, scale.Height, source.FramesPerSecond, frames,
+                    _pictures is null ? null : _pictures.Keep, token),
+                async (response, tally) =>
                 {
-                    _tally.Count(response);
                     if (response.Pair is { } pair)
                     {
-                        await AnswerAsync(pair, scale, writer).ConfigureAwait(false);
+                        await AnswerAsync(pair, scale, writer, tally).ConfigureAwait(false);
                     }
                     else if (response.Status is { } status)
                     {
@@ -204,36 +197,17 @@ internal static class StreamCommand
                         await ReportAsync(status).ConfigureAwait(false);
                     }
 
-                    progress?.Report(_tally.Sent, _tally.Pairs);
-                }
-
-                await decoding.ConfigureAwait(false);
-            }
-            finally
-            {
-                await stop.CancelAsync().ConfigureAwait(false);
-                await decoding.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
-                progress?.Dispose();
-            }
-
-            return Summary.Of(_tally, Stopwatch.GetElapsedTime(started).TotalSeconds);
+                    progress?.Report(tally.Sent, tally.Pairs);
+                }, cancellationToken).ConfigureAwait(false);
+            return Summary.Of(tally, Stopwatch.GetElapsedTime(started).TotalSeconds);
         }
 
-        private async IAsyncEnumerable<Frame> SendAsync(ChannelReader<Frame> frames, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
-        {
-            await foreach (var frame in frames.ReadAllAsync(cancellationToken).ConfigureAwait(false))
-            {
-                _tally.Sending(frame.Sequence);
-                yield return frame;
-            }
-        }
-
-        private async Task AnswerAsync(PairMatches pair, FrameScale scale, TextWriter? writer)
+        private async Task AnswerAsync(PairMatches pair, FrameScale scale, TextWriter? writer, StreamTally tally)
         {
             var matches = scale.ToVideo(pair.Matches);
             if (writer is not null)
             {
-                await writer.WriteLineAsync(Line(pair, matches, scale, _tally.LastLatencyMs)).ConfigureAwait(false);
+                await writer.WriteLineAsync(Line(pair, matches, scale, tally.LastLatencyMs)).ConfigureAwait(false);
             }
 
             if (_pictures is null)
@@ -242,7 +216,7 @@ internal static class StreamCommand
             }
 
             var (pixels0, pixels1) = _pictures.Settle(pair);
-            if (_tally.Pairs % VizEvery == 0 && pixels0 is not null && pixels1 is not null)
+            if (tally.Pairs % VizEvery == 0 && pixels0 is not null && pixels1 is not null)
             {
                 using var image0 = MatchPicture.FromGray(pixels0, scale.Width, scale.Height);
                 using var image1 = MatchPicture.FromGray(pixels1, scale.Width, scale.Height);

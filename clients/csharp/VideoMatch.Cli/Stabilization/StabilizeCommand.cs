@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using System.Threading.Channels;
 using SkiaSharp;
 using Spectre.Console;
 using VideoMatch.Client;
@@ -71,8 +70,7 @@ internal static class StabilizeCommand
 
     /// <summary>Pass 1: each pair's similarity (frame t−1 → t) in video pixels; null where the server found none.</summary>
     private static async Task<(List<double[]?> Matrices, int Missing, StreamTally Tally)> MeasureAsync(CliContext context, VideoMatchClient client,
-        Func<VideoMatchClient, IAsyncEnumerable<Frame>, StreamConfig, CancellationToken, IAsyncEnumerable<StreamResponse>> stream, ModelInfo model,
-        Video.VideoInfo video, string source, float? threshold, CancellationToken cancellationToken)
+        Commands.Streamer stream, ModelInfo model, Video.VideoInfo video, string source, float? threshold, CancellationToken cancellationToken)
     {
         var scale = FrameScale.For(video.Width, video.Height, model);
         var config = new StreamConfig
@@ -81,18 +79,12 @@ internal static class StabilizeCommand
             StreamName = Path.GetFileName(source),
             Estimate = TransformModel.Similarity,
         };
-        // Bounded, Wait: decoding stays a few frames ahead of the stream.
-        var frames = Channel.CreateBounded<Frame>(new BoundedChannelOptions(8) { FullMode = BoundedChannelFullMode.Wait, SingleReader = true, SingleWriter = true });
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var decoding = Video.FrameFeed.DecodeAsync(context.Decoder, source, scale.Width, scale.Height, video.FramesPerSecond, frames.Writer, null, stop.Token);
         var matrices = new List<double[]?> { null };
         var missing = 0;
-        var tally = new StreamTally();
-        try
-        {
-            await foreach (var response in stream(client, frames.Reader.ReadAllAsync(stop.Token), config, stop.Token).ConfigureAwait(false))
+        var tally = await Commands.StreamHarness.RunAsync(client, stream, config,
+            (frames, token) => Video.FrameFeed.DecodeAsync(context.Decoder, source, scale.Width, scale.Height, video.FramesPerSecond, frames, null, token),
+            async (response, _) =>
             {
-                tally.Count(response);
                 var sequence = response.Pair is { } pair ? pair.Sequence1 : response.Status?.Sequence ?? 0;
                 while ((ulong)matrices.Count <= sequence)
                 {
@@ -109,16 +101,7 @@ internal static class StabilizeCommand
                     var why = response.Pair?.Transform?.Failure ?? response.Status?.Message;
                     await context.Error.WriteLineAsync($"videomatch: frame {sequence}: no transform ({why}); the camera is taken as still there.").ConfigureAwait(false);
                 }
-            }
-
-            await decoding.ConfigureAwait(false);
-        }
-        finally
-        {
-            await stop.CancelAsync().ConfigureAwait(false);
-            await decoding.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
-        }
-
+            }, cancellationToken).ConfigureAwait(false);
         return (matrices, missing, tally);
     }
 
