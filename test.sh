@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test suite of the project and ends with one line: "N passed, N failed, N skipped".
 #   .NET    engine unit tests, the server's functional tests, the CLI's tests (xunit; results as .trx)
-#   Python  clients/python against a real server process (needs apt python3-grpcio python3-grpc-tools python3-numpy)
+#   Python  clients/python, pip-installed into a virtual environment, against a real server process (needs apt
+#           python3-grpcio python3-grpc-tools python3-numpy python3-venv)
 #   Node    clients/node against the same server (npm ci in clients/node; results from node's junit reporter)
 #   Export  tools/export (EfficientLoFTR to ONNX) against HF's golden fixtures (needs apt python3-torch python3-onnx),
 #           and tools/bench-gpu's dry run (the GPU run's script on CPU with the tiny fixture)
@@ -77,10 +78,16 @@ else
   # --- Python ---------------------------------------------------------------------------------------------------
   if ! /usr/bin/python3 -c 'import grpc, grpc_tools, numpy' 2>/dev/null; then
     suite_failed "python: /usr/bin/python3 lacks grpcio, grpc_tools or numpy (apt-get install python3-grpcio python3-grpc-tools python3-numpy)"
-  elif ! clients/python/generate.sh; then
-    suite_failed "python: generating the stubs failed"
+  elif ! clients/python/generate.sh --check; then
+    suite_failed "python: the stubs committed in clients/python are not those of protos/ (run clients/python/generate.sh)"
+  elif ! /usr/bin/python3 -m venv --system-site-packages "$results/python-env" ||
+       ! "$results/python-env/bin/pip" install --no-index --quiet ./clients/python; then
+    # As a user installs it (its dependencies are Debian's, seen through --system-site-packages; --no-index: no download).
+    suite_failed "python: pip install ./clients/python into a virtual environment failed (apt-get install python3-venv)"
   else
-    VIDEOMATCH_ADDRESS="$address" VIDEOMATCH_SERVER_DLL="$server_dll" $testkit unittest clients/python/tests "$results/python.json"
+    # The tests import the installed package: testkit.py's folder, not clients/python, is first on sys.path.
+    VIDEOMATCH_CLIENT_INSTALLED=1 VIDEOMATCH_ADDRESS="$address" VIDEOMATCH_SERVER_DLL="$server_dll" \
+      "$results/python-env/bin/python" "$root/tests/Infrastructure/testkit.py" unittest clients/python/tests "$results/python.json"
     [ -f "$results/python.json" ] || suite_failed "python: the unittest run wrote no results"
   fi
 

@@ -1,7 +1,7 @@
 """Streams a video through an ffmpeg pipe as gray frames at the model's input size (the server's cheapest
 path) and prints each pair's match count. Needs Debian's ffmpeg.
 
-    /usr/bin/python3 examples/stream_video.py VIDEO [ADDRESS]
+    python examples/stream_video.py VIDEO [ADDRESS]     (after pip install ./clients/python)
 """
 import os
 import subprocess
@@ -10,8 +10,7 @@ import sys
 import grpc
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from videomatch_client import PairResult, VideoMatchClient, describe_error  # noqa: E402
+from videomatch_client import PairResult, VideoMatchClient, describe_error
 
 video = sys.argv[1]
 address = sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1:50051"

@@ -8,11 +8,8 @@ import unittest
 import grpc
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.dirname(__file__))
-
-from scenes import crop, texture  # noqa: E402
-from videomatch_client import FrameStatus, PairResult, VideoMatchClient, describe_error  # noqa: E402
+from scenes import crop, texture
+from videomatch_client import FrameStatus, PairResult, VideoMatchClient, describe_error
 
 try:
     from PIL import Image

@@ -13,12 +13,9 @@ import unittest
 import grpc
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.dirname(__file__))
-
-from scenes import crop, texture  # noqa: E402
-from videomatch_client import PairResult, ResumePoint, StreamEndedError, VideoMatchClient  # noqa: E402
-from videomatch.v1 import videomatch_pb2 as pb  # noqa: E402
+from scenes import crop, texture
+from videomatch_client import PairResult, ResumePoint, StreamEndedError, VideoMatchClient
+from videomatch_client._generated import videomatch_pb2 as pb
 
 SERVER_DLL = os.environ.get("VIDEOMATCH_SERVER_DLL", "")
 SETTINGS = ["--Inference:EmbeddedWidth=160", "--Inference:EmbeddedHeight=128", "--Inference:WarmUp=false", "--Metrics:Url="]

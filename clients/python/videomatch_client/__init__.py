@@ -1,18 +1,8 @@
-"""Python client for the VideoMatch gRPC server.
+"""Python client for the VideoMatch gRPC server (keypoint matching between video frames).
 
-Run ``generate.sh`` once (it needs Debian's python3-grpc-tools) to create the stubs from protos/.
+Install with ``pip install ./clients/python``; the stubs for the contract (protos/) are inside the package.
 """
-import os
-import sys
-
-_generated = os.path.join(os.path.dirname(__file__), "_generated")
-if not os.path.isdir(os.path.join(_generated, "videomatch")):
-    raise ImportError(f"VideoMatch stubs are missing in {_generated}; run clients/python/generate.sh first")
-if _generated not in sys.path:
-    # The stubs import each other as 'videomatch.v1...', the package path protoc gives them.
-    sys.path.insert(0, _generated)
-
-from .client import (MAX_PIXELS, FrameStatus, Matches, PairResult, ResumePoint, StreamEndedError, StreamMove,  # noqa: E402
+from .client import (MAX_PIXELS, FrameStatus, Matches, PairResult, ResumePoint, StreamEndedError, StreamMove,
                      Transform, VideoMatchClient, describe_error, image_message, prepare_image, to_own_pixels)
 
 __all__ = ["VideoMatchClient", "Matches", "PairResult", "Transform", "FrameStatus", "image_message", "prepare_image",

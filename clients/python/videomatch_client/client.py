@@ -15,8 +15,8 @@ from typing import Callable, Iterable, Iterator, Optional, Union
 import grpc
 import numpy as np
 from google.protobuf import wrappers_pb2
-from videomatch.v1 import videomatch_pb2 as pb
-from videomatch.v1 import videomatch_pb2_grpc as pb_grpc
+from ._generated import videomatch_pb2 as pb
+from ._generated import videomatch_pb2_grpc as pb_grpc
 
 ImageLike = Union[np.ndarray, bytes, bytearray, str, "os.PathLike[str]", "PIL.Image.Image", "pb.Image"]
 

@@ -1,0 +1,1 @@
+"""Stubs generated from protos/videomatch/v1/videomatch.proto by clients/python/generate.sh: do not edit."""
