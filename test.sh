@@ -3,7 +3,8 @@
 #   .NET    engine unit tests, the server's functional tests, the CLI's tests (xunit; results as .trx)
 #   Python  clients/python, pip-installed into a virtual environment, against a real server process (needs apt
 #           python3-grpcio python3-grpc-tools python3-numpy python3-venv)
-#   Node    clients/node against the same server (npm ci in clients/node; results from node's junit reporter)
+#   Node    clients/node, packed with npm pack and installed, against the same server (npm ci in clients/node for the
+#           test tools; results from node's junit reporter)
 #   Export  tools/export (EfficientLoFTR to ONNX) against HF's golden fixtures (needs apt python3-torch python3-onnx),
 #           and tools/bench-gpu's dry run (the GPU run's script on CPU with the tiny fixture)
 #   Chart   charts/videomatch linted and rendered by the real helm and checked (helm from charts/tests/get-helm.sh, which
@@ -96,9 +97,16 @@ else
     suite_failed "node: Node.js is not installed"
   elif [ ! -d clients/node/node_modules ] && ! (cd clients/node && npm ci --no-audit --no-fund); then
     suite_failed "node: npm ci failed in clients/node"
+  elif ! mkdir -p "$results/node-pack" "$results/node-app" ||
+       ! (cd clients/node && npm pack --silent --pack-destination "$results/node-pack" >/dev/null) ||
+       ! (cd "$results/node-app" && echo '{ "private": true }' > package.json &&
+          npm install --no-audit --no-fund --prefer-offline --silent "$results"/node-pack/videomatch-client-*.tgz); then
+    # As a user installs it: the tarball npm pack makes (with its copy of the contract), installed into an empty project.
+    suite_failed "node: npm pack of clients/node, or installing its tarball, failed"
   else
     mkdir -p "$results/node"
-    (cd clients/node && VIDEOMATCH_ADDRESS=$address VIDEOMATCH_SERVER_DLL="$server_dll" node --test --test-reporter=spec --test-reporter-destination=stdout \
+    (cd clients/node && VIDEOMATCH_CLIENT_PACKAGE="$results/node-app/node_modules/videomatch-client" VIDEOMATCH_ADDRESS=$address \
+      VIDEOMATCH_SERVER_DLL="$server_dll" node --test --test-reporter=spec --test-reporter-destination=stdout \
       --test-reporter=junit --test-reporter-destination="$results/node/junit.xml" test/)
     has_results "$results/node" '*.xml' || suite_failed "node: the test run wrote no results"
   fi

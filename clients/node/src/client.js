@@ -1,11 +1,14 @@
 'use strict';
-// Node client for VideoMatch: loads protos/ at run time with @grpc/proto-loader (no code generation step).
+// Node client for VideoMatch: loads the contract at run time with @grpc/proto-loader (no code generation step).
+const fs = require('node:fs');
 const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 const { MAX_PIXELS, prepareImage, toOwn, transformToOwn } = require('./images');
 
-const PROTO_ROOT = path.resolve(__dirname, '..', '..', '..', 'protos');
+// The installed package carries its copy of the contract in proto/ (npm pack's prepack); a checkout reads protos/.
+const PACKED = path.resolve(__dirname, '..', 'proto');
+const PROTO_ROOT = fs.existsSync(path.join(PACKED, 'videomatch')) ? PACKED : path.resolve(__dirname, '..', '..', '..', 'protos');
 const definition = protoLoader.loadSync('videomatch/v1/videomatch.proto', {
   includeDirs: [PROTO_ROOT],
   keepCase: false, // fields in lowerCamelCase: keypoints0, sequence0, matchThreshold ...

@@ -5,7 +5,7 @@ const os = require('node:os');
 const path = require('node:path');
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { VideoMatchClient, imageMessage } = require('../src/client');
+const { VideoMatchClient, imageMessage } = require('../support/subject').client;
 const { texture, crop, medianMotion } = require('../support/scenes');
 
 const address = process.env.VIDEOMATCH_ADDRESS || '127.0.0.1:50051';

@@ -6,7 +6,7 @@ const net = require('node:net');
 const { spawn } = require('node:child_process');
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { VideoMatchClient, ResumePoint } = require('../src/client');
+const { VideoMatchClient, ResumePoint } = require('../support/subject').client;
 const { texture, crop } = require('../support/scenes');
 
 const serverDll = process.env.VIDEOMATCH_SERVER_DLL || '';
