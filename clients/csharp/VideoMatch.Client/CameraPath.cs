@@ -3,6 +3,7 @@ namespace VideoMatch.Client;
 /// <summary>A similarity transform (x, y) ↦ s·R(θ)·(x, y) + (tx, ty), in video pixels.</summary>
 public readonly record struct Similarity(double Scale, double Angle, double Tx, double Ty)
 {
+    /// <summary>No motion: scale 1, angle 0, no shift.</summary>
     public static Similarity Identity => new(1, 0, 0, 0);
 
     /// <summary>Row-major 3×3.</summary>

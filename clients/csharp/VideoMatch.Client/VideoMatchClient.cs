@@ -23,6 +23,7 @@ public sealed class VideoMatchClient : IDisposable
     private readonly Metadata? _headers;
     private readonly string _model;
 
+    /// <summary>A client for the server(s) in <paramref name="options"/>: one HTTP/2 channel, shared by every call.</summary>
     public VideoMatchClient(VideoMatchClientOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -54,6 +55,7 @@ public sealed class VideoMatchClient : IDisposable
         }
     }
 
+    /// <summary>A client for one server: <c>http://</c> plaintext or <c>https://</c> TLS.</summary>
     public VideoMatchClient(Uri address)
         : this(new VideoMatchClientOptions { Address = address })
     {
@@ -79,8 +81,11 @@ public sealed class VideoMatchClient : IDisposable
         (await _health.CheckAsync(new HealthCheckRequest(), _headers, cancellationToken: cancellationToken).ConfigureAwait(false)).Status;
 
     /// <summary>Matches two images once.</summary>
+    /// <param name="image0">The first image (<see cref="Images"/> builds one from a file, bytes or pixels).</param>
+    /// <param name="image1">The second image.</param>
     /// <param name="threshold">Keep matches scoring above this; null for the model's default.</param>
     /// <param name="maxMatches">At most this many, best first; 0 for all.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
     public async Task<MatchPairResponse> MatchAsync(Image image0, Image image1, float? threshold = null, int maxMatches = 0, CancellationToken cancellationToken = default)
     {
         var request = new MatchPairRequest { Image0 = image0, Image1 = image1, MatchThreshold = threshold, MaxMatches = (uint)Math.Max(0, maxMatches) };
@@ -163,6 +168,7 @@ public sealed class VideoMatchClient : IDisposable
         return new ResumableStream(_matcher, _headers, WithModel(config), resume).RunAsync(frames, cancellationToken);
     }
 
+    /// <summary>Closes the channel; calls still open end.</summary>
     public void Dispose() => _channel.Dispose();
 
     /// <summary>One address, as it is; several (or a <c>dns:///</c> name), balanced round-robin over what they resolve to.</summary>
@@ -222,12 +228,14 @@ public sealed class MatchSession : IAsyncDisposable
     /// <summary>Responses in frame order, until <see cref="CompleteAsync"/> has been called and all are in.</summary>
     public IAsyncEnumerable<StreamResponse> Responses => _call.ResponseStream.ReadAllAsync();
 
+    /// <summary>Sends a frame; waits while HTTP/2 flow control holds it (the server is behind).</summary>
     public Task SendAsync(Frame frame, CancellationToken cancellationToken = default) =>
         _call.RequestStream.WriteAsync(new StreamRequest { Frame = frame }, cancellationToken);
 
     /// <summary>No more frames; the server answers what it has and ends the call.</summary>
     public Task CompleteAsync() => _call.RequestStream.CompleteAsync();
 
+    /// <summary>Ends the call (cancelling it if it is still open).</summary>
     public ValueTask DisposeAsync()
     {
         _call.Dispose();
