@@ -19,10 +19,12 @@ testkit="/usr/bin/python3 $root/tests/Infrastructure/testkit.py"
 
 failed=0
 results=$(mktemp -d)
+# The clients as installed (a virtual environment, an npm project): apart from the results, which are all tallied.
+installs=$(mktemp -d)
 server_pid=""
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
-  rm -rf "$results"
+  rm -rf "$results" "$installs"
 }
 trap cleanup EXIT
 
@@ -81,14 +83,14 @@ else
     suite_failed "python: /usr/bin/python3 lacks grpcio, grpc_tools or numpy (apt-get install python3-grpcio python3-grpc-tools python3-numpy)"
   elif ! clients/python/generate.sh --check; then
     suite_failed "python: the stubs committed in clients/python are not those of protos/ (run clients/python/generate.sh)"
-  elif ! /usr/bin/python3 -m venv --system-site-packages "$results/python-env" ||
-       ! "$results/python-env/bin/pip" install --no-index --quiet ./clients/python; then
+  elif ! /usr/bin/python3 -m venv --system-site-packages "$installs/python-env" ||
+       ! "$installs/python-env/bin/pip" install --no-index --quiet ./clients/python; then
     # As a user installs it (its dependencies are Debian's, seen through --system-site-packages; --no-index: no download).
     suite_failed "python: pip install ./clients/python into a virtual environment failed (apt-get install python3-venv)"
   else
     # The tests import the installed package: testkit.py's folder, not clients/python, is first on sys.path.
     VIDEOMATCH_CLIENT_INSTALLED=1 VIDEOMATCH_ADDRESS="$address" VIDEOMATCH_SERVER_DLL="$server_dll" \
-      "$results/python-env/bin/python" "$root/tests/Infrastructure/testkit.py" unittest clients/python/tests "$results/python.json"
+      "$installs/python-env/bin/python" "$root/tests/Infrastructure/testkit.py" unittest clients/python/tests "$results/python.json"
     [ -f "$results/python.json" ] || suite_failed "python: the unittest run wrote no results"
   fi
 
@@ -97,15 +99,15 @@ else
     suite_failed "node: Node.js is not installed"
   elif [ ! -d clients/node/node_modules ] && ! (cd clients/node && npm ci --no-audit --no-fund); then
     suite_failed "node: npm ci failed in clients/node"
-  elif ! mkdir -p "$results/node-pack" "$results/node-app" ||
-       ! (cd clients/node && npm pack --silent --pack-destination "$results/node-pack" >/dev/null) ||
-       ! (cd "$results/node-app" && echo '{ "private": true }' > package.json &&
-          npm install --no-audit --no-fund --prefer-offline --silent "$results"/node-pack/videomatch-client-*.tgz); then
+  elif ! mkdir -p "$installs/node-pack" "$installs/node-app" ||
+       ! (cd clients/node && npm pack --silent --pack-destination "$installs/node-pack" >/dev/null) ||
+       ! (cd "$installs/node-app" && echo '{ "private": true }' > package.json &&
+          npm install --no-audit --no-fund --prefer-offline --silent "$installs"/node-pack/videomatch-client-*.tgz); then
     # As a user installs it: the tarball npm pack makes (with its copy of the contract), installed into an empty project.
     suite_failed "node: npm pack of clients/node, or installing its tarball, failed"
   else
     mkdir -p "$results/node"
-    (cd clients/node && VIDEOMATCH_CLIENT_PACKAGE="$results/node-app/node_modules/videomatch-client" VIDEOMATCH_ADDRESS=$address \
+    (cd clients/node && VIDEOMATCH_CLIENT_PACKAGE="$installs/node-app/node_modules/videomatch-client" VIDEOMATCH_ADDRESS=$address \
       VIDEOMATCH_SERVER_DLL="$server_dll" node --test --test-reporter=spec --test-reporter-destination=stdout \
       --test-reporter=junit --test-reporter-destination="$results/node/junit.xml" test/)
     has_results "$results/node" '*.xml' || suite_failed "node: the test run wrote no results"

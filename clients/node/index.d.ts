@@ -151,6 +151,8 @@ export interface StreamAllOptions extends StreamOptions {
   maxAttempts?: number;
   /** With resume: how long one move may take (default 30000). */
   resumeDeadlineMs?: number;
+  /** With resume: frames sent and not yet answered, at most (kept to send again after a move; default 16). */
+  maxUnanswered?: number;
   onMove?: (move: StreamMove) => void;
 }
 

@@ -16,7 +16,7 @@ namespace VideoMatch.Server.Tests;
 /// starts and another is stopped. Every frame is answered once, in order, as one uninterrupted server answers it.
 /// </summary>
 [Collection(SoakRunsAlone.Name)]
-public sealed class ResumeAcrossServersTests(ITestOutputHelper output)
+public sealed partial class ResumeAcrossServersTests(ITestOutputHelper output)
 {
     private const int Cameras = 4;
     private const int FramesPerPhase = 8;
@@ -112,6 +112,128 @@ public sealed class ResumeAcrossServersTests(ITestOutputHelper output)
             }
         }
     }
+
+    [Fact]
+    public async Task Resume_DrainTimeRunsOutWithPairsQueued_ThoseFramesAreMatchedOnTheNextServer()
+    {
+        // A drain of 0 s: at SIGTERM every pair not matched yet is answered DROPPED with resend_elsewhere. A resuming
+        // client hands none of those on; it sends those frames again where the stream resumes.
+        var ports = new[] { Ports.Free(), Ports.Free() };
+        await using var first = await ServerProcess.StartAsync(output, [.. Settings, "--Streaming:ShutdownDrainSeconds=0", "--Batching:MaxBatchSize=1", "--urls", $"http://127.0.0.1:{ports[0]}"]);
+        var options = new VideoMatchClientOptions();
+        options.Addresses.Add(new Uri(first.Address));
+        // Not running yet: round-robin puts the stream on the first server, and finds this one once it is up.
+        options.Addresses.Add(new Uri($"http://127.0.0.1:{ports[1]}"));
+        using var client = new VideoMatchClient(options);
+        var moves = new List<StreamMove>();
+        var resume = new StreamResumeOptions { MaxAttempts = 40, Deadline = Limits.Call, Moved = moves.Add };
+        var answered = 0;
+        var run = Task.Run(async () =>
+        {
+            var responses = new List<StreamResponse>();
+            await foreach (var response in client.StreamAsync(Burst(), Config(0), resume).WithCancellation(CancellationToken.None))
+            {
+                responses.Add(response);
+                Interlocked.Increment(ref answered);
+            }
+
+            return responses;
+        });
+        // Sent as fast as the client may (16 unanswered at most), so pairs are queued when the server stops.
+        await Limits.UntilAsync(() => Volatile.Read(ref answered) >= 6, "the first answers");
+        first.Terminate();
+        Assert.Equal(0, await first.ExitCodeAsync());
+        await using var second = await ServerProcess.StartAsync(output, [.. Settings, "--urls", $"http://127.0.0.1:{ports[1]}"]);
+        var results = await run.DefaultTimeout();
+
+        var ended = EndedLine().Match(first.Log);
+        Assert.True(ended.Success, first.Log);
+        output.WriteLine($"first server: {ended.Value}; moves: {string.Join("; ", moves.Select(m => $"after {m.LastAnswered}, {m.Resent} sent again: {m.Cause.Detail}"))}");
+        Assert.True(int.Parse(ended.Groups[1].Value, CultureInfo.InvariantCulture) > 0, $"the drain dropped no pair, so nothing was to send again: {ended.Value}");
+        Assert.DoesNotContain(results, r => r.Status?.Code == FrameStatusCode.Dropped);
+        // The move names what ended the stream on the stopping server, not the refused connections while none was up.
+        Assert.Equal(Grpc.Core.StatusCode.Unavailable, Assert.Single(moves).Cause.StatusCode);
+        Assert.Contains("shutting down", moves[0].Cause.Detail, StringComparison.Ordinal);
+        using var single = new VideoMatchClient(new Uri(second.Address));
+        var expected = new List<StreamResponse>();
+        await foreach (var response in single.StreamAsync(Burst(), Config(0)))
+        {
+            expected.Add(response);
+        }
+
+        Assert.Equal(Describe(expected), Describe(results));
+    }
+
+    [Fact]
+    public async Task OpenStreamWithResume_ServerStoppedMidStream_TheSessionGoesOnAsOnOneServer()
+    {
+        // Frames from a camera callback (SendAsync one by one, responses read beside it), the server stopped halfway.
+        var ports = new[] { Ports.Free(), Ports.Free() };
+        await using var first = await ServerProcess.StartAsync(output, [.. Settings, "--urls", $"http://127.0.0.1:{ports[0]}"]);
+        ServerProcess? second = null;
+        try
+        {
+            var options = new VideoMatchClientOptions();
+            options.Addresses.Add(new Uri(first.Address));
+            options.Addresses.Add(new Uri($"http://127.0.0.1:{ports[1]}"));
+            using var client = new VideoMatchClient(options);
+            var moves = new List<StreamMove>();
+            var frames = new List<Frame>();
+            await foreach (var frame in Burst())
+            {
+                frames.Add(frame);
+            }
+
+            await using var session = await client.OpenStreamAsync(Config(1), new StreamResumeOptions { MaxAttempts = 40, Deadline = Limits.Call, Moved = moves.Add });
+            var reading = Task.Run(async () =>
+            {
+                var responses = new List<StreamResponse>();
+                await foreach (var response in session.Responses)
+                {
+                    responses.Add(response);
+                }
+
+                return responses;
+            });
+            for (var i = 0; i < frames.Count; i++)
+            {
+                if (i == frames.Count / 2)
+                {
+                    first.Terminate();
+                    Assert.Equal(0, await first.ExitCodeAsync());
+                    second = await ServerProcess.StartAsync(output, [.. Settings, "--urls", $"http://127.0.0.1:{ports[1]}"]);
+                }
+
+                await session.SendAsync(frames[i]).DefaultTimeout();
+            }
+
+            await session.CompleteAsync();
+            var results = await reading.DefaultTimeout();
+
+            using var single = new VideoMatchClient(new Uri(second!.Address));
+            var expected = new List<StreamResponse>();
+            await foreach (var response in single.StreamAsync(Burst(), Config(1)))
+            {
+                expected.Add(response);
+            }
+
+            Assert.Equal(Describe(expected), Describe(results));
+            Assert.Single(moves);
+        }
+        finally
+        {
+            if (second is not null)
+            {
+                await second.DisposeAsync();
+            }
+        }
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"Stream camera-0 ended after .*?, (\d+) dropped")]
+    private static partial System.Text.RegularExpressions.Regex EndedLine();
+
+    /// <summary>Camera 0's frames of all three phases, without waits.</summary>
+    private static IAsyncEnumerable<Frame> Burst() => Frames(0, null);
 
     private static StreamConfig Config(int camera) =>
         new() { StreamName = $"camera-{camera}", MatchThreshold = 0.2f, TrackIds = true, Keyframes = true, RekeyMinInliers = 60 };

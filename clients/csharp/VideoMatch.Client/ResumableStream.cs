@@ -56,7 +56,8 @@ internal sealed class ResumableStream(VideoMatcher.VideoMatcherClient matcher, M
         // Room for one more frame not yet answered: taken by the pump, given back by each answer.
         using var room = new SemaphoreSlim(options.MaxUnanswered, options.MaxUnanswered);
         var inbox = Channel.CreateBounded<Frame>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
-        var output = Channel.CreateUnbounded<StreamResponse>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        // Bounded: a caller that reads slowly holds the call back (HTTP/2 flow control), and no answer piles up here.
+        var output = Channel.CreateBounded<StreamResponse>(new BoundedChannelOptions(Math.Max(1, options.MaxUnanswered)) { SingleReader = true, SingleWriter = true });
         var pump = PumpAsync(frames, inbox.Writer, room, stop.Token);
         var driver = DriveAsync(inbox.Reader, output.Writer, room, stop.Token);
         try
@@ -108,11 +109,20 @@ internal sealed class ResumableStream(VideoMatcher.VideoMatcherClient matcher, M
                 using var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 using var call = matcher.MatchStream(headers, cancellationToken: attempt.Token);
                 var sending = SendAsync(call.RequestStream, inbox, attempt.Token);
+                // The server is stopping and could not match this frame in its drain time: from it on, every frame
+                // of this call goes again to the next server, and none of their answers here is handed on.
+                FrameStatus? stopping = null;
                 try
                 {
                     while (await call.ResponseStream.MoveNext(attempt.Token).ConfigureAwait(false))
                     {
                         var response = call.ResponseStream.Current;
+                        if (stopping is not null || response.Status?.ResendElsewhere == true)
+                        {
+                            stopping ??= response.Status;
+                            continue;
+                        }
+
                         lock (_lock)
                         {
                             _point.Answered(response);
@@ -126,6 +136,12 @@ internal sealed class ResumableStream(VideoMatcher.VideoMatcherClient matcher, M
                         }
 
                         await output.WriteAsync(response, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    if (stopping is not null)
+                    {
+                        // The call ended (its drain done) with frames to send again: a move, as UNAVAILABLE is.
+                        throw new RpcException(new Status(StatusCode.Unavailable, stopping.Message));
                     }
 
                     await sending.ConfigureAwait(false);
@@ -149,7 +165,7 @@ internal sealed class ResumableStream(VideoMatcher.VideoMatcherClient matcher, M
                         failures++;
                     }
 
-                    cause = status;
+                    cause ??= status; // what ended the stream on its server, not the failed connections since
                     var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(moveStarted);
                     if (failures >= options.MaxAttempts || elapsed >= options.Deadline)
                     {

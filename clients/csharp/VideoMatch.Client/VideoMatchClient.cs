@@ -153,6 +153,20 @@ public sealed class VideoMatchClient : IDisposable
     }
 
     /// <summary>
+    /// <see cref="OpenStreamAsync(StreamConfig?, CancellationToken)"/> for a stream that survives its server: frames
+    /// sent with <see cref="MatchSession.SendAsync"/> go through
+    /// <see cref="StreamAsync(IAsyncEnumerable{Frame}, StreamConfig?, StreamResumeOptions, CancellationToken)"/>, so a
+    /// move to another server is as that method makes it (one response per frame, in order; <see cref="StreamResumeOptions.Moved"/>).
+    /// <see cref="MatchSession.SendAsync"/> waits while <see cref="StreamResumeOptions.MaxUnanswered"/> frames wait for answers.
+    /// </summary>
+    public Task<MatchSession> OpenStreamAsync(StreamConfig? config, StreamResumeOptions resume, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(resume);
+        var frames = Channel.CreateBounded<Frame>(new BoundedChannelOptions(1) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+        return Task.FromResult(MatchSession.Resuming(frames.Writer, stop => StreamAsync(frames.Reader.ReadAllAsync(stop), config, resume, stop), cancellationToken));
+    }
+
+    /// <summary>
     /// Streams <paramref name="frames"/> as <see cref="StreamAsync(IAsyncEnumerable{Frame}, StreamConfig?, CancellationToken)"/>
     /// does, and when the server goes away (UNAVAILABLE, its drain, a reset or closed connection) goes on with another
     /// one: it reconnects (<paramref name="resume"/>'s attempts, backoff and deadline; the caller's cancellation always
@@ -218,28 +232,102 @@ public sealed class VideoMatchClient : IDisposable
     }
 }
 
-/// <summary>An open MatchStream call. Not thread-safe for sending: send from one task at a time.</summary>
+/// <summary>
+/// An open stream: one MatchStream call, or with <see cref="StreamResumeOptions"/> a stream that goes on on another
+/// server when its server stops. Not thread-safe for sending: send from one task at a time.
+/// </summary>
 public sealed class MatchSession : IAsyncDisposable
 {
-    private readonly AsyncDuplexStreamingCall<StreamRequest, StreamResponse> _call;
+    private readonly AsyncDuplexStreamingCall<StreamRequest, StreamResponse>? _call;
+    private readonly ChannelWriter<Frame>? _frames;
+    private readonly Channel<StreamResponse>? _responses;
+    private readonly CancellationTokenSource? _stop;
+    private readonly Task? _driving;
 
     internal MatchSession(AsyncDuplexStreamingCall<StreamRequest, StreamResponse> call) => _call = call;
 
+    private MatchSession(ChannelWriter<Frame> frames, Func<CancellationToken, IAsyncEnumerable<StreamResponse>> stream, CancellationToken cancellationToken)
+    {
+        _frames = frames;
+        _stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        // Bounded: a caller that does not read holds the stream back, as HTTP/2 flow control does a plain call.
+        _responses = Channel.CreateBounded<StreamResponse>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
+        // Started now, not at the first read: frames sent before anyone reads still go out.
+        _driving = DriveAsync(stream(_stop.Token), frames, _responses.Writer, _stop.Token);
+    }
+
+    internal static MatchSession Resuming(ChannelWriter<Frame> frames, Func<CancellationToken, IAsyncEnumerable<StreamResponse>> stream, CancellationToken cancellationToken) =>
+        new(frames, stream, cancellationToken);
+
     /// <summary>Responses in frame order, until <see cref="CompleteAsync"/> has been called and all are in.</summary>
-    public IAsyncEnumerable<StreamResponse> Responses => _call.ResponseStream.ReadAllAsync();
+    public IAsyncEnumerable<StreamResponse> Responses => _call?.ResponseStream.ReadAllAsync() ?? _responses!.Reader.ReadAllAsync();
 
     /// <summary>Sends a frame; waits while HTTP/2 flow control holds it (the server is behind).</summary>
     public Task SendAsync(Frame frame, CancellationToken cancellationToken = default) =>
-        _call.RequestStream.WriteAsync(new StreamRequest { Frame = frame }, cancellationToken);
+        _call is not null ? _call.RequestStream.WriteAsync(new StreamRequest { Frame = frame }, cancellationToken) : SendResumingAsync(frame, cancellationToken);
 
     /// <summary>No more frames; the server answers what it has and ends the call.</summary>
-    public Task CompleteAsync() => _call.RequestStream.CompleteAsync();
+    public Task CompleteAsync()
+    {
+        if (_call is not null)
+        {
+            return _call.RequestStream.CompleteAsync();
+        }
+
+        _frames!.TryComplete();
+        return Task.CompletedTask;
+    }
 
     /// <summary>Ends the call (cancelling it if it is still open).</summary>
-    public ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
-        _call.Dispose();
-        return ValueTask.CompletedTask;
+        if (_call is not null)
+        {
+            _call.Dispose();
+            return;
+        }
+
+        _frames!.TryComplete();
+        await _stop!.CancelAsync().ConfigureAwait(false);
+        await _driving!.ConfigureAwait(false);
+        _stop.Dispose();
+    }
+
+    private async Task SendResumingAsync(Frame frame, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(frame);
+        try
+        {
+            await _frames!.WriteAsync(frame, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ChannelClosedException e)
+        {
+            // The stream could not go on (the error names the last frame answered), or CompleteAsync was called.
+            throw e.InnerException ?? new InvalidOperationException("The stream was completed: no more frames can be sent.", e);
+        }
+    }
+
+    private static async Task DriveAsync(IAsyncEnumerable<StreamResponse> stream, ChannelWriter<Frame> frames, ChannelWriter<StreamResponse> responses,
+        CancellationToken cancellationToken)
+    {
+        try
+        {
+            await foreach (var response in stream.WithCancellation(cancellationToken).ConfigureAwait(false))
+            {
+                await responses.WriteAsync(response, cancellationToken).ConfigureAwait(false);
+            }
+
+            frames.TryComplete();
+            responses.TryComplete();
+        }
+#pragma warning disable CA1031 // Not lost: the reader of Responses gets it.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            // A send waiting for room fails with the same error.
+            frames.TryComplete(e);
+            responses.TryComplete(e);
+        }
     }
 }
 

@@ -243,19 +243,23 @@ class VideoMatchClient {
 
   /**
    * stream() with `resume`: when the server stops (UNAVAILABLE, its drain, a closed connection) the client reconnects
-   * (at most `maxAttempts` connections and `resumeDeadlineMs` per move, with backoff), resumes the stream there
+   * (at most `maxAttempts` connections and `resumeDeadlineMs` per move, with backoff; at most `maxUnanswered` frames
+   * are kept unanswered, to send again), resumes the stream there
    * (StreamConfig.resume), sends again the frames not yet answered, and goes on: one result per frame, in order, as
    * one uninterrupted server answers them. `onMove({ cause, details, lastAnswered, resent, attempts })` reports each
    * move; when the stream cannot go on, the error (with `lastAnswered` and `results`) names the last frame answered.
    */
   async streamResuming(images, {
     threshold, maxMatches = 0, name = '', estimate, inlierThresholdPx = 0, keyframes = false, rekeyMinInliers = 0,
-    trackIds = false, trackRadiusPx = 0, letterbox = false, firstSequence = 0, maxAttempts = 6, resumeDeadlineMs = 30000, onMove,
+    trackIds = false, trackRadiusPx = 0, letterbox = false, firstSequence = 0, maxAttempts = 6, resumeDeadlineMs = 30000, maxUnanswered = 16, onMove,
   } = {}) {
     const config = { maxMatches, streamName: name, inlierThresholdPx, keyframes, rekeyMinInliers, trackIds, trackRadiusPx, letterbox, model: this.model };
     if (estimate !== undefined) config.estimate = estimateName(estimate);
     if (threshold !== undefined) config.matchThreshold = { value: threshold };
     const point = new ResumePoint(keyframes);
+    // Frames sent and not answered are kept to send again after a move: at most maxUnanswered of them.
+    let roomMade = null;
+    const room = () => new Promise((resolve) => { roomMade = resolve; });
     const results = [];
     const source = images[Symbol.asyncIterator] ? images[Symbol.asyncIterator]() : images[Symbol.iterator]();
     let sequence = firstSequence;
@@ -286,6 +290,8 @@ class VideoMatchClient {
         await write({ config: first });
         for (const frame of [...point.unanswered]) await write({ frame });
         while (alive && !done) {
+          while (alive && point.unanswered.length >= maxUnanswered) await Promise.race([dead, room()]);
+          if (!alive) break;
           if (pending === null) {
             const next = await source.next();
             if (next.done) { done = true; break; }
@@ -300,15 +306,27 @@ class VideoMatchClient {
         }
         if (alive) call.end();
       })();
+      // The server is stopping and could not match this frame in its drain time: from it on, every frame of this call
+      // goes again to the next server, and none of their answers here is handed on.
+      let stopping = null;
       try {
         for await (const response of call) {
+          if (stopping !== null || (response.result === 'status' && response.status.resendElsewhere)) {
+            if (stopping === null) stopping = response.status.message;
+            continue;
+          }
           point.answered(response);
+          if (roomMade !== null) { roomMade(); roomMade = null; }
           if (cause !== null) {
             if (onMove) onMove({ cause: cause.code, details: cause.details, lastAnswered: movedAfter, resent, attempts: failures + 1 });
             cause = null;
             failures = 0;
           }
           results.push(streamResult(response));
+        }
+        if (stopping !== null) {
+          // The call ended (its drain done) with frames to send again: a move, as UNAVAILABLE is.
+          throw Object.assign(new Error(stopping), { code: grpc.status.UNAVAILABLE, details: stopping });
         }
         await sending;
         return results;
@@ -329,7 +347,7 @@ class VideoMatchClient {
         } else {
           failures += 1;
         }
-        cause = error;
+        if (cause === null) cause = error; // what ended the stream on its server, not the failed connections since
         const elapsed = Date.now() - moveStarted;
         if (failures >= maxAttempts || elapsed >= resumeDeadlineMs) {
           throw ended(`${failures + 1} connections over ${(elapsed / 1000).toFixed(1)} s found no server to resume it on`, error);

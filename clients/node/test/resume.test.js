@@ -23,8 +23,8 @@ function freePort() {
 }
 
 /** The built server as a process on a port, ready once it answers GetModelInfo (UNAVAILABLE while loading). */
-async function startServer(port) {
-  const child = spawn('dotnet', [serverDll, ...settings, '--urls', `http://127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function startServer(port, extra = []) {
+  const child = spawn('dotnet', [serverDll, ...settings, ...extra, '--urls', `http://127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
   const server = { port, child, log: '' };
   child.stdout.on('data', (chunk) => { server.log += chunk; });
   child.stderr.on('data', (chunk) => { server.log += chunk; });
@@ -49,8 +49,9 @@ function streams(server) {
   return (server.log.match(/Stream camera from \S+ started/g) || []).length - (server.log.match(/Stream camera ended/g) || []).length;
 }
 
-async function* frames(gate) {
-  for (let i = 0; i < 16; i++) {
+async function* frames(gate, count = 16, taking = () => {}) {
+  for (let i = 0; i < count; i++) {
+    taking(i);
     if (gate && i === 8) await gate.promise;
     if (gate && i >= 8) await new Promise((resolve) => setTimeout(resolve, 20)); // frames flow while the server stops
     yield crop(picture, 20 + 2 * i, 10 + i, 160, 128);
@@ -95,6 +96,41 @@ test('resume', { skip: !(serverDll && fs.existsSync(serverDll)) && 'needs VIDEOM
       assert.deepEqual(describe(results), describe(expected));
       assert.equal(moves.length, 1);
       assert.equal(moves[0].cause, 14); // UNAVAILABLE
+    } finally {
+      for (const server of servers) if (server.child.exitCode === null) server.child.kill('SIGKILL');
+    }
+  });
+
+  await t.test('the drain time runs out with pairs queued: those frames are matched on the next server', async () => {
+    // A drain of 0 s: at SIGTERM every pair not matched yet is answered DROPPED with resendElsewhere; the client
+    // hands none of those on and sends those frames again where the stream resumes.
+    const ports = [await freePort(), await freePort()];
+    const servers = [await startServer(ports[0], ['--Streaming:ShutdownDrainSeconds=0', '--Batching:MaxBatchSize=1'])];
+    try {
+      // The second address has no server yet: the stream starts on the first, and moves once the second is up.
+      const client = new VideoMatchClient(ports.map((p) => `127.0.0.1:${p}`).join(','));
+      const moves = [];
+      // With 16 frames unanswered at most, taking frame 22 means frames 0..5 were answered and 16 are in flight.
+      let inFlight;
+      const sixAnswered = new Promise((resolve) => { inFlight = resolve; });
+      const running = client.stream(frames(null, 24, (i) => { if (i === 22) inFlight(); }), { threshold: 0.2, name: 'camera', trackIds: true,
+        resume: true, maxAttempts: 40, resumeDeadlineMs: 120000, maxUnanswered: 16, onMove: (move) => moves.push(move) });
+      await sixAnswered;
+      servers[0].child.kill('SIGTERM');
+      assert.equal(await servers[0].exited, 0);
+      servers.push(await startServer(ports[1]));
+      const results = await running;
+      client.close();
+
+      const ended = /Stream camera ended after .*?, (\d+) dropped/.exec(servers[0].log);
+      assert.ok(ended, servers[0].log.slice(-2000));
+      assert.ok(Number(ended[1]) > 0, `the drain dropped no pair, so nothing was to send again: ${ended[0]}`);
+      const single = new VideoMatchClient(`127.0.0.1:${ports[1]}`);
+      const expected = await single.stream(frames(null, 24), { threshold: 0.2, name: 'camera', trackIds: true });
+      single.close();
+      assert.equal(results.length, 24);
+      assert.deepEqual(describe(results), describe(expected));
+      assert.equal(moves.length, 1);
     } finally {
       for (const server of servers) if (server.child.exitCode === null) server.child.kill('SIGKILL');
     }

@@ -30,10 +30,10 @@ def free_port() -> int:
 class Server:
     """The built server as a process on a port, ready when grpc.health.v1 answers SERVING."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, *settings: str):
         self.port = port
         self.log: "list[str]" = []
-        self.process = subprocess.Popen(["dotnet", SERVER_DLL, *SETTINGS, "--urls", f"http://127.0.0.1:{port}"],
+        self.process = subprocess.Popen(["dotnet", SERVER_DLL, *SETTINGS, *settings, "--urls", f"http://127.0.0.1:{port}"],
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         threading.Thread(target=lambda: [self.log.append(line) for line in self.process.stdout], daemon=True).start()
         deadline = time.monotonic() + 60
@@ -126,6 +126,38 @@ class ResumeTest(unittest.TestCase):
         self.assertEqual(1, len(moves))
         self.assertEqual("UNAVAILABLE", moves[0].cause)
         self.assertEqual(7, moves[0].last_answered)
+
+    def test_drain_time_runs_out_the_frames_it_dropped_are_matched_on_the_next_server(self):
+        # A drain of 0 s: at SIGTERM every pair not matched yet is answered DROPPED with resend_elsewhere; the client
+        # hands none of those on and sends those frames again where the stream resumes.
+        ports = [free_port(), free_port()]
+        first = Server(ports[0], "--Streaming:ShutdownDrainSeconds=0", "--Batching:MaxBatchSize=1")
+        self.servers = [first]
+        answered, moves = [], []
+        # The second address has no server yet: the stream starts on the first, and moves once the second is up.
+        with VideoMatchClient(",".join(f"127.0.0.1:{p}" for p in ports)) as client:
+            def run():
+                for result in client.stream(frames(self.picture, None, count=24), threshold=0.2, name="camera", track_ids=True,
+                                            resume=True, max_attempts=40, resume_deadline=120, on_move=moves.append):
+                    answered.append(result)
+
+            worker = threading.Thread(target=run)
+            worker.start()
+            deadline = time.monotonic() + 60
+            while len(answered) < 6 and time.monotonic() < deadline and worker.is_alive():
+                time.sleep(0.01)
+            self.assertEqual(0, first.stop())
+            self.servers.append(Server(ports[1]))
+            worker.join(timeout=120)
+            self.assertFalse(worker.is_alive())
+        ended = re.search(r"Stream camera ended after .*?, (\d+) dropped", "".join(first.log))
+        self.assertIsNotNone(ended, "".join(first.log[-20:]))
+        self.assertGreater(int(ended.group(1)), 0, f"the drain dropped no pair, so nothing was to send again: {ended.group(0)}")
+        with VideoMatchClient(f"127.0.0.1:{ports[1]}") as single:
+            expected = list(single.stream(frames(self.picture, None, count=24), threshold=0.2, name="camera", track_ids=True))
+        self.assertEqual(24, len(answered))
+        self.assertEqual(describe(expected), describe(answered))
+        self.assertEqual(1, len(moves))
 
     def test_no_server_to_move_to_the_error_names_the_last_frame_answered(self):
         port = free_port()

@@ -267,6 +267,20 @@ def _result(response: "pb.StreamResponse") -> Union[PairResult, FrameStatus]:
     return FrameStatus(status.sequence, pb.FrameStatusCode.Name(status.code).replace("FRAME_STATUS_CODE_", ""), status.message)
 
 
+class _Stopping(grpc.RpcError):
+    """A call that ended after its server said it is stopping (FrameStatus.resend_elsewhere): a move, like UNAVAILABLE."""
+
+    def __init__(self, details: str):
+        super().__init__(details)
+        self._details = details
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self) -> str:
+        return self._details
+
+
 def _movable(error: grpc.RpcError) -> bool:
     """The server went away or is draining (a move can go on elsewhere)."""
     if not hasattr(error, "code"):
@@ -563,8 +577,14 @@ class VideoMatchClient:
                 with lock:
                     resent = len(point.unanswered)
                 call = self._stub.MatchStream(requests(alive), timeout=timeout, metadata=self._metadata)
+                # The server is stopping and could not match this frame in its drain time: from it on, every frame of
+                # this call goes again to the next server, and none of their answers here is handed on.
+                stopping: Optional[str] = None
                 try:
                     for response in call:
+                        if stopping is not None or (response.WhichOneof("result") == "status" and response.status.resend_elsewhere):
+                            stopping = response.status.message if stopping is None else stopping
+                            continue
                         with lock:
                             point.answered(response)
                         room.release()
@@ -573,6 +593,9 @@ class VideoMatchClient:
                                 on_move(StreamMove(cause.code().name, cause.details() or "", moved_after, resent, failures + 1))
                             cause, failures = None, 0
                         yield _result(response)
+                    if stopping is not None:
+                        # The call ended (its drain done) with frames to send again: a move, as UNAVAILABLE is.
+                        raise _Stopping(stopping)
                     break
                 except grpc.RpcError as error:
                     if not _movable(error):
@@ -586,7 +609,7 @@ class VideoMatchClient:
                             moved_after, move_started, failures = point.last_answered, time.monotonic(), 0
                         else:
                             failures += 1
-                    cause = error
+                    cause = error if cause is None else cause  # what ended the stream on its server, not the failed connections since
                     elapsed = time.monotonic() - move_started
                     if failures >= max_attempts or elapsed >= resume_deadline:
                         raise _ended(point, f"{failures + 1} connections over {elapsed:.1f} s found no server to resume it on",

@@ -95,11 +95,13 @@ internal static class Answers
     /// <summary>Resume data the stream cannot go on from: INVALID_ARGUMENT naming the field.</summary>
     public static RpcException BadResume(string field, string problem) => InvalidArgument($"StreamConfig.resume{field} {problem}");
 
-    public static StreamResponse DrainExpired(ulong sequence0, ulong sequence1, double seconds) => Frame(sequence1, FrameStatusCode.Dropped, string.Create(CultureInfo.InvariantCulture,
-        $"Frames {sequence0} and {sequence1} were not matched: the server is shutting down and its drain time (Streaming:ShutdownDrainSeconds={seconds}) ran out. Send this frame to another instance."));
+    /// <summary>DROPPED with <see cref="FrameStatus.ResendElsewhere"/>: a resuming client sends the frame again to the next server.</summary>
+    public static StreamResponse DrainExpired(ulong sequence0, ulong sequence1, double seconds) => Resend(Frame(sequence1, FrameStatusCode.Dropped, string.Create(CultureInfo.InvariantCulture,
+        $"Frames {sequence0} and {sequence1} were not matched: the server is shutting down and its drain time (Streaming:ShutdownDrainSeconds={seconds}) ran out. Send this frame to another instance.")));
 
-    public static StreamResponse DrainExpired(ulong sequence, double seconds) => Frame(sequence, FrameStatusCode.Dropped, string.Create(CultureInfo.InvariantCulture,
-        $"Frame {sequence} was not matched: the server is shutting down and its drain time (Streaming:ShutdownDrainSeconds={seconds}) ran out before it could be. Send it to another instance."));
+    /// <summary>DROPPED with <see cref="FrameStatus.ResendElsewhere"/>: a resuming client sends the frame again to the next server.</summary>
+    public static StreamResponse DrainExpired(ulong sequence, double seconds) => Resend(Frame(sequence, FrameStatusCode.Dropped, string.Create(CultureInfo.InvariantCulture,
+        $"Frame {sequence} was not matched: the server is shutting down and its drain time (Streaming:ShutdownDrainSeconds={seconds}) ran out before it could be. Send it to another instance.")));
 
     public static RpcException NoConfigInTime(double seconds) => new(new Status(StatusCode.DeadlineExceeded, string.Create(CultureInfo.InvariantCulture,
         $"No StreamConfig arrived within {seconds} s of the stream's start (Streaming:ConfigTimeoutSeconds); send it as the first message.")));
@@ -117,4 +119,10 @@ internal static class Answers
 
     private static StreamResponse Frame(ulong sequence, FrameStatusCode code, string message) =>
         new() { Status = new FrameStatus { Sequence = sequence, Code = code, Message = message } };
+
+    private static StreamResponse Resend(StreamResponse response)
+    {
+        response.Status.ResendElsewhere = true;
+        return response;
+    }
 }
