@@ -39,6 +39,24 @@ public sealed class SecurityTests : IDisposable
     }
 
     [Fact]
+    public async Task Tls_DnsNameWithTls_ServesOverHttpsAndPlaintextIsRefused()
+    {
+        // dns:///localhost:port resolves to 127.0.0.1 (served) and ::1 (nothing there: round-robin skips it).
+        await using var server = await LoopbackServer.StartAsync(https: true, _certificates.ServerSettings());
+        var name = new Uri($"dns:///localhost:{server.Address.Port}");
+        using var client = new VideoMatchClient(new VideoMatchClientOptions { Address = name, Tls = true, AllowUntrustedServerCertificate = true });
+        using var plaintext = new VideoMatchClient(new VideoMatchClientOptions { Address = name });
+
+        var info = await client.GetModelInfoAsync(Limits.Token());
+        var error = await Assert.ThrowsAsync<RpcException>(() => plaintext.GetModelInfoAsync(Limits.Token()));
+
+        Assert.Equal("videomatch-embedded-patch-matcher", info.ModelName);
+        Assert.NotEqual(StatusCode.OK, error.StatusCode);
+        var wrong = Assert.Throws<ArgumentException>(() => new VideoMatchClient(new VideoMatchClientOptions { Address = server.Address, Tls = true }));
+        Assert.Contains("https:// is TLS", wrong.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Tls_PlaintextClient_IsRefused()
     {
         await using var server = await LoopbackServer.StartAsync(https: true, _certificates.ServerSettings());

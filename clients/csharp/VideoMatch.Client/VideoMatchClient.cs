@@ -189,6 +189,11 @@ public sealed class VideoMatchClient : IDisposable
     private static GrpcChannel CreateChannel(VideoMatchClientOptions options, GrpcChannelOptions channel)
     {
         var addresses = options.Addresses;
+        if (options.Tls && (addresses.Count > 0 || options.Address.Scheme != "dns"))
+        {
+            throw new ArgumentException("VideoMatchClientOptions.Tls is for a dns:/// address; http:// and https:// addresses say it by their scheme (https:// is TLS).", nameof(options));
+        }
+
         if (addresses.Count == 0 && options.Address.Scheme is "http" or "https")
         {
             return GrpcChannel.ForAddress(options.Address, channel);
@@ -200,7 +205,7 @@ public sealed class VideoMatchClient : IDisposable
             throw new ArgumentException($"Addresses must all be http:// or all https:// (got {string.Join(", ", addresses)}).", nameof(options));
         }
 
-        channel.Credentials = schemes is ["https"] ? ChannelCredentials.SecureSsl : ChannelCredentials.Insecure;
+        channel.Credentials = schemes is ["https"] || options.Tls ? ChannelCredentials.SecureSsl : ChannelCredentials.Insecure;
         channel.ServiceConfig = new ServiceConfig { LoadBalancingConfigs = { new RoundRobinConfig() } };
         if (addresses.Count == 0)
         {

@@ -15,6 +15,12 @@ public sealed class VideoMatchClientOptions
     /// </summary>
     public IList<Uri> Addresses { get; } = [];
 
+    /// <summary>
+    /// TLS for a <c>dns:///name:port</c> <see cref="Address"/> (certificates are checked against the name). An
+    /// http:// or https:// address says it by its scheme, so this must stay false with those.
+    /// </summary>
+    public bool Tls { get; set; }
+
     /// <summary>Sent as <c>authorization: Bearer …</c> on every call when set (servers that require a key check it).</summary>
     public string? ApiKey { get; set; }
 
