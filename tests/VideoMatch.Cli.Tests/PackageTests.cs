@@ -126,7 +126,7 @@ public sealed class PackageTests(LoopbackServer server, ITestOutputHelper output
 
     private async Task<string> DotnetAsync(string folder, params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet") { WorkingDirectory = folder, RedirectStandardOutput = true, RedirectStandardError = true };
+        var start = new ProcessStartInfo("dotnet") { WorkingDirectory = folder };
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);
@@ -138,22 +138,9 @@ public sealed class PackageTests(LoopbackServer server, ITestOutputHelper output
             start.Environment.Remove(name);
         }
 
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var limit = new CancellationTokenSource(Limits.Call);
-        try
-        {
-            await process.WaitForExitAsync(limit.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"dotnet {string.Join(' ', args)} ran over {Limits.Call.TotalSeconds} s");
-        }
-
-        output.WriteLine($"dotnet {string.Join(' ', args)}: exit {process.ExitCode}\n{await stdout}{await stderr}");
-        Assert.True(process.ExitCode == 0, $"dotnet {string.Join(' ', args)} exited {process.ExitCode}: {await stdout}{await stderr}");
-        return await stdout;
+        var (exitCode, stdout, stderr) = await ProcessRuns.ToExitAsync(start);
+        output.WriteLine($"dotnet {string.Join(' ', args)}: exit {exitCode}\n{stdout}{stderr}");
+        Assert.True(exitCode == 0, $"dotnet {string.Join(' ', args)} exited {exitCode}: {stdout}{stderr}");
+        return stdout;
     }
 }

@@ -381,21 +381,8 @@ public sealed class StartupTests
             start.Environment[name] = value;
         }
 
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var errors = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(Limits.Call);
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"The server did not exit within {Limits.Call.TotalSeconds:0} s with {string.Join(' ', settings)}; output: {await output}");
-        }
-
-        return (process.ExitCode, await errors, await output);
+        var (exitCode, output, errors) = await ProcessRuns.ToExitAsync(start);
+        return (exitCode, errors, output);
     }
 
     /// <summary>Collects a started process's standard output and error as they come; the function reads what has come so far.</summary>
