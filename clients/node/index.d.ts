@@ -182,7 +182,8 @@ export class VideoMatchClient {
   modelInfo(): Promise<ModelInfo>;
   listModels(): Promise<ModelList>;
   matchPair(image0: ImageInput, image1: ImageInput, options?: MatchPairOptions): Promise<MatchPairResult>;
-  openStream(options?: StreamOptions): MatchStream;
+  /** With `resume`, the stream goes on on another server when its server stops (frames numbered by the client). */
+  openStream(options?: StreamAllOptions): MatchStream;
   /** Streams the images and resolves to one result per frame, in order; rejects with a StreamError. */
   stream(images: Iterable<ImageInput> | AsyncIterable<ImageInput>, options?: StreamAllOptions): Promise<StreamResult[]>;
 }

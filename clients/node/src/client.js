@@ -119,6 +119,42 @@ class ResumePoint {
   }
 }
 
+/**
+ * An async iterable fed by push(): each push resolves once the reader took the value (so a pusher waits for room);
+ * end() finishes it after what was pushed; fail(error) refuses what waits to be taken and makes the reader throw.
+ */
+function handoff() {
+  const values = [];
+  const readers = [];
+  let finish = null; // { error } once ended or failed
+  const settle = () => {
+    while (readers.length > 0 && (values.length > 0 || finish)) {
+      const reader = readers.shift();
+      if (values.length > 0) {
+        const { value, taken } = values.shift();
+        taken();
+        reader.resolve({ value, done: false });
+      } else if (finish.error) reader.reject(finish.error);
+      else reader.resolve({ value: undefined, done: true });
+    }
+  };
+  return {
+    push(value) {
+      if (finish) return Promise.reject(finish.error || new Error('the stream has ended: no more frames can be sent'));
+      return new Promise((taken, refused) => { values.push({ value, taken, refused }); settle(); });
+    },
+    end() { if (!finish) finish = { error: null }; settle(); },
+    fail(error) {
+      if (!finish) finish = { error };
+      for (const { refused } of values.splice(0)) refused(error); // frames waiting for room: sent nowhere, and said so
+      settle();
+    },
+    [Symbol.asyncIterator]() {
+      return { next: () => new Promise((resolve, reject) => { readers.push({ resolve, reject }); settle(); }) };
+    },
+  };
+}
+
 /** The server went away or is draining: a move can go on elsewhere. */
 function movable(error) {
   const details = String(error.details || '').toLowerCase();
@@ -191,10 +227,12 @@ class VideoMatchClient {
    * Opens a stream. send(image, sequence) queues a frame, end() says no more; iterate the returned object
    * (for await ... of) to get one result per frame, in order: {kind:'pair', ...} or {kind:'status', code, ...}.
    */
-  openStream({
-    threshold, maxMatches = 0, name = '', estimate, inlierThresholdPx = 0,
-    keyframes = false, rekeyMinInliers = 0, trackIds = false, trackRadiusPx = 0, letterbox = false,
-  } = {}) {
+  openStream(options = {}) {
+    if (options.resume) return this.openResumingStream(options);
+    const {
+      threshold, maxMatches = 0, name = '', estimate, inlierThresholdPx = 0,
+      keyframes = false, rekeyMinInliers = 0, trackIds = false, trackRadiusPx = 0, letterbox = false,
+    } = options;
     const config = { maxMatches, streamName: name, inlierThresholdPx, keyframes, rekeyMinInliers, trackIds, trackRadiusPx, letterbox, model: this.model };
     if (estimate !== undefined) config.estimate = estimateName(estimate);
     const call = this.stub.matchStream(this.metadata);
@@ -214,6 +252,34 @@ class VideoMatchClient {
       async* [Symbol.asyncIterator]() {
         for await (const response of call) yield streamResult(response);
       },
+    };
+  }
+
+  /**
+   * openStream({ resume: true, ... }): frames sent one by one (a camera callback) through streamResuming, so the stream
+   * goes on on another server when its server stops; results come as they are answered. Frames are numbered from
+   * `firstSequence` (default 0), one after another; send() waits while `maxUnanswered` frames wait for answers.
+   */
+  openResumingStream(options) {
+    const frames = handoff();
+    const results = handoff();
+    const control = { cancelled: false, call: null };
+    this.streamResuming(frames, options, (result) => { results.push(result); }, control)
+      .then(() => results.end(), (error) => { frames.fail(error); results.fail(error); });
+    let next = options.firstSequence || 0;
+    return {
+      send(image, sequence = next) {
+        if (sequence !== next) throw new Error(`a resuming stream numbers its frames itself, one after another: the next is ${next}, not ${sequence}`);
+        next += 1;
+        return frames.push(image);
+      },
+      end() { frames.end(); },
+      cancel() {
+        control.cancelled = true;
+        if (control.call) control.call.cancel();
+        frames.end();
+      },
+      [Symbol.asyncIterator]() { return results[Symbol.asyncIterator](); },
     };
   }
 
@@ -252,7 +318,7 @@ class VideoMatchClient {
   async streamResuming(images, {
     threshold, maxMatches = 0, name = '', estimate, inlierThresholdPx = 0, keyframes = false, rekeyMinInliers = 0,
     trackIds = false, trackRadiusPx = 0, letterbox = false, firstSequence = 0, maxAttempts = 6, resumeDeadlineMs = 30000, maxUnanswered = 16, onMove,
-  } = {}) {
+  } = {}, emit = null, control = { cancelled: false, call: null }) {
     const config = { maxMatches, streamName: name, inlierThresholdPx, keyframes, rekeyMinInliers, trackIds, trackRadiusPx, letterbox, model: this.model };
     if (estimate !== undefined) config.estimate = estimateName(estimate);
     if (threshold !== undefined) config.matchThreshold = { value: threshold };
@@ -272,7 +338,9 @@ class VideoMatchClient {
     const ended = (why, error) => Object.assign(new Error(`The stream could not go on: ${why} (the last frame answered was ${point.lastAnswered ?? 'none'}; `
       + `send the frames after it to a new stream). ${error.details || error.message}`), { code: error.code, lastAnswered: point.lastAnswered, results });
     for (;;) {
+      if (control.cancelled) throw Object.assign(new Error('Cancelled on client'), { code: grpc.status.CANCELLED, details: 'Cancelled on client', results });
       const call = this.stub.matchStream(this.metadata);
+      control.call = call;
       let alive = true;
       let die;
       const dead = new Promise((resolve) => { die = resolve; });
@@ -322,7 +390,9 @@ class VideoMatchClient {
             cause = null;
             failures = 0;
           }
-          results.push(streamResult(response));
+          // Handed on as it comes (openStream with resume), or kept for the promise (stream with resume).
+          if (emit) emit(streamResult(response));
+          else results.push(streamResult(response));
         }
         if (stopping !== null) {
           // The call ended (its drain done) with frames to send again: a move, as UNAVAILABLE is.

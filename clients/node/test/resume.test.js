@@ -136,6 +136,45 @@ test('resume', { skip: !(serverDll && fs.existsSync(serverDll)) && 'needs VIDEOM
     }
   });
 
+  await t.test('openStream with resume: frames sent one by one, results as they come, a server stopped midway', async () => {
+    const ports = [await freePort(), await freePort()];
+    const servers = [await startServer(ports[0])];
+    try {
+      const client = new VideoMatchClient(ports.map((p) => `127.0.0.1:${p}`).join(','));
+      const moves = [];
+      const stream = client.openStream({ ...options, resume: true, maxAttempts: 40, resumeDeadlineMs: 120000, onMove: (move) => moves.push(move) });
+      const results = [];
+      const reading = (async () => { for await (const result of stream) results.push(result); })();
+      const images = [];
+      for await (const image of frames(null, 24)) images.push(image);
+      for (let i = 0; i < images.length; i++) {
+        if (i === 12) {
+          // Results come while the stream is open, not at its end.
+          for (const started = Date.now(); results.length < 4;) {
+            assert.ok(Date.now() - started < 60000, `only ${results.length} results before the stream ended`);
+            await new Promise((resolve) => setTimeout(resolve, 10));
+          }
+          servers[0].child.kill('SIGTERM');
+          assert.equal(await servers[0].exited, 0);
+          servers.push(await startServer(ports[1]));
+        }
+        await stream.send(images[i]);
+      }
+      stream.end();
+      await reading;
+      client.close();
+
+      const single = new VideoMatchClient(`127.0.0.1:${ports[1]}`);
+      const expected = await single.stream(frames(null, 24), options);
+      single.close();
+      assert.deepEqual(describe(results), describe(expected));
+      assert.equal(moves.length, 1);
+      assert.throws(() => stream.send(images[0], 3), /numbers its frames itself/);
+    } finally {
+      for (const server of servers) if (server.child.exitCode === null) server.child.kill('SIGKILL');
+    }
+  });
+
   await t.test('resume point: nothing usable answered yet says so', () => {
     const point = new ResumePoint(false);
     point.sent({ sequence: 3 });

@@ -19,6 +19,9 @@ export async function use(): Promise<number> {
     if (r.kind === 'pair') matched += r.matches.count + r.matches.trackIds.length + (r.newKeyframe ? 1 : 0) + r.timings.batchSize;
     else if (r.code === 'DROPPED') matched -= r.sequence;
   }
+  const moving = client.openStream({ resume: true, maxUnanswered: 8, onMove: (move) => { matched += move.attempts; } });
+  await moving.send('a.png');
+  moving.end();
   const stream = client.openStream({ name: 'camera-1', estimate: 'similarity' });
   await stream.send({ rgb: Buffer.alloc(12), width: 2, height: 2 }, 0);
   stream.end();
