@@ -165,6 +165,47 @@ public sealed partial class ResumeAcrossServersTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Resume_ServerCrashesMidStream_TheStreamGoesOnAsOnOneServer()
+    {
+        // SIGKILL: no drain, no UNAVAILABLE; the connection just breaks. Every frame not answered goes to the next server.
+        var ports = new[] { Ports.Free(), Ports.Free() };
+        await using var first = await ServerProcess.StartAsync(output, [.. Settings, "--urls", $"http://127.0.0.1:{ports[0]}"]);
+        var options = new VideoMatchClientOptions();
+        options.Addresses.Add(new Uri(first.Address));
+        options.Addresses.Add(new Uri($"http://127.0.0.1:{ports[1]}"));
+        using var client = new VideoMatchClient(options);
+        var moves = new List<StreamMove>();
+        var answered = 0;
+        var run = Task.Run(async () =>
+        {
+            var responses = new List<StreamResponse>();
+            await foreach (var response in client.StreamAsync(Burst(), Config(2), new StreamResumeOptions { MaxAttempts = 40, Deadline = Limits.Call, Moved = moves.Add })
+                .WithCancellation(CancellationToken.None))
+            {
+                responses.Add(response);
+                Interlocked.Increment(ref answered);
+            }
+
+            return responses;
+        });
+        await Limits.UntilAsync(() => Volatile.Read(ref answered) >= 6, "the first answers");
+        first.Crash();
+        await using var second = await ServerProcess.StartAsync(output, [.. Settings, "--urls", $"http://127.0.0.1:{ports[1]}"]);
+        var results = await run.DefaultTimeout();
+
+        using var single = new VideoMatchClient(new Uri(second.Address));
+        var expected = new List<StreamResponse>();
+        await foreach (var response in single.StreamAsync(Burst(), Config(2)))
+        {
+            expected.Add(response);
+        }
+
+        output.WriteLine(string.Join("; ", moves.Select(m => $"after {m.LastAnswered}, {m.Resent} sent again: {m.Cause.StatusCode} {m.Cause.Detail}")));
+        Assert.Equal(Describe(expected), Describe(results));
+        Assert.Single(moves);
+    }
+
+    [Fact]
     public async Task OpenStreamWithResume_ServerStoppedMidStream_TheSessionGoesOnAsOnOneServer()
     {
         // Frames from a camera callback (SendAsync one by one, responses read beside it), the server stopped halfway.

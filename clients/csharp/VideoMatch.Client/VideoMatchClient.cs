@@ -45,6 +45,10 @@ public sealed class VideoMatchClient : IDisposable
             HttpHandler = handler,
             MaxReceiveMessageSize = options.MaxMessageBytes,
             MaxSendMessageSize = options.MaxMessageBytes,
+            // A server that comes back (a restarted pod on its address) is reached within 2 s, not after the default
+            // backoff of up to 120 s.
+            InitialReconnectBackoff = TimeSpan.FromMilliseconds(250),
+            MaxReconnectBackoff = TimeSpan.FromSeconds(2),
         });
         _matcher = new VideoMatcher.VideoMatcherClient(_channel);
         _health = new Health.HealthClient(_channel);

@@ -172,6 +172,11 @@ class VideoMatchClient {
     const options = {
       'grpc.max_send_message_length': maxMessageBytes,
       'grpc.max_receive_message_length': maxMessageBytes,
+      // A server that comes back (a restarted pod on its address) is reached within 2 s, not after gRPC's default
+      // backoff of up to 120 s; this channel's connections are its own, not shared with other clients'.
+      'grpc.initial_reconnect_backoff_ms': 250,
+      'grpc.max_reconnect_backoff_ms': 2000,
+      'grpc.use_local_subchannel_pool': 1,
     };
     const balanced = target(address);
     if (balanced !== address || /^(dns|ipv4|ipv6):/.test(address)) {

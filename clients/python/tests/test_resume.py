@@ -38,6 +38,11 @@ class Server:
         threading.Thread(target=lambda: [self.log.append(line) for line in self.process.stdout], daemon=True).start()
         deadline = time.monotonic() + 60
         with VideoMatchClient(f"127.0.0.1:{port}") as probe:
+            try:
+                # Connected first: calls failing at once would keep gRPC's connection attempt from finishing.
+                grpc.channel_ready_future(probe._channel).result(timeout=60)
+            except grpc.FutureTimeoutError:
+                pass
             while True:
                 try:
                     probe.model_info(timeout=2)  # UNAVAILABLE until the model is loaded

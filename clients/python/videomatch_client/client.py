@@ -615,6 +615,12 @@ class VideoMatchClient:
                         raise _ended(point, f"{failures + 1} connections over {elapsed:.1f} s found no server to resume it on",
                                      error) from error
                     time.sleep(min(2.0, 0.1 * (2 ** failures)))
+                    # Then wait for a server to connect to: calls that fail at once while gRPC connects keep its
+                    # connection attempt from finishing (a server up in 0.5 s was reached only after 10 s or more).
+                    try:
+                        grpc.channel_ready_future(self._channel).result(timeout=max(0.0, resume_deadline - (time.monotonic() - move_started)))
+                    except grpc.FutureTimeoutError:
+                        pass  # the next attempt fails and says why
             producer.join()
             if failure:
                 raise failure[0]

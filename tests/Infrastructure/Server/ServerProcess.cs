@@ -123,6 +123,17 @@ public sealed partial class ServerProcess : IAsyncDisposable
         kill.WaitForExit();
     }
 
+    /// <summary>SIGKILL: the process dies at once, as a crashed or OOM-killed pod does; no drain, no answers.</summary>
+    public void Crash()
+    {
+        lock (_log)
+        {
+            _log.Append(System.Globalization.CultureInfo.InvariantCulture, $"[{_clock.Elapsed.TotalSeconds,6:F2}] (test) SIGKILL").AppendLine();
+        }
+
+        _process.Kill();
+    }
+
     public async Task<int> ExitCodeAsync()
     {
         await _process.WaitForExitAsync().WaitAsync(Limits.Call);
