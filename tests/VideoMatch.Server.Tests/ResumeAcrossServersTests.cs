@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Numerics;
 using System.Runtime.CompilerServices;
@@ -203,6 +204,70 @@ public sealed partial class ResumeAcrossServersTests(ITestOutputHelper output)
         output.WriteLine(string.Join("; ", moves.Select(m => $"after {m.LastAnswered}, {m.Resent} sent again: {m.Cause.StatusCode} {m.Cause.Detail}")));
         Assert.Equal(Describe(expected), Describe(results));
         Assert.Single(moves);
+    }
+
+    [Fact]
+    public async Task Resume_ServerHangsMidStream_KeepAlivePingsNoticeAndTheStreamGoesOn()
+    {
+        // SIGSTOP: the connection stays open and nothing answers (a hung pod, a node gone without a FIN). Only the
+        // client's HTTP/2 pings (1 s here, 10 s by default) notice it.
+        var ports = new[] { Ports.Free(), Ports.Free() };
+        await using var first = await ServerProcess.StartAsync(output, [.. Settings, "--urls", $"http://127.0.0.1:{ports[0]}"]);
+        await using var second = await ServerProcess.StartAsync(output, [.. Settings, "--urls", $"http://127.0.0.1:{ports[1]}"]);
+        var options = new VideoMatchClientOptions { KeepAlive = TimeSpan.FromSeconds(1), KeepAliveTimeout = TimeSpan.FromSeconds(1) };
+        options.Addresses.Add(new Uri(first.Address));
+        options.Addresses.Add(new Uri(second.Address));
+        using var client = new VideoMatchClient(options);
+        var moves = new List<StreamMove>();
+        var frames = new List<Frame>();
+        await foreach (var frame in Burst())
+        {
+            frames.Add(frame);
+        }
+
+        var hung = Stopwatch.StartNew();
+        var noticed = TimeSpan.Zero;
+        await using var session = await client.OpenStreamAsync(Config(3), new StreamResumeOptions { Moved = move => { moves.Add(move); noticed = hung.Elapsed; } });
+        var answered = 0;
+        var reading = Task.Run(async () =>
+        {
+            var responses = new List<StreamResponse>();
+            await foreach (var response in session.Responses)
+            {
+                responses.Add(response);
+                Interlocked.Increment(ref answered);
+            }
+
+            return responses;
+        });
+        for (var i = 0; i < frames.Count; i++)
+        {
+            if (i == frames.Count / 2)
+            {
+                await Limits.UntilAsync(() => Volatile.Read(ref answered) == i, "the first half answered");
+                var serving = first.Log.Contains("Stream camera-3 from", StringComparison.Ordinal) ? first : second;
+                serving.Freeze();
+                hung.Restart();
+            }
+
+            await session.SendAsync(frames[i]).DefaultTimeout();
+        }
+
+        await session.CompleteAsync();
+        var results = await reading.DefaultTimeout();
+        output.WriteLine($"moved {noticed.TotalSeconds:F1} s after the server hung; {string.Join("; ", moves.Select(m => $"after {m.LastAnswered}, {m.Resent} sent again: {m.Cause.StatusCode} {m.Cause.Detail}"))}");
+
+        using var single = new VideoMatchClient(new Uri(first.Log.Contains("SIGSTOP", StringComparison.Ordinal) ? second.Address : first.Address));
+        var expected = new List<StreamResponse>();
+        await foreach (var response in single.StreamAsync(Burst(), Config(3)))
+        {
+            expected.Add(response);
+        }
+
+        Assert.Equal(Describe(expected), Describe(results));
+        Assert.Single(moves);
+        // 1 s without a frame, then 1 s for the ping's answer; .NET checks on its own timer, and the machine may be busy.
+        Assert.True(noticed < TimeSpan.FromSeconds(10), $"the stream moved {noticed.TotalSeconds:F1} s after the server hung");
     }
 
     [Fact]

@@ -27,7 +27,14 @@ public sealed class VideoMatchClient : IDisposable
     public VideoMatchClient(VideoMatchClientOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var handler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true };
+        var handler = new SocketsHttpHandler
+        {
+            EnableMultipleHttp2Connections = true,
+            // HTTP/2 pings while calls are open: a server that stops answering without closing the connection is noticed.
+            KeepAlivePingDelay = options.KeepAlive,
+            KeepAlivePingTimeout = options.KeepAliveTimeout,
+            KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
+        };
         if (options.ClientCertificate is not null)
         {
             handler.SslOptions.ClientCertificates = [options.ClientCertificate];

@@ -21,6 +21,17 @@ public sealed class VideoMatchClientOptions
     /// </summary>
     public bool Tls { get; set; }
 
+    /// <summary>
+    /// How long a connection with calls open may go without a frame from the server before the client pings it;
+    /// <see cref="Timeout.InfiniteTimeSpan"/>: never. A server that stops answering (a hung pod, a node gone without
+    /// closing its connections) is then noticed within this plus <see cref="KeepAliveTimeout"/>, and a resumable stream
+    /// moves on. Default 10 s.
+    /// </summary>
+    public TimeSpan KeepAlive { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long the client waits for a ping's answer before it drops the connection. Default 10 s.</summary>
+    public TimeSpan KeepAliveTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Sent as <c>authorization: Bearer …</c> on every call when set (servers that require a key check it).</summary>
     public string? ApiKey { get; set; }
 

@@ -123,6 +123,18 @@ public sealed partial class ServerProcess : IAsyncDisposable
         kill.WaitForExit();
     }
 
+    /// <summary>SIGSTOP: the process stops answering without closing anything, as a hung pod or a lost node does.</summary>
+    public void Freeze()
+    {
+        lock (_log)
+        {
+            _log.Append(System.Globalization.CultureInfo.InvariantCulture, $"[{_clock.Elapsed.TotalSeconds,6:F2}] (test) SIGSTOP").AppendLine();
+        }
+
+        using var stop = Process.Start("kill", ["-STOP", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        stop.WaitForExit();
+    }
+
     /// <summary>SIGKILL: the process dies at once, as a crashed or OOM-killed pod does; no drain, no answers.</summary>
     public void Crash()
     {
