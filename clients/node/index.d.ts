@@ -101,6 +101,10 @@ export interface ClientOptions {
   maxMessageBytes?: number;
   /** Which of the server's models every call uses; '' for its default. */
   model?: string;
+  /** HTTP/2 pings this often while calls are open, so a server that hangs is noticed (default 10000; 0: none). */
+  keepAliveMs?: number;
+  /** How long a ping may go unanswered before the connection is dropped (default 10000). */
+  keepAliveTimeoutMs?: number;
 }
 
 export interface MatchPairOptions {

@@ -167,8 +167,13 @@ class VideoMatchClient {
    * @param {string} address host:port of a plaintext HTTP/2 server (pass credentials for TLS); several ip:port pairs
    * separated by commas, or a gRPC target such as dns:///name:port, balance calls round-robin over the servers.
    * `model` names which of the server's models every call uses (listModels names them); '' for its default.
+   * `keepAliveMs`: HTTP/2 pings that often while calls are open (0: none), each answered within `keepAliveTimeoutMs`:
+   * a server that hangs without closing its connections (a frozen pod, a node gone) is noticed, and a resuming stream
+   * moves on.
    */
-  constructor(address = '127.0.0.1:50051', { credentials = grpc.credentials.createInsecure(), apiKey, maxMessageBytes = 64 * 1024 * 1024, model = '' } = {}) {
+  constructor(address = '127.0.0.1:50051', {
+    credentials = grpc.credentials.createInsecure(), apiKey, maxMessageBytes = 64 * 1024 * 1024, model = '', keepAliveMs = 10000, keepAliveTimeoutMs = 10000,
+  } = {}) {
     const options = {
       'grpc.max_send_message_length': maxMessageBytes,
       'grpc.max_receive_message_length': maxMessageBytes,
@@ -178,6 +183,10 @@ class VideoMatchClient {
       'grpc.max_reconnect_backoff_ms': 2000,
       'grpc.use_local_subchannel_pool': 1,
     };
+    if (keepAliveMs > 0) {
+      options['grpc.keepalive_time_ms'] = keepAliveMs;
+      options['grpc.keepalive_timeout_ms'] = keepAliveTimeoutMs;
+    }
     const balanced = target(address);
     if (balanced !== address || /^(dns|ipv4|ipv6):/.test(address)) {
       // Several servers: calls balanced round-robin, each stream on one; one that goes away is skipped.

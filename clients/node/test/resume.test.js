@@ -175,6 +175,41 @@ test('resume', { skip: !(serverDll && fs.existsSync(serverDll)) && 'needs VIDEOM
     }
   });
 
+  await t.test('a server that hangs mid-stream: keepalive pings notice it and the stream goes on', async () => {
+    // SIGSTOP: the connection stays open and nothing answers; only the client's HTTP/2 pings notice (1 s here).
+    const ports = [await freePort(), await freePort()];
+    const servers = [await startServer(ports[0]), await startServer(ports[1])];
+    try {
+      const client = new VideoMatchClient(ports.map((p) => `127.0.0.1:${p}`).join(','), { keepAliveMs: 1000, keepAliveTimeoutMs: 1000 });
+      const moves = [];
+      let open;
+      const gate = { promise: new Promise((resolve) => { open = resolve; }) };
+      const running = client.stream(frames(gate), { ...options, resume: true, onMove: (move) => moves.push({ move, at: Date.now() }) });
+      for (const started = Date.now(); servers.every((s) => streams(s) === 0);) {
+        assert.ok(Date.now() - started < 60000, 'the stream started');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500)); // the first half answered
+      const serving = servers.find((s) => streams(s) > 0);
+      serving.child.kill('SIGSTOP');
+      const hung = Date.now();
+      open();
+      const results = await running;
+      client.close();
+
+      const survivor = servers.find((s) => s !== serving);
+      const single = new VideoMatchClient(`127.0.0.1:${survivor.port}`);
+      const expected = await single.stream(frames(null), options);
+      single.close();
+      assert.deepEqual(describe(results), describe(expected));
+      assert.equal(moves.length, 1);
+      const noticed = (moves[0].at - hung) / 1000;
+      assert.ok(noticed < 10, `the stream moved ${noticed.toFixed(1)} s after the server hung`);
+    } finally {
+      for (const server of servers) if (server.child.exitCode === null) server.child.kill('SIGKILL');
+    }
+  });
+
   await t.test('resume point: nothing usable answered yet says so', () => {
     const point = new ResumePoint(false);
     point.sent({ sequence: 3 });

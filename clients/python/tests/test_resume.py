@@ -164,6 +164,35 @@ class ResumeTest(unittest.TestCase):
         self.assertEqual(describe(expected), describe(answered))
         self.assertEqual(1, len(moves))
 
+    def test_server_hangs_mid_stream_keepalive_pings_notice_and_the_stream_goes_on(self):
+        # SIGSTOP: the connection stays open and nothing answers (a frozen pod, a node gone without a FIN); only the
+        # client's HTTP/2 pings notice (1 s here, 10 s by default).
+        ports = [free_port(), free_port()]
+        self.servers = [Server(port) for port in ports]
+        moves, answered = [], []
+        gate = threading.Event()
+        with VideoMatchClient(",".join(f"127.0.0.1:{p}" for p in ports), keepalive=1, keepalive_timeout=1) as client:
+            def run():
+                for result in client.stream(frames(self.picture, gate), threshold=0.2, name="camera", track_ids=True,
+                                            resume=True, on_move=lambda move: moves.append((move, time.monotonic()))):
+                    answered.append(result)
+
+            worker = start_and_wait(run, answered)
+            self.assertEqual(8, len(answered), "the first half answered")
+            serving = next(s for s in self.servers if s.streams() > 0)
+            serving.process.send_signal(signal.SIGSTOP)
+            hung = time.monotonic()
+            gate.set()
+            worker.join(timeout=120)
+            self.assertFalse(worker.is_alive())
+            survivor = next(s for s in self.servers if s is not serving)
+        with VideoMatchClient(f"127.0.0.1:{survivor.port}") as single:
+            expected = list(single.stream(frames(self.picture, None), threshold=0.2, name="camera", track_ids=True))
+        self.assertEqual(describe(expected), describe(answered))
+        self.assertEqual(1, len(moves))
+        print(f"moved {moves[0][1] - hung:.1f} s after the server hung: {moves[0][0].cause} {moves[0][0].details}", file=sys.stderr)
+        self.assertLess(moves[0][1] - hung, 10, "1 s without an answer, then 1 s for the ping's")
+
     def test_no_server_to_move_to_the_error_names_the_last_frame_answered(self):
         port = free_port()
         self.servers = [Server(port)]

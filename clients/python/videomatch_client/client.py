@@ -370,12 +370,20 @@ class VideoMatchClient:
     """A connection to a VideoMatch server; thread-safe, reuse it."""
 
     def __init__(self, address: str = "127.0.0.1:50051", api_key: Optional[str] = None,
-                 max_message_bytes: int = 64 * 1024 * 1024, model: str = ""):
+                 max_message_bytes: int = 64 * 1024 * 1024, model: str = "", keepalive: float = 10.0,
+                 keepalive_timeout: float = 10.0):
         """``model``: which of the server's models every call uses (``list_models`` names them); "" for its default.
         ``address``: "host:port", several IP:port pairs separated by commas (balanced round-robin), or a gRPC target
-        such as "dns:///name:port" (every address the name resolves to, round-robin)."""
+        such as "dns:///name:port" (every address the name resolves to, round-robin).
+        ``keepalive``: seconds between HTTP/2 pings while calls are open (0: none), and ``keepalive_timeout`` the wait
+        for a ping's answer: a server that hangs without closing its connections (a frozen pod, a node gone) is
+        noticed, and a resuming stream moves on."""
         options = [("grpc.max_send_message_length", max_message_bytes),
                    ("grpc.max_receive_message_length", max_message_bytes)]
+        if keepalive > 0:
+            options += [("grpc.keepalive_time_ms", int(keepalive * 1000)), ("grpc.keepalive_timeout_ms", int(keepalive_timeout * 1000)),
+                        # Pings while a stream only sends (a frozen server answers nothing, so no data comes back).
+                        ("grpc.http2.max_pings_without_data", 0)]
         target = _target(address)
         if target != address or address.startswith(("dns:", "ipv4:", "ipv6:")):
             # Several servers: calls balanced round-robin, each stream on one; one that goes away is skipped.
